@@ -1,0 +1,1 @@
+"""Record sources (synthetic, waveforms, seisbench) and splits."""

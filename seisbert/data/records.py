@@ -1,0 +1,77 @@
+"""The record set every source yields: a waveform array plus a metadata table.
+
+seisbench-style: one metadata row per station-event record, column names that say
+what they hold, and a waveform store addressed by row. Sample 0 of every record is
+``trace_start``; the P pick is ``trace_p_arrival_sample`` samples later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+CLASS_NAMES = ("earthquake", "blast")  # label 0, label 1
+
+# Columns every source must fill; more are welcome (magnitude, distance, SNR, ...).
+REQUIRED_COLUMNS = (
+    "event_id",  # str, groups the stations of one event (splits are drawn by it)
+    "station_id",  # str, e.g. "UU.SRU"
+    "source_type",  # str, "earthquake" or "blast" (catalogue, may be noisy)
+    "label",  # int, 0 earthquake / 1 blast, the catalogue label
+    "trace_p_arrival_sample",  # int, P pick relative to sample 0
+    "trace_npts",  # int, number of valid samples from sample 0 (rest is NaN padding)
+)
+
+REJECTED_COLUMNS = ("record", "source", "reason", "detail")
+
+
+@dataclass
+class RecordSet:
+    """Waveforms ``(N, C, S)`` float32 (velocity, m/s, NaN past ``trace_npts``) and metadata."""
+
+    waveforms: np.ndarray
+    metadata: pd.DataFrame
+    sampling_rate_hz: float
+    channels: str = "Z"
+    rejected: pd.DataFrame = field(default_factory=lambda: empty_rejected())
+
+    def __post_init__(self):
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.metadata.columns]
+        if missing:
+            raise ValueError(f"record metadata lacks required columns {missing}")
+        if self.waveforms.ndim != 3 or len(self.waveforms) != len(self.metadata):
+            raise ValueError(
+                f"waveforms must be (N, C, S) with N == len(metadata); got "
+                f"{self.waveforms.shape} for {len(self.metadata)} rows"
+            )
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+
+def empty_rejected() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in REJECTED_COLUMNS})
+
+
+def rejection(record: str, source: str, reason: str, detail: str = "") -> dict:
+    """One row of the rejected-records manifest; ``reason`` is a short fixed phrase."""
+    return {"record": record, "source": source, "reason": reason, "detail": detail}
+
+
+class Reason:
+    """The fixed phrases of ``rejected.csv``: counts are grouped by them."""
+
+    UNREADABLE = "unreadable file"
+    GAP = "gap or overlap"
+    MIXED_RATE = "mixed sampling rate"
+    BAD_RATE = "unexpected sampling rate"
+    TOO_SHORT = "too short for the window"
+    NONFINITE = "nan or inf"
+    ALL_ZERO = "all-zero trace"
+    ZERO_MEDIAN = "zero median bin"
+    MISSING_PICK = "missing pick"
+    UNKNOWN_TYPE = "unknown event type"
+    MISSING_CHANNEL = "missing channel"
+    RESPONSE = "response removal failed"

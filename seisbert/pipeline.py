@@ -1,0 +1,160 @@
+"""The cached stages: records -> features -> tokens.
+
+Each stage's artifact lives in ``<paths.cache_dir>/<stage>/<hash>/`` where the hash
+covers the config of the stage and of every stage upstream (DESIGN.md). A stage that
+finds its complete artifact reuses it; otherwise it builds it atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from seisbert.cache import artifact_dir, atomic_artifact, config_hash, is_complete
+from seisbert.config import build
+from seisbert.data.records import RecordSet, empty_rejected, rejection
+from seisbert.data.splits import split_by_event
+from seisbert.features import featurize_chunk, psd_operator
+
+log = logging.getLogger(__name__)
+
+
+def _node(cfg: DictConfig, key: str) -> dict:
+    return OmegaConf.to_container(cfg[key], resolve=True)
+
+
+def stage_config(cfg: DictConfig, stage: str) -> dict:
+    """The config parts a stage's hash covers: its own and everything upstream."""
+    parts = {"records": ["data"], "features": ["data", "split", "features"],
+             "tokens": ["data", "split", "features", "tokenizer"]}[stage]
+    out = {k: _node(cfg, k) for k in parts}
+    out.get("data", {}).pop("progress", None)
+    return out
+
+
+def stage_path(cfg: DictConfig, stage: str) -> Path:
+    return artifact_dir(cfg.paths.cache_dir, stage, config_hash(stage_config(cfg, stage)))
+
+
+# ----------------------------------------------------------------------------- records
+def records_artifact(cfg: DictConfig) -> Path:
+    """Load the source's records once and cache them (waveforms.npy + metadata.parquet)."""
+    path = stage_path(cfg, "records")
+    if is_complete(path):
+        log.info("records: reusing %s", path)
+        return path
+    source = build(cfg.data, "data")
+    records = source.load(progress=True)
+    with atomic_artifact(path, stage_config(cfg, "records")) as tmp:
+        np.save(tmp / "waveforms.npy", records.waveforms.astype(np.float32, copy=False))
+        records.metadata.to_parquet(tmp / "metadata.parquet")
+        records.rejected.to_csv(tmp / "rejected.csv", index=False)
+        (tmp / "records.json").write_text(json.dumps(
+            {"sampling_rate_hz": records.sampling_rate_hz, "channels": records.channels}))
+    return path
+
+
+def load_records(path: Path) -> RecordSet:
+    info = json.loads((path / "records.json").read_text())
+    return RecordSet(np.load(path / "waveforms.npy", mmap_mode="r"),
+                     pd.read_parquet(path / "metadata.parquet"),
+                     info["sampling_rate_hz"], info["channels"],
+                     pd.read_csv(path / "rejected.csv", dtype=str, keep_default_na=False))
+
+
+# ---------------------------------------------------------------------------- features
+@dataclass
+class FeatureSet:
+    """A features artifact: ``features`` (N, T, F) float32 memmap and its metadata table."""
+
+    path: Path
+    features: np.ndarray
+    metadata: pd.DataFrame
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureSet":
+        path = Path(path)
+        return cls(path, np.load(path / "features.npy", mmap_mode="r"),
+                   pd.read_parquet(path / "metadata.parquet"))
+
+
+def featurize_records(records: RecordSet, fcfg, progress: bool = True):
+    """Features ``(N, T, F)`` float32 for all records, in chunks, plus per-record reasons."""
+    if records.channels != fcfg.channels:
+        raise ValueError(f"features.channels={fcfg.channels!r} but the data source provides "
+                         f"{records.channels!r}; set both to the same value")
+    if abs(records.sampling_rate_hz - fcfg.sampling_rate_hz) > 1e-9:
+        raise ValueError(f"features.sampling_rate_hz={fcfg.sampling_rate_hz} but the records are "
+                         f"at {records.sampling_rate_hz} Hz")
+    meta, n = records.metadata, len(records)
+    operator = psd_operator(fcfg, np.dtype(fcfg.compute_dtype))
+    out = np.empty((n, fcfg.n_windows, fcfg.n_bins * len(fcfg.channels)), np.float32)
+    reasons = np.empty(n, dtype=object)
+    p = meta["trace_p_arrival_sample"].to_numpy()
+    npts = meta["trace_npts"].to_numpy()
+    step = fcfg.chunk_records
+    for i in tqdm(range(0, n, step), desc="featurize", unit="chunk", disable=not progress):
+        j = min(i + step, n)
+        out[i:j], reasons[i:j] = featurize_chunk(np.asarray(records.waveforms[i:j]),
+                                                 p[i:j], npts[i:j], fcfg, operator)
+    return out, reasons
+
+
+def features_artifact(cfg: DictConfig) -> Path:
+    """Featurize the cached records and assign event splits (features.npy + metadata)."""
+    path = stage_path(cfg, "features")
+    if is_complete(path):
+        log.info("features: reusing %s", path)
+        return path
+    fcfg = build(cfg.features, "features")
+    scfg = build(cfg.split, "split")
+    records = load_records(records_artifact(cfg))
+    feats, reasons = featurize_records(records, fcfg)
+    keep = reasons == ""
+    meta = records.metadata.reset_index(drop=True).copy()
+    meta["record_index"] = np.arange(len(meta))
+    rejected = pd.concat([records.rejected, _feature_rejections(meta, reasons)], ignore_index=True)
+    meta = meta[keep].reset_index(drop=True)
+    if not (scfg.use_source_split and "split" in meta.columns):
+        meta["split"] = split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
+    with atomic_artifact(path, stage_config(cfg, "features")) as tmp:
+        np.save(tmp / "features.npy", feats[keep])
+        meta.to_parquet(tmp / "metadata.parquet")
+        rejected.to_csv(tmp / "rejected.csv", index=False)
+        np.save(tmp / "frequencies_hz.npy", np.tile(fcfg.frequencies_hz, len(fcfg.channels)))
+        summary = summarize(meta, rejected)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+    report_summary(summary)
+    return path
+
+
+def _feature_rejections(meta: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
+    bad = np.flatnonzero(reasons != "")
+    where = meta["trace_file"] if "trace_file" in meta.columns else meta["station_id"]
+    rows = [rejection(f"{meta.event_id[i]}/{meta.station_id[i]}", "features", reasons[i],
+                      f"record_index={i} {where[i]}") for i in bad]
+    return pd.DataFrame(rows) if rows else empty_rejected()
+
+
+def summarize(meta: pd.DataFrame, rejected: pd.DataFrame) -> dict:
+    """Counts per split and class, and of rejected records per reason."""
+    table = pd.crosstab(meta["split"], meta["source_type"])
+    return {"records": int(len(meta)), "events": int(meta["event_id"].nunique()),
+            "per_split_and_class": {s: {c: int(v) for c, v in row.items()} for s, row in table.iterrows()},
+            "rejected": {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}}
+
+
+def report_summary(summary: dict) -> None:
+    log.info("kept %d records of %d events", summary["records"], summary["events"])
+    for split, counts in summary["per_split_and_class"].items():
+        log.info("  %-5s %s", split, "  ".join(f"{c}={n}" for c, n in counts.items()))
+    skipped = summary["rejected"]
+    log.info("skipped %d records: %s", sum(skipped.values()),
+             ", ".join(f"{n} {r}" for r, n in skipped.items()) or "none")
