@@ -158,3 +158,53 @@ def report_summary(summary: dict) -> None:
     skipped = summary["rejected"]
     log.info("skipped %d records: %s", sum(skipped.values()),
              ", ".join(f"{n} {r}" for r, n in skipped.items()) or "none")
+
+
+# ------------------------------------------------------------------------------ tokens
+@dataclass
+class TokenSet:
+    """A tokens artifact: ``tokens`` (N, T) int16, centroids (K, F), metadata, and its hash."""
+
+    path: Path
+    tokens: np.ndarray
+    metadata: pd.DataFrame
+    vocab_size: int
+
+    @property
+    def digest(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def load(cls, path: Path) -> "TokenSet":
+        path = Path(path)
+        tokens = np.load(path / "tokens.npy", mmap_mode="r")
+        info = json.loads((path / "tokens.json").read_text())
+        return cls(path, tokens, pd.read_parquet(path / "metadata.parquet"), info["vocab_size"])
+
+
+def tokens_artifact(cfg: DictConfig) -> Path:
+    """Fit the tokenizer on the training split of the cached features; assign every record."""
+    from seisbert.tokenizer import fit_tokenizer
+
+    path = stage_path(cfg, "tokens")
+    if is_complete(path):
+        log.info("tokens: reusing %s", path)
+        return path
+    tcfg = build(cfg.tokenizer, "tokenizer")
+    fset = FeatureSet.load(features_artifact(cfg))
+    tokenizer, tokens = fit_tokenizer(np.asarray(fset.features), fset.metadata, tcfg)
+    with atomic_artifact(path, stage_config(cfg, "tokens")) as tmp:
+        np.save(tmp / "tokens.npy", tokens.astype(np.int16))
+        tokenizer.save(tmp / "tokenizer")
+        np.save(tmp / "centroids.npy", tokenizer.centroids)
+        fset.metadata.to_parquet(tmp / "metadata.parquet")
+        (tmp / "tokens.json").write_text(json.dumps(
+            {"vocab_size": int(tcfg.vocab_size), "features": str(fset.path)}))
+    return path
+
+
+def prepare(cfg: DictConfig, until: str = "tokens") -> dict[str, Path]:
+    """Build or reuse every stage up to ``until``; returns their artifact folders."""
+    order = ["records", "features", "tokens"]
+    builders = {"records": records_artifact, "features": features_artifact, "tokens": tokens_artifact}
+    return {s: builders[s](cfg) for s in order[: order.index(until) + 1]}

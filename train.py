@@ -1,0 +1,28 @@
+"""Train SeisBert: ``python train.py experiment=mlm_nsp model.layers=12``.
+
+Reads as a list of steps (lightning-hydra-template style): validate the composed config,
+build or reuse the cached data artifacts, then run the task (prepare, pretrain,
+finetune or a baseline) and return the metric a sweeper optimises.
+"""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from seisbert.run import run_task, validate, write_run_info
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    validate(cfg)  # every group checked before any work
+    write_run_info(cfg)  # resolved config, git commit, artifact hashes
+    metrics = run_task(cfg)
+    monitor = cfg.task.get("monitor")
+    return None if monitor is None else metrics.get(monitor)
+
+
+if __name__ == "__main__":
+    main()
