@@ -1,0 +1,48 @@
+"""Confusion matrices of masked-token predictions (the paper's Fig. 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from seisbert.data.masking import select_positions  # noqa: E402
+
+
+@torch.no_grad()
+def masked_confusion(module, loader, mode: str, mask_rate: float = 0.15, seed: int = 0) -> np.ndarray:
+    """(K, K) counts of (true, predicted) token with every selected position set to [MASK]."""
+    K = module.cfg.vocab_size
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.zeros(K * K, dtype=torch.long)
+    for batch in loader:
+        ids = batch["ids"].to(module.device)
+        sel = select_positions(ids < K, mode, mask_rate, gen)
+        inputs = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
+        hidden = module.encoder(inputs, batch["segments"].to(module.device))
+        pred = module.mlm_head(hidden[sel]).argmax(-1)
+        counts += torch.bincount(ids[sel] * K + pred, minlength=K * K).cpu()
+    return counts.view(K, K).numpy()
+
+
+def plot_confusions(mats: dict, accs: dict, path: Path) -> Path:
+    """Row-normalised confusion heatmaps, one panel per masking regime."""
+    fig, axes = plt.subplots(1, len(mats), figsize=(5 * len(mats), 4.6), squeeze=False)
+    for ax, (mode, m) in zip(axes[0], mats.items()):
+        rows = m / np.maximum(1, m.sum(1, keepdims=True))
+        im = ax.imshow(rows, cmap="viridis", vmin=0, vmax=max(0.05, np.quantile(rows, 0.995)))
+        ax.set_title(f"{mode.replace('_', ' ')} masked: acc {accs[mode]:.1%}")
+        ax.set_xlabel("predicted token")
+        ax.set_ylabel("true token")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true-token row")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,176 @@
+"""Token sequences for the encoder: layouts, source-linking pairs and the DataModule.
+
+Layouts (DESIGN.md): ids 0..K-1 are spectral tokens, then [PAD]=K, [CLS]=K+1,
+[SEP]=K+2, [MASK]=K+3. A record is ``[CLS] t1..tT [SEP]``; a source-linking pair is
+``[CLS] a1..a(T/2) [SEP] b(T/2+1)..bT [SEP]`` with segment 1 on the second part.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Specials:
+    vocab_size: int  # K spectral tokens
+
+    @property
+    def pad(self): return self.vocab_size
+
+    @property
+    def cls(self): return self.vocab_size + 1
+
+    @property
+    def sep(self): return self.vocab_size + 2
+
+    @property
+    def mask(self): return self.vocab_size + 3
+
+
+def record_input(tokens: np.ndarray, sp: Specials) -> tuple[np.ndarray, np.ndarray]:
+    """``(T,)`` tokens -> ids ``[CLS] t [SEP]`` (T+2,) and zero segments."""
+    ids = np.concatenate([[sp.cls], tokens, [sp.sep]]).astype(np.int64)
+    return ids, np.zeros_like(ids)
+
+
+def pair_input(a: np.ndarray, b: np.ndarray, sp: Specials) -> tuple[np.ndarray, np.ndarray]:
+    """First half ``a`` and second half ``b`` -> ``[CLS] a [SEP] b [SEP]`` and segments."""
+    ids = np.concatenate([[sp.cls], a, [sp.sep], b, [sp.sep]]).astype(np.int64)
+    seg = np.concatenate([np.zeros(len(a) + 2), np.ones(len(b) + 1)]).astype(np.int64)
+    return ids, seg
+
+
+# Source-linking labels. 2-way: same event (other station) vs other event.
+# 3-way adds "same record" (the true second half) as its own class.
+SL_LABELS = {2: {"same_event": 0, "other_event": 1}, 3: {"same_record": 0, "same_event": 1, "other_event": 2}}
+
+
+class RecordDataset(Dataset):
+    """One ``[CLS] t [SEP]`` sequence per record, with its class label and row index."""
+
+    def __init__(self, tokens: np.ndarray, labels: np.ndarray, rows: np.ndarray, sp: Specials):
+        self.tokens, self.labels, self.rows, self.sp = tokens, labels, rows, sp
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        row = self.rows[i]
+        ids, seg = record_input(np.asarray(self.tokens[row]), self.sp)
+        return {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
+                "label": torch.tensor(int(self.labels[row])), "row": torch.tensor(int(row))}
+
+
+class PairDataset(Dataset):
+    """Source-linking pairs: anchor record's first half + a partner's second half.
+
+    Positives take another station of the same event, never the same station; anchors
+    from events seen at one station only become negatives, never false positives. The
+    pairing of item ``i`` depends on (seed, epoch, i) only, so validation is fixed and
+    training pairs change every epoch.
+    """
+
+    def __init__(self, tokens, event_ids, station_ids, rows, sp: Specials, n_classes: int = 2,
+                 seed: int = 0, fixed: bool = False):
+        self.tokens, self.rows, self.sp, self.n_classes = tokens, rows, sp, n_classes
+        self.seed, self.fixed, self.epoch = seed, fixed, 0
+        ev = np.asarray(event_ids)[rows]
+        self.station = np.asarray(station_ids)[rows]
+        self.event_codes = np.unique(ev, return_inverse=True)[1]
+        order = np.argsort(self.event_codes, kind="stable")
+        self.by_event = np.split(order, np.flatnonzero(np.diff(self.event_codes[order])) + 1)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def partner(self, i: int, rng: np.random.Generator) -> tuple[int, str]:
+        """Index (into ``rows``) of the second half's record and the pair's kind."""
+        want = rng.random()
+        if self.n_classes == 3 and want < 1 / 3:
+            return i, "same_record"
+        mates = self.by_event[self.event_codes[i]]
+        mates = mates[self.station[mates] != self.station[i]]
+        p_same = 0.5 if self.n_classes == 2 else 2 / 3
+        if len(mates) and want < p_same:
+            return int(rng.choice(mates)), "same_event"
+        j = int(rng.integers(len(self.rows)))
+        while self.event_codes[j] == self.event_codes[i]:  # guaranteed >1 event by the caller
+            j = int(rng.integers(len(self.rows)))
+        return j, "other_event"
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, i])
+        j, kind = self.partner(i, rng)
+        a = np.asarray(self.tokens[self.rows[i]])
+        b = np.asarray(self.tokens[self.rows[j]])
+        half = len(a) // 2
+        ids, seg = pair_input(a[:half], b[half:], self.sp)
+        return {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
+                "sl_label": torch.tensor(SL_LABELS[self.n_classes][kind]),
+                "row": torch.tensor(int(self.rows[i])), "partner_row": torch.tensor(int(self.rows[j]))}
+
+
+class TokenDataModule(L.LightningDataModule):
+    """Serves records (MLM, fine-tuning) or source-linking pairs from a tokens artifact.
+
+    ``train_rows`` restricts training to a labelled subset (label-limited fine-tuning).
+    Dev and test are always the full splits.
+    """
+
+    def __init__(self, tokens: np.ndarray, metadata, vocab_size: int, batch_size: int = 64,
+                 pairs: bool = False, sl_classes: int = 2, seed: int = 0, num_workers: int = 0,
+                 train_rows: np.ndarray | None = None):
+        super().__init__()
+        self.tokens, self.meta, self.sp = tokens, metadata, Specials(vocab_size)
+        self.batch_size, self.pairs, self.sl_classes = batch_size, pairs, sl_classes
+        self.seed, self.num_workers, self.train_rows = seed, num_workers, train_rows
+        split = metadata["split"].to_numpy()
+        self.rows = {s: np.flatnonzero(split == s) for s in ("train", "dev", "test")}
+        if train_rows is not None:
+            if not np.isin(train_rows, self.rows["train"]).all():
+                raise ValueError("train_rows must come from the train split only")
+            self.rows["train"] = np.sort(np.asarray(train_rows))
+        self.datasets = {s: self._dataset(s) for s in self.rows}
+
+    def _dataset(self, split: str) -> Dataset:
+        rows = self.rows[split]
+        if not self.pairs:
+            return RecordDataset(self.tokens, self.meta["label"].to_numpy(), rows, self.sp)
+        if self.meta["event_id"].iloc[rows].nunique() < 2:
+            raise ValueError(f"source linking needs at least two events in the {split} split")
+        return PairDataset(self.tokens, self.meta["event_id"].to_numpy(), self.meta["station_id"].to_numpy(),
+                           rows, self.sp, self.sl_classes, self.seed, fixed=split != "train")
+
+    def step_mode(self) -> np.ndarray:
+        """Most frequent training token at each time step (T,): the paper's second baseline."""
+        train = np.asarray(self.tokens)[self.rows["train"]]  # (n, T)
+        counts = np.apply_along_axis(np.bincount, 0, train.astype(np.int64), minlength=self.sp.vocab_size)
+        return counts.argmax(0)  # (T,)
+
+    def set_epoch(self, epoch: int) -> None:
+        ds = self.datasets["train"]
+        if isinstance(ds, PairDataset):
+            ds.epoch = epoch
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, generator=g, drop_last=False,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("dev", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,1 @@
+"""Training tasks as LightningModules: pretraining (MLM, source linking) and fine-tuning."""

@@ -1,0 +1,94 @@
+"""Shared training plumbing: trainer, loggers, callbacks, figures and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import hydra.utils
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from seisbert.cache import artifact_dir, config_hash
+
+log = logging.getLogger(__name__)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return [hydra.utils.instantiate(node) for node in (cfg.get("logger") or {}).values()]
+
+
+def build_callbacks(cfg: DictConfig) -> list:
+    nodes = cfg.get("callbacks") or {}
+    return [hydra.utils.instantiate(n) for n in nodes.values() if n is not None]
+
+
+def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
+    loggers = build_loggers(cfg)
+    return hydra.utils.instantiate(cfg.trainer, callbacks=build_callbacks(cfg),
+                                   logger=loggers or False, **overrides)
+
+
+def resolve_ckpt(cfg: DictConfig) -> str | None:
+    """``ckpt_path=last`` resumes this run folder's last checkpoint when there is one."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "last":
+        return ckpt
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        log.warning("ckpt_path=last but %s does not exist; starting from scratch", last)
+        return None
+    log.info("resuming from %s", last)
+    return str(last)
+
+
+def log_image(trainer: L.Trainer, key: str, path: Path) -> None:
+    """Send a saved figure to every logger that takes images (W&B, TensorBoard)."""
+    for lg in trainer.loggers:
+        if hasattr(lg, "log_image"):
+            lg.log_image(key=key, images=[str(path)])
+        elif hasattr(getattr(lg, "experiment", None), "add_image"):
+            import matplotlib.image
+
+            lg.experiment.add_image(key, matplotlib.image.imread(path), dataformats="HWC")
+
+
+def log_artifact(trainer: L.Trainer, name: str, kind: str, path: Path) -> None:
+    """Store a file or folder as a W&B artifact (offline runs keep it locally)."""
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            art = wandb.Artifact(name=name, type=kind)
+            (art.add_dir if Path(path).is_dir() else art.add_file)(str(path))
+            lg.experiment.log_artifact(art)
+
+
+def model_artifact_dir(cfg: DictConfig, tokens_digest: str) -> Path:
+    """Cache folder of a trained model: its tokens, model, task, trainer budget and seed."""
+    parts = {"tokens": tokens_digest, "model": OmegaConf.to_container(cfg.model, resolve=True),
+             "task": OmegaConf.to_container(cfg.task, resolve=True), "seed": cfg.seed,
+             "max_epochs": cfg.trainer.get("max_epochs"), "max_steps": cfg.trainer.get("max_steps")}
+    return artifact_dir(cfg.paths.cache_dir, cfg.task.name, config_hash(parts))
+
+
+def publish_checkpoint(ckpt: str | Path, target: Path, info: dict) -> Path:
+    """Copy a finished checkpoint into the cache so later runs can find it by config."""
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / "model.ckpt.tmp"
+    shutil.copyfile(ckpt, tmp)
+    tmp.replace(target / "model.ckpt")
+    (target / "model.json").write_text(json.dumps(info, indent=2, default=str))
+    return target / "model.ckpt"
+
+
+def save_metrics(cfg: DictConfig, metrics: dict, name: str = "metrics.json") -> Path:
+    path = Path(cfg.paths.output_dir) / name
+    path.write_text(json.dumps(metrics, indent=2, default=float))
+    return path
+
+
+def scalar_metrics(results: list[dict]) -> dict:
+    return {k: float(v) for r in results for k, v in r.items()}
