@@ -214,7 +214,8 @@ class WaveformSource:
                            f"data.min_sampling_rate_hz={self.min_sampling_rate_hz}")
         tr = merged_without_gaps(traces, t0, t1)
         tr.detrend("demean").detrend("linear")
-        tr.taper(max_percentage=0.5, max_length=self.pad_s, type="hann")
+        if self.pad_s > 0:
+            tr.taper(max_percentage=0.5, max_length=self.pad_s, type="hann")
         if self.remove_response:
             try:
                 tr.remove_response(inventory, output="VEL", pre_filt=self.pre_filt_hz,

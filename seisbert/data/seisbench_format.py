@@ -1,0 +1,324 @@
+"""SeisBench's dataset format: export a ``RecordSet`` to it, and the ``seisbench`` source.
+
+Follows seisbench's "The SeisBench data format" (docs/pages/data/data_format.rst):
+``metadata.csv`` (one row per trace, ``CATEGORY_PARAMETER_UNIT`` column names,
+``split`` in train/dev/test, ``trace_category`` for the event type) beside
+``waveforms.hdf5`` holding ``data/<trace_name>`` arrays and a ``data_format`` group
+(``dimension_order``, ``component_order``, ``sampling_rate``). Reading also handles
+trace blocks (``block$slice`` names) and chunked datasets. Only h5py is used, not
+the seisbench package.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from seisbert.config import check_choice, check_range
+from seisbert.data.catalog import DEFAULT_EVENT_TYPES, map_event_type
+from seisbert.data.records import (CLASS_NAMES, REQUIRED_COLUMNS, RecordSet, Reason, empty_rejected,
+                                   rejection)
+from seisbert.data.waveforms import Rejected, place_window
+
+log = logging.getLogger(__name__)
+
+SOURCE = "seisbench"
+SPLIT_VALUES = ("train", "dev", "test")
+# Columns whose values are codes: read them as text ("001" must stay "001").
+TEXT_COLUMNS = ("trace_name", "source_id", "station_network_code", "station_code",
+                "station_location_code", "trace_category", "source_type", "split",
+                "event_id", "station_id", "trace_start_time", "source_origin_time")
+
+
+# ------------------------------------------------------------------------------ export
+def export_seisbench(records: RecordSet, split=None, out_dir: str | Path = "seisbench_export",
+                     progress: bool = True) -> Path:
+    """Write ``records`` as a SeisBench dataset in ``out_dir``; returns ``out_dir``.
+
+    ``split`` is one value per record (train/dev/test; "val" is written as "dev") or
+    None to write no split column. Each trace is stored as its valid samples only,
+    ``(C, trace_npts)`` float32, so NaN padding never reaches the file. Both files are
+    written under temporary names and renamed, so a killed export leaves no dataset
+    that looks complete.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = seisbench_metadata(records, split)
+    h5_tmp, csv_tmp = (out_dir / f"{name}.tmp-{os.getpid()}" for name in ("waveforms.hdf5", "metadata.csv"))
+    _write_waveforms(h5_tmp, records, meta, progress)
+    meta.to_csv(csv_tmp, index=False)
+    os.replace(h5_tmp, out_dir / "waveforms.hdf5")
+    os.replace(csv_tmp, out_dir / "metadata.csv")
+    log.info("exported %d traces (%s, %g Hz) to %s", len(meta), records.channels,
+             records.sampling_rate_hz, out_dir)
+    return out_dir
+
+
+def seisbench_metadata(records: RecordSet, split=None) -> pd.DataFrame:
+    """The metadata table in seisbench's names: event id -> ``source_id``, ``station_id``
+    -> network and station codes, ``source_type`` -> ``trace_category`` (kept too)."""
+    meta = records.metadata.reset_index(drop=True).copy()
+    net_sta = meta["station_id"].astype(str).str.split(".", n=1, expand=True).reindex(columns=[0, 1])
+    has_net = net_sta[1].notna()
+    front = pd.DataFrame({
+        "trace_name": [f"{i:07d}_{_safe(s)}" for i, s in enumerate(meta["station_id"])],
+        "source_id": meta["event_id"].astype(str),
+        "station_network_code": net_sta[0].where(has_net, ""),
+        "station_code": net_sta[1].where(has_net, net_sta[0]),
+        "trace_category": meta["source_type"]})
+    if split is not None:
+        front.insert(1, "split", _split_values(split, len(meta)))
+    if "trace_sampling_rate_hz" not in meta:
+        meta["trace_sampling_rate_hz"] = records.sampling_rate_hz
+    rest = meta.drop(columns=["event_id", "station_id"] + [c for c in front if c in meta])
+    return pd.concat([front, rest], axis=1)
+
+
+def _split_values(split, n: int) -> np.ndarray:
+    values = np.asarray(split).astype(str)
+    values = np.where(values == "val", "dev", values)
+    if values.shape != (n,):
+        raise ValueError(f"split has shape {values.shape}; expected one value per record ({n})")
+    bad = sorted(set(values.tolist()) - set(SPLIT_VALUES))
+    if bad:
+        raise ValueError(f"split values {bad} are not allowed; use {list(SPLIT_VALUES)}")
+    return values
+
+
+def _write_waveforms(path: Path, records: RecordSet, meta: pd.DataFrame, progress: bool) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        fmt = f.create_group("data_format")
+        fmt["dimension_order"] = "CW"
+        fmt["component_order"] = records.channels
+        fmt["sampling_rate"] = float(records.sampling_rate_hz)
+        data = f.create_group("data")
+        npts = meta["trace_npts"].to_numpy(int)
+        for i, name in enumerate(tqdm(meta["trace_name"], desc="export", disable=not progress)):
+            data.create_dataset(name, data=np.asarray(records.waveforms[i, :, :npts[i]], np.float32))
+
+
+def _safe(text: str) -> str:
+    """A trace-name fragment: no '$' (block syntax) and no '/' (hdf5 groups)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(text))
+
+
+# ------------------------------------------------------------------------------ source
+@dataclass
+class SeisBenchSource:
+    path: str | None = None  # folder with metadata.csv + waveforms.hdf5 (or chunks)
+    channels: str = "Z"  # Z | ZRT
+    pre_s: float = 20.0
+    post_s: float = 100.0
+    sampling_rate_hz: float = 100.0
+    min_sampling_rate_hz: float = 40.0
+    type_columns: list = field(default_factory=lambda: ["trace_category", "source_type"])
+    event_types: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
+    p_columns: list = field(default_factory=lambda: [
+        "trace_p_arrival_sample", "trace_P_arrival_sample", "trace_Pg_arrival_sample",
+        "trace_Pn_arrival_sample", "trace_P1_arrival_sample"])
+    splits: list | None = None  # keep only these split values; None keeps every row
+
+    def __post_init__(self):
+        check_choice("data.channels", self.channels, ("Z", "ZRT"))
+        for key, value in self.event_types.items():
+            check_choice(f"data.event_types.{key}", value, CLASS_NAMES)
+        for key, lo in (("pre_s", 0.0), ("post_s", 1.0), ("sampling_rate_hz", 1.0),
+                        ("min_sampling_rate_hz", 0.0)):
+            check_range(f"data.{key}", getattr(self, key), lo)
+
+    @property
+    def n_samples(self) -> int:  # S
+        return round((self.pre_s + self.post_s) * self.sampling_rate_hz)
+
+    def load(self, progress: bool = True) -> RecordSet:
+        """Read every chunk of the dataset into a ``RecordSet``; unusable rows are rejected."""
+        if self.path is None:
+            raise ValueError("data.path must be set for data=seisbench")
+        waves, rows, rejected = [], [], []
+        for meta_path, h5_path in chunk_files(Path(self.path)):
+            meta = pd.read_csv(meta_path, dtype={c: str for c in TEXT_COLUMNS}, low_memory=False)
+            if self.splits is not None and "split" in meta:
+                meta = meta[meta["split"].isin(list(self.splits))]
+            self._read_chunk(meta, h5_path, waves, rows, rejected, progress)
+        shape = (0, len(self.channels), self.n_samples)
+        waveforms = np.stack(waves) if waves else np.zeros(shape, np.float32)  # (N, C, S)
+        metadata = pd.DataFrame(rows, columns=list(REQUIRED_COLUMNS) if not rows else None)
+        metadata = metadata[list(REQUIRED_COLUMNS) + [c for c in metadata if c not in REQUIRED_COLUMNS]]
+        rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
+        counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
+        log.info("seisbench %s: %d records; rejected %d %s", self.path, len(metadata),
+                 len(rejected), counts)
+        return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
+
+    def _read_chunk(self, meta: pd.DataFrame, h5_path: Path, waves, rows, rejected, progress):
+        import h5py
+
+        with h5py.File(h5_path, "r") as f:
+            fmt = data_format(f)
+            for _, row in tqdm(meta.iterrows(), total=len(meta), desc=h5_path.name,
+                               disable=not progress):
+                try:
+                    wave, out = self._record(row, f, fmt)
+                except Rejected as r:
+                    rejected.append(rejection(str(row.get("trace_name")), SOURCE, r.reason, r.detail))
+                    continue
+                waves.append(wave)
+                rows.append(out)
+
+    def _record(self, row: pd.Series, f, fmt: dict) -> tuple[np.ndarray, dict]:
+        source_type = self._source_type(row)
+        p = next((row[c] for c in self.p_columns if c in row and _finite(row[c])), None)
+        if p is None:
+            raise Rejected(Reason.MISSING_PICK, f"none of {self.p_columns} is set")
+        fs = _sampling_rate(row, fmt)
+        if fs < self.min_sampling_rate_hz:
+            raise Rejected(Reason.BAD_RATE, f"{fs} Hz < data.min_sampling_rate_hz="
+                           f"{self.min_sampling_rate_hz}")
+        data = self._components(read_trace(f, row["trace_name"], fmt), fmt, row)  # (C, n)
+        if fs != self.sampling_rate_hz:
+            data, p = _resample(data, fs, self.sampling_rate_hz), p * self.sampling_rate_hz / fs
+        wave, p_sample, npts, offset_s = place_window(
+            data, 0.0, p / self.sampling_rate_hz, self.pre_s, self.n_samples, self.sampling_rate_hz)
+        out = row.to_dict()
+        out.update(event_id=_event_id(row), station_id=_station_id(row), source_type=source_type,
+                   label=CLASS_NAMES.index(source_type), trace_p_arrival_sample=p_sample,
+                   trace_npts=npts, trace_sampling_rate_hz=self.sampling_rate_hz)
+        if offset_s and isinstance(row.get("trace_start_time"), str):
+            from obspy import UTCDateTime
+
+            out["trace_start_time"] = str(UTCDateTime(row["trace_start_time"]) + offset_s)
+        return wave, out
+
+    def _source_type(self, row: pd.Series) -> str:
+        raw = next((row[c] for c in self.type_columns if c in row and isinstance(row[c], str)), None)
+        source_type = map_event_type(raw, self.event_types)
+        if source_type is None:
+            raise Rejected(Reason.UNKNOWN_TYPE, f"event type {raw!r} (columns {self.type_columns}) "
+                           "is not in data.event_types")
+        return source_type
+
+    def _components(self, data: np.ndarray, fmt: dict, row: pd.Series) -> np.ndarray:
+        """``(C, n)`` in this source's channel order (Z, or Z, R, T rotated from N/E or 1/2)."""
+        order = fmt["component_order"].replace("1", "N").replace("2", "E")
+        if all(c in order for c in self.channels):
+            return data[[order.index(c) for c in self.channels]]
+        baz = row.get("path_back_azimuth_deg", math.nan)
+        if self.channels == "ZRT" and all(c in order for c in "ZNE") and _finite(baz):
+            from obspy.signal.rotate import rotate_ne_rt
+
+            n, e = (data[order.index(c)].astype(np.float64) for c in "NE")
+            r, t = rotate_ne_rt(n, e, float(baz))
+            return np.stack([data[order.index("Z")], r, t]).astype(np.float32)  # (3, n)
+        raise Rejected(Reason.MISSING_CHANNEL, f"component order {fmt['component_order']!r} "
+                       f"cannot give {self.channels!r} (R/T need N/E and path_back_azimuth_deg)")
+
+
+# ---------------------------------------------------------------------------- helpers
+def chunk_files(path: Path) -> list[tuple[Path, Path]]:
+    """(metadata, waveforms) file pairs: the ``chunks`` file, else one dataset, else by name."""
+    if (path / "chunks").is_file():
+        names = [c.strip() for c in (path / "chunks").read_text().splitlines() if c.strip()]
+    elif (path / "metadata.csv").is_file():
+        names = [""]
+    else:
+        names = sorted(p.name[len("metadata"):-len(".csv")] for p in path.glob("metadata*.csv"))
+    if not names:
+        raise ValueError(f"data.path={str(path)!r} holds no metadata.csv (not a SeisBench dataset)")
+    return [(path / f"metadata{c}.csv", path / f"waveforms{c}.hdf5") for c in names]
+
+
+def data_format(f) -> dict:
+    """The ``data_format`` group as plain strings/floats (datasets or attributes)."""
+    group = f["data_format"]
+    raw = {**dict(group.attrs), **{k: group[k][()] for k in group.keys()}}
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "SO":  # a list of identifiers
+            value = "".join(v.decode() if isinstance(v, bytes) else str(v) for v in value)
+        out[key] = value
+    if "dimension_order" not in out or "component_order" not in out:
+        raise ValueError(f"{f.filename}: data_format lacks dimension_order or component_order")
+    if out["dimension_order"] not in ("CW", "WC"):
+        raise ValueError(f"{f.filename}: dimension_order {out['dimension_order']!r} is not "
+                         "supported; use CW or WC")
+    return out
+
+
+def read_trace(f, trace_name: str, fmt: dict) -> np.ndarray:
+    """One trace as ``(C, n)`` float32; ``block$i,:3,:600`` names address trace blocks."""
+    block, _, where = str(trace_name).partition("$")
+    try:
+        array = f["data"][block]
+        array = array[_parse_slice(where)] if where else array[()]
+    except (KeyError, ValueError, IndexError) as e:
+        raise Rejected(Reason.UNREADABLE, f"trace {trace_name!r} in {f.filename}: {e}") from None
+    array = np.asarray(array, np.float32)
+    if array.ndim == 1:
+        array = array[None] if fmt["dimension_order"] == "CW" else array[:, None]
+    return array if fmt["dimension_order"] == "CW" else array.T  # (C, n)
+
+
+def _parse_slice(text: str) -> tuple:
+    def one(part):
+        if ":" not in part:
+            return int(part)
+        bits = [int(b) if b.strip() else None for b in part.split(":")]
+        return slice(*bits)
+
+    return tuple(one(p.strip()) for p in text.split(","))
+
+
+def _sampling_rate(row: pd.Series, fmt: dict) -> float:
+    if _finite(row.get("trace_sampling_rate_hz")):
+        return float(row["trace_sampling_rate_hz"])
+    if "sampling_rate" in fmt:
+        return float(fmt["sampling_rate"])
+    if _finite(row.get("trace_dt_s")):
+        return 1.0 / float(row["trace_dt_s"])
+    raise Rejected(Reason.BAD_RATE, "no sampling rate (trace_sampling_rate_hz, "
+                   "data_format/sampling_rate or trace_dt_s)")
+
+
+def _resample(data: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
+    """FFT resampling per channel with ``obspy.Trace.resample``, as the waveforms source."""
+    from obspy import Trace
+
+    out = []
+    for channel in data.astype(np.float64):
+        tr = Trace(channel, header={"sampling_rate": from_hz})
+        out.append(tr.resample(to_hz).data)
+    return np.stack(out).astype(np.float32)  # (C, n')
+
+
+def _event_id(row: pd.Series) -> str:
+    for key in ("source_id", "event_id"):
+        if isinstance(row.get(key), str):
+            return row[key]
+    return str(row["trace_name"])  # no event id: each trace is its own event
+
+
+def _station_id(row: pd.Series) -> str:
+    if isinstance(row.get("station_id"), str):
+        return row["station_id"]
+    net, sta = row.get("station_network_code"), row.get("station_code")
+    sta = sta if isinstance(sta, str) else ""
+    return f"{net}.{sta}" if isinstance(net, str) and net else sta
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
