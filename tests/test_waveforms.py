@@ -312,3 +312,12 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="data.file_glob='\\*.sac' matches no files"):
         WaveformSource(waveform_dir=str(tmp_path), file_glob="*.sac",
                        catalog=csv_catalog(tmp_path / "c.csv", [RJOB_EVENT])).load()
+
+
+def test_pairs_beyond_max_distance_are_left_out_and_logged(tmp_path, caplog):
+    source = WaveformSource(waveform_dir=str(link(TLY, tmp_path / "wf").parent), max_distance_km=1000.0,
+                            catalog=tohoku_quakeml(tmp_path / "a.xml", False), min_sampling_rate_hz=20.0)
+    with caplog.at_level(logging.INFO, logger="seisbert.data.waveforms"):
+        rs = source.load(progress=False)
+    assert len(rs) == 0 and rs.rejected.empty
+    assert "1 event-station pairs farther than data.max_distance_km=1000 left out" in caplog.text
