@@ -1,0 +1,6 @@
+"""The hand-written encoder and its task heads."""
+
+from seisbert.model.encoder import Attention, Block, Encoder, EncoderConfig, MLP, optimizer_groups
+from seisbert.model.heads import MLMHead, SequenceHead
+
+__all__ = ["Attention", "Block", "Encoder", "EncoderConfig", "MLP", "MLMHead", "SequenceHead", "optimizer_groups"]
