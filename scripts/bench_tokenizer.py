@@ -1,0 +1,166 @@
+"""Benchmark the FAISS k-means tokenizer on synthetic windows with cluster structure.
+
+(a) FAISS vs scikit-learn ``KMeans`` at equal work: the same 2 M windows x 20, K=150,
+    the same iterations, one init, the same initial centroids (a seeded sample of the
+    windows), FAISS with its silent subsample switched off. Fit + assign time and the
+    final inertia, both measured by one nearest-centroid pass over all windows.
+(b) Paper scale with the default config: 15.3 M windows x 20, K=150, fit on a seeded
+    subsample of the training split (``tokenizer.max_fit_windows``), assign all; its
+    inertia over all windows against a full-data fit (all windows, same seed and
+    iterations), which is timed once too.
+
+    python scripts/bench_tokenizer.py                       # both parts (~5 min on 2 cores)
+    python scripts/bench_tokenizer.py --part b --n-b 2000000 --no-full-fit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seisbert.tokenizer import Tokenizer, TokenizerConfig, fit_tokenizer
+
+log = logging.getLogger("bench_tokenizer")
+
+
+def mixture_windows(n: int, dim: int = 20, n_components: int = 400, seed: int = 0,
+                    chunk: int = 1_000_000) -> np.ndarray:
+    """(n, dim) float32 from a Gaussian mixture with unequal weights and spreads, more
+    components than K so k-means has real work to do."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1.0, (n_components, dim)).astype(np.float32)
+    spread = rng.uniform(0.1, 0.5, n_components).astype(np.float32)
+    weights = rng.dirichlet(np.full(n_components, 2.0))
+    x = np.empty((n, dim), np.float32)
+    for lo in range(0, n, chunk):  # bounded temporaries at 15 M rows
+        hi = min(lo + chunk, n)
+        comp = rng.choice(n_components, size=hi - lo, p=weights)
+        x[lo:hi] = rng.standard_normal((hi - lo, dim), dtype=np.float32) * spread[comp, None] + centres[comp]
+    return x
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def mean_sq_distance(x: np.ndarray, centroids: np.ndarray) -> float:
+    """Inertia per window of any centroid set, measured the same way for every method."""
+    cfg = TokenizerConfig(vocab_size=len(centroids), device="cpu")
+    return float(Tokenizer(cfg, np.ascontiguousarray(centroids, np.float32)).search(x)[1].mean(dtype=np.float64))
+
+
+def sklearn_fit(x: np.ndarray, k: int, n_iter: int, seed: int, init) -> tuple[np.ndarray, float, int]:
+    """scikit-learn Lloyd, one init; tol=0 so it never stops early on centre shift. Its fit
+    also returns ``labels_``, so its time already holds the assign step."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(k, init=init, n_init=1, max_iter=n_iter, tol=0.0, algorithm="lloyd", random_state=seed)
+    _, seconds = timed(km.fit, x)
+    return km.cluster_centers_, seconds, int(km.n_iter_)
+
+
+def faiss_fit(x: np.ndarray, cfg: TokenizerConfig, init: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """The tokenizer's own fit (all windows, no subsample) + assign of all windows."""
+    tok, t_fit = timed(Tokenizer(replace(cfg, max_fit_windows=None)).fit, x, init_centroids=init)
+    _, t_assign = timed(tok.assign, x)
+    return tok.centroids, t_fit + t_assign
+
+
+def part_a(n: int, cfg: TokenizerConfig, skip_sklearn: bool) -> list[dict]:
+    """FAISS vs scikit-learn at equal work: from the same initial centroids (strictly equal
+    work), and each from its own default init (FAISS: random windows; sklearn: greedy k-means++)."""
+    x = mixture_windows(n, seed=cfg.seed)
+    k = cfg.vocab_size
+    shared = x[np.random.default_rng(cfg.seed + 1).choice(n, size=k, replace=False)].copy()
+    rows = []
+    for init_name, faiss_init, sk_init in (("same initial centroids", shared, shared),
+                                           ("own default init", None, "k-means++")):
+        centroids, seconds = faiss_fit(x, cfg, faiss_init)
+        row = {"init": init_name, "n_windows": n, "k": k, "n_iter": cfg.n_iter,
+               "faiss_s": seconds, "faiss_inertia": mean_sq_distance(x, centroids)}
+        if not skip_sklearn:
+            centroids, seconds, iters = sklearn_fit(x, k, cfg.n_iter, cfg.seed, sk_init)
+            row.update({"sklearn_s": seconds, "sklearn_iterations": iters,
+                        "sklearn_inertia": mean_sq_distance(x, centroids)})
+            row["speedup"] = row["sklearn_s"] / row["faiss_s"]
+            row["inertia_ratio"] = row["faiss_inertia"] / row["sklearn_inertia"]
+        log.info("part a (%s): %s", init_name, row)
+        rows.append(row)
+    return rows
+
+
+def paper_scale_data(n_windows: int, n_steps: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Windows as (records, T, 20) features with an 80/10/10 train/dev/test record split."""
+    n_records = n_windows // n_steps
+    x = mixture_windows(n_records * n_steps, seed=seed).reshape(n_records, n_steps, -1)
+    split = np.random.default_rng(seed).choice(["train", "dev", "test"], size=n_records, p=[0.8, 0.1, 0.1])
+    return x, pd.DataFrame({"split": split})
+
+
+def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], full_fit: bool) -> list[dict]:
+    """Default config at paper scale for each ``max_fit_windows``, and the full-data reference
+    (all windows, same seed and iterations); inertia is always over all windows."""
+    features, metadata = paper_scale_data(n, 90, cfg.seed)
+    flat = features.reshape(-1, features.shape[2])  # (N*T, F), a view
+    rows = []
+    for size in fit_sizes:
+        (tok, _), seconds = timed(fit_tokenizer, features, metadata, replace(cfg, max_fit_windows=size))
+        rows.append({"max_fit_windows": size, "n_windows": len(flat), "k": cfg.vocab_size,
+                     "n_iter": cfg.n_iter, "fit_assign_s": seconds, "inertia_all": mean_sq_distance(flat, tok.centroids)})
+        log.info("part b: %s", rows[-1])
+    if full_fit:
+        full, seconds = timed(Tokenizer(replace(cfg, max_fit_windows=None)).fit, flat)
+        reference = mean_sq_distance(flat, full.centroids)
+        rows.append({"max_fit_windows": None, "n_windows": len(flat), "k": cfg.vocab_size, "n_iter": cfg.n_iter,
+                     "fit_s": seconds, "inertia_all": reference})
+        for row in rows:
+            row["inertia_ratio_to_full"] = row["inertia_all"] / reference
+    return rows
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["a", "b", "both"], default="both")
+    ap.add_argument("--n-a", type=int, default=2_000_000, help="windows in part (a)")
+    ap.add_argument("--n-b", type=int, default=15_300_000, help="windows in part (b)")
+    ap.add_argument("--k", type=int, default=150)
+    ap.add_argument("--n-iter", type=int, default=None, help="default: tokenizer.n_iter")
+    ap.add_argument("--max-fit-windows", type=int, nargs="+", default=None,
+                    help="part (b) subsample sizes; default: tokenizer.max_fit_windows")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--no-full-fit", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    cfg = TokenizerConfig(vocab_size=args.k, seed=args.seed, device="cpu")
+    cfg = replace(cfg, n_iter=args.n_iter or cfg.n_iter)
+    import faiss
+
+    results = {"threads": faiss.omp_get_max_threads()}
+    if args.part in ("a", "both"):
+        results["a"] = part_a(args.n_a, cfg, args.no_sklearn)
+    if args.part in ("b", "both"):
+        results["b"] = part_b(args.n_b, cfg, args.max_fit_windows or [cfg.max_fit_windows], not args.no_full_fit)
+    print(json.dumps(results, indent=2))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
