@@ -29,7 +29,7 @@ N_SPECIALS = 4  # [PAD], [CLS], [SEP], [MASK]
 
 @dataclass
 class EncoderConfig:
-    vocab_size: int = 64  # spectral tokens K; the YAML reads it from tokenizer.vocab_size
+    vocab_size: int = 150  # spectral tokens K; the YAML reads it from tokenizer.vocab_size
     max_len: int = 96  # position table size; inputs are 92 ([CLS] 90 [SEP]) or 93 tokens
     layers: int = 4
     heads: int = 4
