@@ -110,7 +110,7 @@ def psd_operator(cfg: FeatureConfig, dtype=np.float64) -> tuple[np.ndarray, np.n
 
 
 def window_psd(segments: np.ndarray, cfg: FeatureConfig, operator=None) -> np.ndarray:
-    """PSD windows of cut segments: ``(n, L)`` samples -> ``(n, T, F)`` float64 density.
+    """PSD windows of cut segments: ``(n, L)`` samples -> ``(n, T, F)`` float32 density.
 
     Each window of ``window_samples`` is the mean of its non-overlapping
     ``segment_samples`` periodograms (Welch with noverlap=0; one segment for 1-s windows).
@@ -123,6 +123,7 @@ def window_psd(segments: np.ndarray, cfg: FeatureConfig, operator=None) -> np.nd
     c *= c
     power = c[:, :F] + c[:, F:]  # (n*T*sub, F)
     power *= scale
+    power = power.astype(np.float32)  # the precision is spent; scaling runs at half the bytes
     if per_window == 1:
         return power.reshape(n, T, F)
     return power.reshape(n, T, per_window, F).mean(axis=2)  # (n, T, F)

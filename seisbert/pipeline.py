@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +185,7 @@ class TokenSet:
 
 def tokens_artifact(cfg: DictConfig) -> Path:
     """Fit the tokenizer on the training split of the cached features; assign every record."""
+    from seisbert.analysis.vocabulary import vocabulary_report, write_report
     from seisbert.tokenizer import fit_tokenizer
 
     path = stage_path(cfg, "tokens")
@@ -192,15 +194,36 @@ def tokens_artifact(cfg: DictConfig) -> Path:
         return path
     tcfg = build(cfg.tokenizer, "tokenizer")
     fset = FeatureSet.load(features_artifact(cfg))
-    tokenizer, tokens = fit_tokenizer(np.asarray(fset.features), fset.metadata, tcfg)
+    inputs = np.asarray(fset.features)
+    if tcfg.method != "kmeans_psd":  # the paper's alternative: raw 1-s waveform windows
+        inputs = waveform_windows(cfg, fset)
+    tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
+    report = vocabulary_report(np.asarray(fset.features) if tcfg.method == "kmeans_psd" else inputs,
+                               tokens, tokenizer.centroids, fset.metadata, build(tcfg.report, "tokenizer.report"))
     with atomic_artifact(path, stage_config(cfg, "tokens")) as tmp:
+        write_report(report, tmp / "vocabulary_report.json")
         np.save(tmp / "tokens.npy", tokens.astype(np.int16))
         tokenizer.save(tmp / "tokenizer")
         np.save(tmp / "centroids.npy", tokenizer.centroids)
         fset.metadata.to_parquet(tmp / "metadata.parquet")
+        # so views find the windows beside their tokens (relative: the cache can move)
+        os.symlink(Path("..") / ".." / "features" / fset.path.name / "features.npy", tmp / "features.npy")
         (tmp / "tokens.json").write_text(json.dumps(
             {"vocab_size": int(tcfg.vocab_size), "features": str(fset.path)}))
     return path
+
+
+def waveform_windows(cfg: DictConfig, fset: FeatureSet) -> np.ndarray:
+    """Raw vertical windows ``(N, T, window_samples)`` of the kept records, as segmented."""
+    from seisbert.features import cut_segments
+
+    fcfg = build(cfg.features, "features")
+    records = load_records(records_artifact(cfg))
+    rows = fset.metadata["record_index"].to_numpy()
+    meta = records.metadata.iloc[rows]
+    seg, _ = cut_segments(np.asarray(records.waveforms[rows, 0]), meta["trace_p_arrival_sample"].to_numpy(),
+                          meta["trace_npts"].to_numpy(), fcfg)
+    return seg.reshape(len(rows), fcfg.n_windows, fcfg.window_samples).astype(np.float32)
 
 
 def prepare(cfg: DictConfig, until: str = "tokens") -> dict[str, Path]:

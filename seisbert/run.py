@@ -16,7 +16,7 @@ from seisbert.pipeline import prepare, stage_path
 log = logging.getLogger(__name__)
 
 # Groups whose node is a config dataclass (``_target_``), checked before any work.
-VALIDATED_GROUPS = ("data", "split", "features", "tokenizer", "model")
+VALIDATED_GROUPS = ("data", "split", "features", "tokenizer", "model", "baseline")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -16,19 +16,27 @@ from seisbert.cache import artifact_dir, config_hash
 log = logging.getLogger(__name__)
 
 
+def _instantiate_all(nodes) -> list:
+    # a node without _target_ is a leftover of an experiment's override (e.g. W&B tags
+    # with logger=csv): nothing to build
+    return [hydra.utils.instantiate(n) for n in (nodes or {}).values()
+            if n is not None and "_target_" in n]
+
+
 def build_loggers(cfg: DictConfig) -> list:
-    return [hydra.utils.instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    return _instantiate_all(cfg.get("logger"))
 
 
 def build_callbacks(cfg: DictConfig) -> list:
-    nodes = cfg.get("callbacks") or {}
-    return [hydra.utils.instantiate(n) for n in nodes.values() if n is not None]
+    return _instantiate_all(cfg.get("callbacks"))
 
 
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = build_loggers(cfg)
-    return hydra.utils.instantiate(cfg.trainer, callbacks=build_callbacks(cfg),
-                                   logger=loggers or False, **overrides)
+    callbacks = build_callbacks(cfg)
+    if not loggers:  # nothing to send learning rates to (logger=none)
+        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
+    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
 def resolve_ckpt(cfg: DictConfig) -> str | None:

@@ -1,0 +1,44 @@
+"""``experiment=baseline_rf|baseline_hgb|baseline_cnn``: non-transformer references.
+
+Same cached features/tokens, same splits and the same labelled subsets as the
+transformers; each baseline's main knob is chosen on the dev split.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from seisbert.baselines import fit_baseline
+from seisbert.data.subsets import label_subsets
+from seisbert.metrics import plot_confusion
+from seisbert.pipeline import FeatureSet, TokenSet
+from seisbert.tasks.common import save_metrics
+
+log = logging.getLogger(__name__)
+
+
+def labelled_rows(meta, labels: int | None, seed: int) -> np.ndarray:
+    if labels is None:
+        return np.flatnonzero(meta["split"].to_numpy() == "train")
+    return label_subsets(meta, sizes=(labels,), seed=seed)[labels]
+
+
+def run(cfg: DictConfig, artifacts: dict) -> dict:
+    name = cfg.task.baseline
+    fset = FeatureSet.load(artifacts["features"])
+    tset = TokenSet.load(artifacts["tokens"])
+    rows = labelled_rows(tset.metadata, cfg.task.labels, cfg.task.subset_seed)
+    result = fit_baseline(name, cfg.baseline, np.asarray(fset.features), np.asarray(tset.tokens),
+                          tset.metadata, rows, seed=cfg.seed)
+    metrics = {f"test/{k}": v for k, v in result.test.items()}
+    metrics.update({f"train/{k}": v for k, v in result.train.items() if np.isscalar(v)})
+    metrics.update({"chosen": result.chosen, "tried": result.tried, "train_records": result.n_train})
+    out = Path(cfg.paths.output_dir)
+    plot_confusion(np.array(result.test["confusion_matrix"]), ["earthquake", "blast"],
+                   out / "confusion.png", f"{name}: test, per record")
+    save_metrics(cfg, metrics)
+    return metrics

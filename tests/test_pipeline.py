@@ -1,0 +1,72 @@
+"""The cached stages end to end on the tiny synthetic set: records -> features -> tokens."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import CONFIG_DIR
+from seisbert.cache import is_complete
+from seisbert.pipeline import FeatureSet, TokenSet, prepare, stage_path
+from seisbert.run import validate
+
+
+def test_prepare_builds_features_and_tokens_with_splits_and_manifest(tiny_cfg):
+    cfg = tiny_cfg()
+    paths = prepare(cfg)
+    fset = FeatureSet.load(paths["features"])
+    tset = TokenSet.load(paths["tokens"])
+    n = len(fset.metadata)
+    assert fset.features.shape == (n, 90, 20) and fset.features.dtype == np.float32
+    assert tset.tokens.shape == (n, 90) and tset.tokens.dtype == np.int16
+    assert tset.tokens.max() < 16 and tset.vocab_size == 16
+    assert np.isfinite(fset.features).all()
+    per_event = fset.metadata.groupby("event_id")["split"].nunique()
+    assert (per_event == 1).all() and set(fset.metadata.split) == {"train", "dev", "test"}
+    summary = json.loads((paths["features"] / "summary.json").read_text())
+    assert summary["records"] == n
+    rejected = pd.read_csv(paths["features"] / "rejected.csv")
+    assert list(rejected.columns) == ["record", "source", "reason", "detail"]
+
+
+def test_stages_are_reused_and_hashes_follow_the_right_configs(tiny_cfg):
+    base = tiny_cfg()
+    prepare(base)
+    stamp = (stage_path(base, "features") / "features.npy").stat().st_mtime_ns
+    bigger_model = tiny_cfg("model.layers=3")
+    other_vocab = tiny_cfg("tokenizer.vocab_size=8")
+    for stage in ("records", "features", "tokens"):
+        assert stage_path(bigger_model, stage) == stage_path(base, stage)
+    assert stage_path(other_vocab, "features") == stage_path(base, "features")
+    assert stage_path(other_vocab, "tokens") != stage_path(base, "tokens")
+    prepare(other_vocab)
+    assert (stage_path(base, "features") / "features.npy").stat().st_mtime_ns == stamp  # not rebuilt
+    assert is_complete(stage_path(other_vocab, "tokens"))
+
+
+def test_every_experiment_composes_and_validates(tmp_path):
+    from pathlib import Path
+
+    names = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+    assert {"mlm", "mlm_nsp", "finetune", "scratch"} <= set(names)
+    for name in names:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={name}", f"paths.output_dir={tmp_path}"])
+        validate(cfg)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("tokenizer.vocab_size=200", r"tokenizer.vocab_size=200 is out of range"),
+    ("model.heads=3", r"model.heads"),
+    ("+features.windw_s=2", r"features.windw_s is not a known key"),
+    ("task=mlm task.params.mask_mode=middle", r"task.params.mask_mode='middle' is not allowed"),
+])
+def test_config_errors_name_the_key_before_any_work(tmp_path, override, match):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*override.split(), f"paths.cache_dir={tmp_path}/c",
+                                          f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match=match):
+        validate(cfg)
+    assert not (tmp_path / "c").exists()
