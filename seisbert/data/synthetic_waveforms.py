@@ -39,15 +39,19 @@ def synthesize(cfg, cat: dict, tr: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trace_noise(cfg, tr: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two white series ``(B, NPTS)`` and a unit complex spectrum ``(B, F)`` per trace."""
-    n_bins = NPTS // 2 + 1
-    draws = np.empty((len(tr["event"]), 2 * NPTS + 2 * n_bins), np.float32)
+    """Two white series ``(B, NPTS)`` and a unit complex-Gaussian spectrum ``(B, F)`` per trace.
+
+    Uniform white noise of unit variance, which Boore (2003) allows beside Gaussian; it is
+    5x cheaper to draw, and its Fourier coefficients are Gaussian anyway (central limit).
+    """
+    draws = np.empty((len(tr["event"]), 3 * NPTS), np.float32)
     for i, (e, s) in enumerate(zip(tr["event"], tr["station"])):
-        rng = np.random.Generator(np.random.SFC64([cfg.seed, 11, e, s]))
-        draws[i] = rng.standard_normal(draws.shape[1], np.float32)
+        draws[i] = np.random.Generator(np.random.SFC64([cfg.seed, 11, e, s])).random(3 * NPTS, np.float32)
+    draws -= 0.5
+    draws *= np.sqrt(12.0, dtype=np.float32)
     w1, w2 = draws[:, :NPTS], draws[:, NPTS:2 * NPTS]
-    z = (draws[:, 2 * NPTS:2 * NPTS + n_bins] + 1j * draws[:, 2 * NPTS + n_bins:]) / np.sqrt(2)
-    return w1, w2, z.astype(np.complex64)
+    z = sfft.rfft(draws[:, 2 * NPTS:], axis=1, workers=cfg.fft_workers) / np.float32(np.sqrt(NPTS))
+    return w1, w2, z
 
 
 def _saragoni_hart(cfg, dt: np.ndarray, dur: np.ndarray) -> np.ndarray:
