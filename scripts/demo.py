@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import runpy
 import sys
 from pathlib import Path
 
@@ -20,10 +21,9 @@ from omegaconf import DictConfig, open_dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seisbert.analysis import token_views  # noqa: E402
 from seisbert.analysis.examples import plot_examples  # noqa: E402
 from seisbert.config import build  # noqa: E402
-from seisbert.pipeline import FeatureSet, TokenSet, load_records, prepare  # noqa: E402
+from seisbert.pipeline import FeatureSet, load_records, prepare  # noqa: E402
 from seisbert.run import run_task, validate  # noqa: E402
 
 log = logging.getLogger("demo")
@@ -45,7 +45,6 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     fcfg = build(cfg.features, "features")
     records = load_records(paths["records"])
     fset = FeatureSet.load(paths["features"])
-    tset = TokenSet.load(paths["tokens"])
     summary = json.loads((paths["features"] / "summary.json").read_text())
     print("\nrecords per split and class:")
     for split, counts in summary["per_split_and_class"].items():
@@ -54,13 +53,8 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     plot_examples(records.waveforms, fset.features, fset.metadata, fcfg.frequencies_hz,
                   OUT / "examples.png", pre_s=fcfg.pre_s, window_s=fcfg.window_s,
                   sampling_rate_hz=fcfg.sampling_rate_hz)
-    tokens, K = np.asarray(tset.tokens), tset.vocab_size
-    centroids = np.load(paths["tokens"] / "centroids.npy")
-    token_views.plot_occurrence(tokens, OUT / "token_occurrence.png", K)
-    token_views.plot_token_kinds(tokens, OUT / "token_kinds.png", K)
-    token_views.plot_centroid_spectra(centroids, OUT / "centroid_spectra.png", tokens)
-    token_views.plot_umap_map(np.asarray(fset.features), tokens, OUT / "token_umap.png", K)
-
+    plot_tokens = runpy.run_path(str(ROOT / "scripts" / "plot_tokens.py"))
+    plot_tokens["main"]([str(paths["tokens"]), "--out", str(OUT)])
 
 def main(overrides: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -95,6 +95,8 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
     metrics["train_records"] = int(len(dm.rows["train"]))
+    if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_score is not None:
+        metrics["val/balanced_accuracy_best"] = float(trainer.checkpoint_callback.best_model_score)
     metrics.update(masked_evaluation(module, dm))
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir)
