@@ -117,7 +117,7 @@ def test_taup_matches_generator_arrivals(records):
     slower and Pn (beyond ~150 km) faster than the generator: first P and first S travel
     times must agree within 10%, and TauP's S placed at the P pick within 1.5 s of the
     generator's S (0.5 s of pick jitter plus the model difference). Measured on this set:
-    at most ~5% (P) and ~3% (S); 1.2 s on the S line.
+    at most 5.2% (1.3 s, P) and 2.7% (1.2 s, S); 0.7 s on the S line.
     """
     meta = records.metadata.sort_values("path_ep_distance_km").iloc[::3]
     origin = pd.to_datetime(meta["source_origin_time"])

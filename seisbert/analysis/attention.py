@@ -358,7 +358,8 @@ def record_view(encoder, art: Artifacts, row: int, phases=DEFAULT_PHASES, model:
         view.p_sample = float(art.waveform_metadata.iloc[rec]["trace_p_arrival_sample"])
     if "trace_p_arrival_sample" in meta:
         view.truth = metadata_arrivals(meta, art.sampling_rate_hz)
-    if {"source_depth_km", "path_ep_distance_km"} <= set(meta.index):
+    if {"source_depth_km", "path_ep_distance_km"} <= set(meta.index) and \
+            np.isfinite([meta["source_depth_km"], meta["path_ep_distance_km"]]).all():
         view.arrivals = arrivals_after_p(taup_arrivals(meta["source_depth_km"], meta["path_ep_distance_km"],
                                                        phases, model))
     return view

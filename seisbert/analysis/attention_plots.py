@@ -85,7 +85,7 @@ def display_trace(view: RecordView, max_points: int | None = None) -> tuple[np.n
     nyq = view.sampling_rate_hz / 2
     sos = butter(4, [max(f.min(), 0.05), min(f.max(), 0.9 * nyq)], "bandpass", fs=view.sampling_rate_hz,
                  output="sos")
-    y = sosfiltfilt(sos, view.waveform - view.waveform.mean())
+    y = sosfiltfilt(sos, np.nan_to_num(view.waveform - np.nanmean(view.waveform)))  # NaN: no data
     keep = (t >= lo) & (t < hi)
     t, y = t[keep], y[keep] / max(np.abs(y[keep]).max(), 1e-30)
     if max_points is not None and len(t) > max_points:
