@@ -73,13 +73,14 @@ def main() -> None:
         "logreg, 3 windows P+0-5/5-30/30-80 s": np.concatenate(
             [psd[:, 10:15].mean(1), psd[:, 15:40].mean(1), psd[:, 40:90].mean(1)], axis=1),
     }
-    rows = [(name, *cv_accuracy(logreg, x, y, y_true, groups)) for name, x in features.items()]
+    models = [(name, logreg, x) for name, x in features.items()]
     if args.hgb:
         hgb = HistGradientBoostingClassifier(max_iter=200, random_state=0)
-        rows.append(("HistGBM, full 90x20 grid", *cv_accuracy(hgb, psd.reshape(len(psd), -1), y, y_true, groups)))
-    print(f"{'model':40s} catalogue  true")
-    for name, acc, acc_true in rows:
-        print(f"{name:40s} {acc:8.1f}  {acc_true:5.1f}")
+        models.append(("HistGBM, full 90x20 grid", hgb, psd.reshape(len(psd), -1)))
+    print(f"{'model (4-fold event-grouped accuracy, %)':42s} catalogue  true", flush=True)
+    for name, model, x in models:
+        acc, acc_true = cv_accuracy(model, x, y, y_true, groups)
+        print(f"{name:42s} {acc:9.1f}  {acc_true:4.1f}", flush=True)
 
 
 if __name__ == "__main__":
