@@ -95,9 +95,12 @@ def _phase_sum(cfg, f, w1, w2, env: dict, a_p, a_s, a_r) -> np.ndarray:
 
     Codas share their direct phase's normalisation, so coda levels are relative to its peak.
     """
-    fwd = lambda w, e: sfft.rfft(w * np.repeat(e.astype(np.float32), ENV_STEP, axis=1),  # noqa: E731
-                                 axis=1, workers=cfg.fft_workers)
-    gain = lambda e: (SAMPLING_RATE_HZ / np.sqrt(NPTS * np.mean(e ** 2, axis=1)))[:, None].astype(np.float32)  # noqa: E731
+    def fwd(w, e):  # rfft of noise times the envelope repeated to 100 Hz
+        return sfft.rfft(w * np.repeat(e.astype(np.float32), ENV_STEP, axis=1), axis=1, workers=cfg.fft_workers)
+
+    def gain(e):  # fs / sqrt(N mean env^2): unit mean power, Fourier amplitude in physical units
+        return (SAMPLING_RATE_HZ / np.sqrt(NPTS * np.mean(e ** 2, axis=1)))[:, None].astype(np.float32)
+
     w1_rev, w2_rev = w1[:, ::-1], w2[:, ::-1]  # reversed noise is a cheap independent-looking draw
     x = fwd(w1, env["p"] + env["p_coda"]) * (a_p * gain(env["p"]))
     g_s = gain(env["s"])
