@@ -41,7 +41,7 @@ NOTES = [
 ]
 
 
-def figures(summary: dict, out: Path) -> dict[str, str]:
+def figures(summary: dict, out: Path, umap: bool = True, attention_views: bool = True) -> dict[str, str]:
     """Copy the figures of the runs next to the report; returns caption -> relative path."""
     figs = {"label curve (Fig. 7, all models)": plot_label_curve(summary["results"], out / "label_curve.png").name}
     for name, m in summary["pretrain"].items():
@@ -51,15 +51,17 @@ def figures(summary: dict, out: Path) -> dict[str, str]:
             figs[f"masked-token confusion, {name} (Fig. 6)"] = f"mlm_confusion_{name}.png"
     tokens_dir = summary["artifacts"]["tokens"]
     try:
-        runpy.run_path(str(ROOT / "scripts" / "plot_tokens.py"))["main"]([tokens_dir, "--out", str(out)])
+        runpy.run_path(str(ROOT / "scripts" / "plot_tokens.py"))["main"](
+            [tokens_dir, "--out", str(out), *([] if umap else ["--skip-umap"])])
         figs["token occurrence over event time (Fig. 5)"] = "token_occurrence.png"
-        figs["UMAP of PSD windows coloured by token (Fig. 4)"] = "token_umap.png"
+        if umap:
+            figs["UMAP of PSD windows coloured by token (Fig. 4)"] = "token_umap.png"
         figs["centroid spectra"] = "centroid_spectra.png"
     except Exception as err:  # a figure must not sink the report; say so in it
         log.warning("token views failed: %s", err)
     attention = ROOT / "scripts" / "attention.py"
     ckpt = summary["pretrain"].get("mlm", {}).get("checkpoint")
-    if attention.exists() and ckpt:
+    if attention_views and attention.exists() and ckpt:
         try:
             runpy.run_path(str(attention))["main"](["--checkpoint", ckpt, "--out", str(out / "attention")])
             figs["attention views (Figs. 8-10)"] = "attention/index.html"
@@ -77,7 +79,7 @@ def main(argv: list[str]) -> Path:
     fset = FeatureSet.load(summary["artifacts"]["features"])
     summary.update(n_records=len(fset.metadata), n_events=fset.metadata.event_id.nunique())
     out = Path(study.out_dir)
-    report = write_report(summary, out, figures(summary, out), NOTES)
+    report = write_report(summary, out, figures(summary, out, study.umap, study.attention), NOTES)
     print(f"\nwrote {report}")
     print(summary["results"].groupby(["arm", "labels"], sort=False)["balanced_accuracy"].agg(["mean", "std"]))
     return report

@@ -55,7 +55,7 @@ def pretrain(study: DictConfig, tokens_digest: str) -> dict:
         start = time.perf_counter()
         metrics = json.loads(cached.read_text())["metrics"] if cached.exists() else run_once(cfg)
         metrics["seconds"] = time.perf_counter() - start
-        metrics["output_dir"] = cfg.paths.output_dir
+        metrics.setdefault("output_dir", cfg.paths.output_dir)
         out[name] = metrics
     return out
 

@@ -52,11 +52,12 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
         log_image(trainer, "test/mlm_confusion", figure)
         if best:
             target = model_artifact_dir(cfg, tset.digest)
+            metrics["checkpoint"] = str(target / "model.ckpt")
+            metrics["output_dir"] = str(cfg.paths.output_dir)
             publish_checkpoint(best, target, {"tokens": tset.digest, "vocab_size": tset.vocab_size,
                                               "task": cfg.task.name, "metrics": metrics})
             log_artifact(trainer, f"{cfg.task.name}-model", "model", target)
             log_artifact(trainer, "tokenizer", "tokenizer", Path(artifacts["tokens"]) / "tokenizer")
-            metrics["checkpoint"] = str(target / "model.ckpt")
         save_metrics(cfg, metrics)
     return metrics
 
