@@ -63,6 +63,17 @@ def test_attention_rows_sum_to_one(module, art):
     np.testing.assert_allclose(spec.sum(-1), 1.0, atol=1e-5)
 
 
+def test_attention_maps_use_the_record_layout(module, art):
+    from seisbert.data.sequences import Specials, record_input
+
+    ids, seg = record_input(np.asarray(art.tokens[2]), Specials(K))
+    module.encoder.eval()
+    with torch.no_grad():
+        _, att = module.encoder(torch.from_numpy(ids)[None], torch.from_numpy(seg)[None], return_attention=True)
+    np.testing.assert_allclose(A.attention_maps(module.encoder, art.tokens[2]),
+                               torch.stack([a[0] for a in att]).numpy(), atol=1e-6)
+
+
 def test_attention_maps_switch_dropout_off(module, art):
     module.train()
     first = A.attention_maps(module.encoder, art.tokens[1])

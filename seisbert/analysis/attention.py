@@ -56,12 +56,13 @@ def attention_maps(encoder, tokens: np.ndarray) -> np.ndarray:
     """Attention probabilities (layers, heads, T+2, T+2) float32 of one record's tokens (T,)."""
     import torch
 
-    from seisbert.data.sequences import Specials, record_input
-
-    ids, seg = record_input(np.asarray(tokens), Specials(encoder.cfg.vocab_size))
+    # The layout of seisbert.data.sequences.record_input, built here because importing that
+    # module imports Lightning (seconds); a test checks the two agree.
+    cfg = encoder.cfg
+    ids = torch.from_numpy(np.concatenate([[cfg.cls_id], np.asarray(tokens), [cfg.sep_id]]).astype(np.int64))
     encoder.eval()  # attention dropout off: the maps are the model's, not a noisy sample
     with torch.no_grad():
-        _, att = encoder(torch.from_numpy(ids)[None], torch.from_numpy(seg)[None], return_attention=True)
+        _, att = encoder(ids[None], torch.zeros_like(ids)[None], return_attention=True)
     return torch.stack([a[0] for a in att]).float().numpy()  # (layers, heads, L, L)
 
 

@@ -250,7 +250,7 @@ def plot_bulk_attention(view: RecordView, query: int, path: Path) -> Path:
     return _save(fig, path)
 
 
-def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: int = 60,
+def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: int = 72,
                            max_points: int = 2000) -> Path:
     """GIF of the bulk view, one frame per query step t = 1..T.
 
@@ -270,7 +270,7 @@ def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: 
         for artist in update(q):
             fig.draw_artist(artist)
         frames.append(Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba())
-                      .convert("RGB").quantize(colors=128))
+                      .convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE))
     plt.close(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +316,7 @@ def plot_attention_matrices(view: RecordView, path: Path) -> Path:
     n_layers, n_heads = att.shape[:2]
     lo, hi = _extent_s(view)
     fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.3 * n_heads + 1, 2.3 * n_layers + 0.6),
-                             sharex=True, sharey=True, squeeze=False)
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     for (l, h), ax in np.ndenumerate(axes):
         im = ax.imshow(att[l, h] * view.n_steps, origin="upper", extent=(lo, hi, hi, lo), cmap="coolwarm",
                        norm=_ratio_norm(), interpolation="nearest")
@@ -328,7 +328,7 @@ def plot_attention_matrices(view: RecordView, path: Path) -> Path:
         ax.set_xlabel("key: s after P", fontsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("query: s after P", fontsize=7)
-    _ratio_colorbar(fig, im, ax=axes, pad=0.01, fraction=0.02)
+    _ratio_colorbar(fig, im, ax=axes, fraction=0.02)
     fig.suptitle(f"{view.title()}: attention of every layer and head (lines: P pick and TauP arrivals)",
                  fontsize=10)
     return _save(fig, path, dpi=110)
