@@ -268,6 +268,9 @@ def test_resolve_artifacts_and_load_encoder(module, art, records, tmp_path):
                                A.attention_maps(module.encoder, art.tokens[0]), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="python train.py experiment=mlm"):
         A.newest_checkpoint(tmp_path / "empty")
+    (ckpt.parent / "model.json").unlink()  # a run folder's checkpoint: the tokenizer_digest hparam
+    with pytest.raises(FileNotFoundError, match="cannot find the tokens artifact 'x'"):
+        A.resolve_artifacts(ckpt, tmp_path / "cache")
 
 
 def test_script_batch_writes_index(module, art, records, tmp_path):

@@ -277,26 +277,37 @@ def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:
 
 
 def _existing(*candidates) -> Path | None:
-    return next((Path(c) for c in candidates if c is not None and Path(c).is_dir()), None)
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+
+
+def _tokens_digest(checkpoint: Path) -> str | None:
+    """Tokens artifact name of a checkpoint: its published ``model.json``, else its hparams."""
+    info = Path(checkpoint).parent / "model.json"
+    if info.exists():
+        return json.loads(info.read_text()).get("tokens")
+    import torch
+
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    return hparams.get("tokenizer_digest")
 
 
 def resolve_artifacts(checkpoint: Path, cache_dir: Path, tokens: Path | None = None,
                       features: Path | None = None, records: Path | None = None) -> dict:
     """Artifact folders that belong to a checkpoint; explicit folders win.
 
-    tokens: ``model.json["tokens"]`` beside the checkpoint; features: ``tokens.json["features"]``;
-    records: the records artifact whose hash is that of the features' data config.
+    tokens: ``model.json["tokens"]`` beside the checkpoint (a run folder's checkpoint: its
+    ``tokenizer_digest`` hparam); features: ``tokens.json["features"]``; records: the records
+    artifact whose hash is that of the features' data config.
     """
     from seisbert.cache import artifact_dir, config_hash
 
     cache_dir = Path(cache_dir)
     if tokens is None:
-        info = Path(checkpoint).parent / "model.json"
-        digest = json.loads(info.read_text()).get("tokens") if info.exists() else None
+        digest = _tokens_digest(checkpoint)
         tokens = _existing(digest and cache_dir / "tokens" / digest)
         if tokens is None:
-            raise FileNotFoundError(f"cannot find the tokens of {checkpoint} (no {info} naming an artifact "
-                                    f"under {cache_dir}/tokens); pass --tokens")
+            raise FileNotFoundError(f"cannot find the tokens artifact {digest!r} of {checkpoint} under "
+                                    f"{cache_dir}/tokens; pass --tokens")
     if features is None:
         named = json.loads((Path(tokens) / "tokens.json").read_text()).get("features")
         features = _existing(named, named and cache_dir / "features" / Path(named).name)
