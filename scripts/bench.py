@@ -1,0 +1,49 @@
+"""``make bench``: every stage beside its reference, in one run, printed as ratios.
+
+    python scripts/bench.py                 # all stages (about 10-15 min on 2 cores)
+    python scripts/bench.py features model  # a subset: features tokenizer model synthetic
+
+Timings are only comparable within one run: other load on the machine shifts them all.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import time
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS.parent))
+
+STAGES = {
+    "synthetic": ("bench_synthetic.py", None),  # generation speed, class separability
+    "features": ("bench_features.py", []),  # ours vs. scipy welch loop / periodogram per record
+    "tokenizer": ("bench_tokenizer.py", []),  # FAISS vs. scikit-learn KMeans; paper-scale fit+assign
+    "model": ("bench_encoder.py", []),  # our encoder vs. HF BertForMaskedLM vs. nn.TransformerEncoder
+}
+
+
+def main(argv: list[str]) -> None:
+    chosen = argv or list(STAGES)
+    unknown = set(chosen) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; choose from {list(STAGES)}")
+    for name in chosen:
+        script, args = STAGES[name]
+        print(f"\n{'=' * 20} {name} ({script}) {'=' * 20}", flush=True)
+        start = time.perf_counter()
+        main_fn = runpy.run_path(str(SCRIPTS / script))["main"]
+        if args is None:
+            saved, sys.argv = sys.argv, [script]
+            try:
+                main_fn()
+            finally:
+                sys.argv = saved
+        else:
+            main_fn(args)
+        print(f"[{name}: {time.perf_counter() - start:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
