@@ -1,9 +1,10 @@
 """Benchmark the FAISS k-means tokenizer on synthetic windows with cluster structure.
 
-(a) FAISS vs scikit-learn ``KMeans`` at equal work: the same 2 M windows x 20, K=150,
-    the same iterations, one init, the same initial centroids (a seeded sample of the
-    windows), FAISS with its silent subsample switched off. Fit + assign time and the
-    final inertia, both measured by one nearest-centroid pass over all windows.
+(a) FAISS vs scikit-learn ``KMeans`` on the same 2 M windows x 20, K=150, the same
+    iterations, one init, FAISS with its silent subsample switched off: first from the
+    same initial centroids (a seeded sample of the windows: strictly equal work), then
+    each from its default seeding. Fit + assign time, and the final inertia of both
+    measured by one nearest-centroid pass over all windows.
 (b) Paper scale with the default config: 15.3 M windows x 20, K=150, fit on a seeded
     subsample of the training split (``tokenizer.max_fit_windows``), assign all; its
     inertia over all windows against a full-data fit (all windows, same seed and
@@ -75,10 +76,11 @@ def faiss_fit(x: np.ndarray, cfg: TokenizerConfig, init: np.ndarray | None) -> t
     return tok.centroids, t_fit + t_assign
 
 
-def part_a(n: int, cfg: TokenizerConfig, skip_sklearn: bool) -> list[dict]:
-    """FAISS vs scikit-learn at equal work: from the same initial centroids (strictly equal
-    work), and each from its own default init (FAISS: random windows; sklearn: greedy k-means++)."""
-    x = mixture_windows(n, seed=cfg.seed)
+def part_a(n: int, cfg: TokenizerConfig, skip_sklearn: bool, data_seed: int) -> list[dict]:
+    """FAISS vs scikit-learn, K and iterations equal, one init each: from the same initial
+    centroids (strictly equal work), then each from its default seeding (the tokenizer:
+    greedy k-means++ on ``init_sample_windows`` windows; scikit-learn: on all windows)."""
+    x = mixture_windows(n, seed=data_seed)
     k = cfg.vocab_size
     shared = x[np.random.default_rng(cfg.seed + 1).choice(n, size=k, replace=False)].copy()
     rows = []
@@ -106,22 +108,25 @@ def paper_scale_data(n_windows: int, n_steps: int, seed: int) -> tuple[np.ndarra
     return x, pd.DataFrame({"split": split})
 
 
-def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], full_fit: bool) -> list[dict]:
-    """Default config at paper scale for each ``max_fit_windows``, and the full-data reference
-    (all windows, same seed and iterations); inertia is always over all windows."""
-    features, metadata = paper_scale_data(n, 90, cfg.seed)
+def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], seeds: list[int], full_fit: bool,
+           data_seed: int) -> list[dict]:
+    """Default config at paper scale for each ``max_fit_windows`` and tokenizer seed, and the
+    full-data reference (all windows, first seed, same iterations); inertia is over all windows."""
+    features, metadata = paper_scale_data(n, 90, data_seed)
     flat = features.reshape(-1, features.shape[2])  # (N*T, F), a view
     rows = []
     for size in fit_sizes:
-        (tok, _), seconds = timed(fit_tokenizer, features, metadata, replace(cfg, max_fit_windows=size))
-        rows.append({"max_fit_windows": size, "n_windows": len(flat), "k": cfg.vocab_size,
-                     "n_iter": cfg.n_iter, "fit_assign_s": seconds, "inertia_all": mean_sq_distance(flat, tok.centroids)})
-        log.info("part b: %s", rows[-1])
+        for seed in seeds:
+            (tok, _), seconds = timed(fit_tokenizer, features, metadata, replace(cfg, max_fit_windows=size, seed=seed))
+            rows.append({"max_fit_windows": size, "seed": seed, "n_windows": len(flat), "k": cfg.vocab_size,
+                         "n_iter": cfg.n_iter, "fit_assign_s": seconds,
+                         "inertia_all": mean_sq_distance(flat, tok.centroids)})
+            log.info("part b: %s", rows[-1])
     if full_fit:
-        full, seconds = timed(Tokenizer(replace(cfg, max_fit_windows=None)).fit, flat)
+        full, seconds = timed(Tokenizer(replace(cfg, max_fit_windows=None, seed=seeds[0])).fit, flat)
         reference = mean_sq_distance(flat, full.centroids)
-        rows.append({"max_fit_windows": None, "n_windows": len(flat), "k": cfg.vocab_size, "n_iter": cfg.n_iter,
-                     "fit_s": seconds, "inertia_all": reference})
+        rows.append({"max_fit_windows": None, "seed": seeds[0], "n_windows": len(flat), "k": cfg.vocab_size,
+                     "n_iter": cfg.n_iter, "fit_s": seconds, "inertia_all": reference})
         for row in rows:
             row["inertia_ratio_to_full"] = row["inertia_all"] / reference
     return rows
@@ -136,7 +141,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--n-iter", type=int, default=None, help="default: tokenizer.n_iter")
     ap.add_argument("--max-fit-windows", type=int, nargs="+", default=None,
                     help="part (b) subsample sizes; default: tokenizer.max_fit_windows")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="tokenizer seed (part b: the first of --seeds)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="part (b) tokenizer seeds; default: --seed")
+    ap.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic mixture windows")
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-full-fit", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -152,9 +159,10 @@ def main(argv=None) -> dict:
 
     results = {"threads": faiss.omp_get_max_threads()}
     if args.part in ("a", "both"):
-        results["a"] = part_a(args.n_a, cfg, args.no_sklearn)
+        results["a"] = part_a(args.n_a, cfg, args.no_sklearn, args.data_seed)
     if args.part in ("b", "both"):
-        results["b"] = part_b(args.n_b, cfg, args.max_fit_windows or [cfg.max_fit_windows], not args.no_full_fit)
+        results["b"] = part_b(args.n_b, cfg, args.max_fit_windows or [cfg.max_fit_windows],
+                              args.seeds or [args.seed], not args.no_full_fit, args.data_seed)
     print(json.dumps(results, indent=2))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

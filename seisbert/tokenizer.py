@@ -152,9 +152,11 @@ class Tokenizer:
         """Centroids (K, D) of the best of ``n_redo`` runs (lowest FAISS objective)."""
         cfg = self.cfg
         if init_centroids is not None or cfg.init != "greedy_kmeans++":
-            return self._kmeans(x, init_centroids, cfg.n_redo)[0]
+            return self._kmeans(x, init_centroids, cfg.n_redo, "given centroids" if init_centroids
+                                is not None else f"FAISS {cfg.init} x {cfg.n_redo} redo")[0]
         # FAISS would restart every redo from one given start, so redo here with new seeds
-        runs = [self._kmeans(x, self._greedy_seeds(x, cfg.seed + r), 1) for r in range(cfg.n_redo)]
+        runs = [self._kmeans(x, self._greedy_seeds(x, cfg.seed + r), 1,
+                             f"greedy k-means++ (run {r + 1} of {cfg.n_redo})") for r in range(cfg.n_redo)]
         return min(runs, key=lambda run: run[1])[0]
 
     def _greedy_seeds(self, x: np.ndarray, seed: int) -> np.ndarray:
@@ -167,7 +169,8 @@ class Tokenizer:
         seeds, _ = kmeans_plusplus(x if rows is None else x[rows], self.cfg.vocab_size, random_state=seed)
         return seeds
 
-    def _kmeans(self, x: np.ndarray, init_centroids: np.ndarray | None, n_redo: int) -> tuple[np.ndarray, float]:
+    def _kmeans(self, x: np.ndarray, init_centroids: np.ndarray | None, n_redo: int,
+                seeding: str) -> tuple[np.ndarray, float]:
         """One FAISS k-means: centroids (K, D) and the final objective (sum of squared distances)."""
         import faiss
 
@@ -178,8 +181,7 @@ class Tokenizer:
                           max_points_per_centroid=-(-len(x) // cfg.vocab_size) + 1, verbose=False)
         log.info("k-means: FAISS %s on %s (%s), K=%d, %d iterations, init %s", faiss.__version__,
                  "GPU" if gpu else "CPU", f"{faiss.get_num_gpus()} GPUs" if gpu
-                 else f"{faiss.omp_get_max_threads()} threads", cfg.vocab_size, cfg.n_iter,
-                 "from given centroids" if init_centroids is not None else f"{cfg.init} x {n_redo} redo")
+                 else f"{faiss.omp_get_max_threads()} threads", cfg.vocab_size, cfg.n_iter, seeding)
         objective = km.train(x, init_centroids=None if init_centroids is None
                              else np.ascontiguousarray(init_centroids, dtype=np.float32))
         return np.ascontiguousarray(km.centroids, dtype=np.float32), float(objective)  # (K, D)

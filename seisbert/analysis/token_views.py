@@ -244,7 +244,7 @@ def plot_centroid_spectra(centroids: np.ndarray, path: str | Path, layout: Token
     order = np.argsort(centroids.mean(axis=1)) if layout is None else layout.order
     fig, axes = plt.subplots(1, 1 if layout is None else 2, figsize=(7 if layout is None else 12, 7),
                              squeeze=False, layout="constrained")
-    lim = float(np.abs(centroids).max())
+    lim = float(np.percentile(np.abs(centroids), 99))  # a few glitch tokens would wash out the rest
     df = (freqs_hz[-1] - freqs_hz[0]) / max(f - 1, 1)
     im = axes[0, 0].imshow(centroids[order], aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
                            interpolation="nearest", extent=(freqs_hz[0] - df / 2, freqs_hz[-1] + df / 2, k - 0.5, -0.5))
@@ -252,7 +252,7 @@ def plot_centroid_spectra(centroids: np.ndarray, path: str | Path, layout: Token
     axes[0, 0].set_yticks(np.arange(0, k, step), [str(i) for i in order[::step]], fontsize=6)
     axes[0, 0].set(xlabel="frequency (Hz)", title=f"Centroid spectra (K={k})",
                    ylabel="token id (by mean level)" if layout is None else "token id (grouped by kind)")
-    fig.colorbar(im, ax=axes[0, 0], label="log10(PSD / record median) of the centroid", pad=0.01)
+    fig.colorbar(im, ax=axes[0, 0], label="log10(PSD / record median) of the centroid", pad=0.01, extend="both")
     if layout is not None:
         for c, (name, color) in enumerate(zip(layout.names, _kind_colors(plt, len(layout.names)))):
             axes[0, 1].plot(freqs_hz, centroids[layout.kind == c].mean(axis=0), color=color, lw=2, label=name)

@@ -36,7 +36,7 @@ class ReportConfig:
     s_start_window: int = 15  # fixed S bin when it has not: s_start_window .. s_end_window - 1
     s_end_window: int = 30
     window_s: float = 1.0
-    sampling_rate_hz: float = 100.0  # converts trace_s_arrival_sample to seconds
+    sampling_rate_hz: float = 100.0  # S pick samples to seconds, unless metadata has trace_sampling_rate_hz
 
     def __post_init__(self):
         check_range("tokenizer.report.sample_windows", self.sample_windows, 2)
@@ -102,7 +102,9 @@ def phase_bins(metadata: pd.DataFrame, n_windows: int, cfg: ReportConfig) -> np.
         s = pd.to_numeric(metadata["trace_s_arrival_sample"], errors="coerce").to_numpy(float)
         p = metadata["trace_p_arrival_sample"].to_numpy(float)
         known = np.isfinite(s)
-        s_win = cfg.p_window + np.floor((s - p) / (cfg.sampling_rate_hz * cfg.window_s))
+        rate = (metadata["trace_sampling_rate_hz"].to_numpy(float) if "trace_sampling_rate_hz" in metadata.columns
+                else cfg.sampling_rate_hz)
+        s_win = cfg.p_window + np.floor((s - p) / (rate * cfg.window_s))
         s_start[known] = np.maximum(s_win[known], cfg.p_window + 1)
         s_end[known] = s_start[known] + cfg.s_windows
     t = np.arange(n_windows)[None, :]  # (1, T)
