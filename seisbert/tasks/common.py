@@ -31,8 +31,20 @@ def build_callbacks(cfg: DictConfig) -> list:
     return _instantiate_all(cfg.get("callbacks"))
 
 
+def log_config(loggers: list, cfg: DictConfig) -> None:
+    """Send the composed config (every group, resolved) to each logger as hyperparameters.
+
+    The module's own hyperparameters only cover the model and the task; a dashboard needs
+    the data, features, tokenizer and trainer settings too to compare runs.
+    """
+    params = OmegaConf.to_container(cfg, resolve=True)
+    for lg in loggers:
+        lg.log_hyperparams(params)
+
+
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = build_loggers(cfg)
+    log_config(loggers, cfg)
     callbacks = build_callbacks(cfg)
     if not loggers:  # nothing to send learning rates to (logger=none)
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]

@@ -1,0 +1,161 @@
+"""Loggers read back: a tiny run's offline W&B history, config, images and artifacts, and the
+TensorBoard event file (not just the folders they leave)."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from seisbert.loggers import wandb_offline
+from seisbert.run import run_task, write_run_info
+
+EPOCHS = 2
+LOG_EVERY_STEP = ["trainer.log_every_n_steps=1", f"trainer.max_epochs={EPOCHS}"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two shared cores: oversubscribed BLAS threads make tiny models crawl."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------- W&B transaction log
+def wandb_records(path: Path):
+    """Protobuf records of a ``.wandb`` file (W&B's LevelDB-style log; what `wandb sync` uploads).
+
+    The file starts with a 7-byte header (``:W&B``, magic, version) and is cut into 32 KiB
+    blocks of chunks: crc32 (4 bytes), length (2), type (1: full, 2: first, 3: middle, 4: last).
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B", "not a W&B transaction log"
+    pos, parts = 7, []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer too short for a chunk header: padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        parts = [chunk] if kind in (1, 2) else parts + [chunk]
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b"".join(parts))
+            yield record
+
+
+def finished_records(log_file: Path, timeout_s: float = 60.0) -> list:
+    """The records once the run's ``exit`` record is on disk: wandb.finish() can return while
+    the wandb-core service is still writing the log."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = list(wandb_records(log_file))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """History rows, merged config, logged artifacts and files of one offline run."""
+    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    out = {"history": [], "config": {}, "artifacts": {}, "files": [], "dir": log_file.parent}
+    for r in finished_records(log_file):
+        kind = r.WhichOneof("record_type")
+        if kind == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                                   for i in r.history.item})
+        elif kind == "config":
+            out["config"].update({i.key: json.loads(i.value_json) for i in r.config.update})
+        elif kind == "artifact":
+            out["artifacts"][r.artifact.name] = (r.artifact.type, {m.path for m in r.artifact.manifest.contents})
+        elif kind == "files":
+            out["files"] += [f.path for f in r.files.files]
+    return out
+
+
+def series(history: list[dict], key: str) -> list[float]:
+    return [row[key] for row in history if key in row]
+
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    """Offline W&B writing only under tmp (its cache, staging and settings folders too)."""
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, wandb_env):
+    import wandb
+
+    cfg = tiny_cfg("experiment=mlm", "model=tiny", "logger=wandb", *LOG_EVERY_STEP)
+    write_run_info(cfg)
+    metrics = run_task(cfg)
+    wandb.finish()  # flush the transaction log
+    run = read_wandb_run(Path(cfg.paths.output_dir))
+    history, K = run["history"], cfg.tokenizer.vocab_size
+
+    val_acc, train_loss = series(history, "val/mlm_acc"), series(history, "train/loss")
+    assert len(val_acc) == EPOCHS and all(0.0 <= a <= 1.0 for a in val_acc)
+    assert [row["epoch"] for row in history if "val/mlm_acc" in row] == list(range(EPOCHS))
+    assert len(train_loss) >= EPOCHS and all(math.isfinite(v) for v in train_loss)
+    assert abs(train_loss[0] - math.log(K)) < 1.0  # untrained: close to uniform over K tokens
+    assert series(history, "test/mlm_acc") == [pytest.approx(metrics["test/mlm_acc"])]
+    assert series(history, "test/baseline_random_acc") == [pytest.approx(1 / K)]
+    steps = series(history, "trainer/global_step")
+    assert steps == sorted(steps)
+
+    # the composed config, every group (not only the module's hyperparameters)
+    config = run["config"]
+    assert config["data"]["n_events"] == cfg.data.n_events and config["tokenizer"]["vocab_size"] == K
+    assert config["model"]["layers"] == cfg.model.layers and config["task"]["name"] == "mlm"
+    assert config["trainer"]["max_epochs"] == EPOCHS
+
+    (image_row,) = [row for row in history if "test/mlm_confusion/_type" in row]
+    assert image_row["test/mlm_confusion/_type"] == "images/separated"
+    (png,) = image_row["test/mlm_confusion/filenames"]
+    assert png in run["files"] and (run["dir"] / "files" / png).read_bytes()[:4] == b"\x89PNG"
+
+    assert run["artifacts"]["mlm-model"] == ("model", {"model.ckpt", "model.json"})
+    kind, files = run["artifacts"]["tokenizer"]
+    assert kind == "tokenizer" and files
+
+
+def test_tensorboard_gets_scalars_and_the_confusion_image(tiny_cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_cfg("experiment=mlm", "model=tiny", "logger=tensorboard", "test_after_fit=true", *LOG_EVERY_STEP)
+    run_task(cfg)
+    acc = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard" / "version_0"),
+                           size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    val = [e.value for e in acc.Scalars("val/mlm_acc")]
+    assert len(val) == EPOCHS and all(0.0 <= v <= 1.0 for v in val)
+    assert "test/mlm_confusion" in acc.Tags()["images"]
+
+
+def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert wandb_offline()
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert not wandb_offline()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_offline()
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert not wandb_offline()
