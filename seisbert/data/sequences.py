@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,11 @@ class PairDataset(Dataset):
             j = int(rng.integers(len(self.rows)))
         return j, "other_event"
 
-    def __getitem__(self, i):
-        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, i])
+    def __getitem__(self, item):
+        # (i, epoch) from EpochSampler: the epoch travels with the index, so DataLoader
+        # workers (which hold a copy of this dataset) pair as the main process would
+        i, epoch = item if isinstance(item, tuple) else (item, self.epoch)
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else epoch, i])
         j, kind = self.partner(i, rng)
         a = np.asarray(self.tokens[self.rows[i]])
         b = np.asarray(self.tokens[self.rows[j]])
@@ -116,6 +119,26 @@ class PairDataset(Dataset):
         return {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
                 "sl_label": torch.tensor(SL_LABELS[self.n_classes][kind]),
                 "row": torch.tensor(int(self.rows[i])), "partner_row": torch.tensor(int(self.rows[j]))}
+
+
+class EpochSampler(DistributedSampler):
+    """Training order from (seed, epoch) alone, sharded across ranks (DistributedSampler).
+
+    Used on one process too, so that a run resumed at epoch e sees the order an
+    uninterrupted run sees at epoch e (a RandomSampler's generator would restart). Lightning
+    calls ``set_epoch`` before every epoch and leaves a DistributedSampler in place under
+    DDP: each rank serves its own ceil(n / world_size) records, the last few repeated to
+    even the ranks out. ``with_epoch`` yields ``(index, epoch)`` for datasets that change
+    per epoch (source-linking pairs).
+    """
+
+    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, with_epoch: bool = False):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.with_epoch = with_epoch
+
+    def __iter__(self):
+        indices = super().__iter__()
+        return ((int(i), self.epoch) for i in indices) if self.with_epoch else indices
 
 
 class TokenDataModule(L.LightningDataModule):
@@ -160,17 +183,24 @@ class TokenDataModule(L.LightningDataModule):
         if isinstance(ds, PairDataset):
             ds.epoch = epoch
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+    def _loader(self, split: str, sampler=None) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)  # workers' base seed, without the global RNG
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, generator=g, drop_last=False,
                           persistent_workers=self.num_workers > 0)
 
+    def replicas(self) -> tuple[int, int]:
+        """(world size, global rank) of the attached trainer; (1, 0) without one."""
+        trainer = self.trainer
+        return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+
     def train_dataloader(self):
-        return self._loader("train", shuffle=True)
+        world, rank = self.replicas()
+        sampler = EpochSampler(self.datasets["train"], world, rank, self.seed, with_epoch=self.pairs)
+        return self._loader("train", sampler)
 
     def val_dataloader(self):
-        return self._loader("dev", shuffle=False)
+        return self._loader("dev")  # under DDP Lightning shards it with a DistributedSampler
 
     def test_dataloader(self):
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

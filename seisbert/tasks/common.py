@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 from pathlib import Path
 
 import hydra.utils
 import lightning as L
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seisbert.cache import artifact_dir, config_hash
@@ -42,10 +45,51 @@ def log_config(loggers: list, cfg: DictConfig) -> None:
         lg.log_hyperparams(params)
 
 
+def rng_states() -> dict:
+    """Global RNG states (Python, NumPy, torch CPU and CUDA), loadable with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(state: dict) -> None:
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumableRNG(L.Callback):
+    """Store the global RNG states in every checkpoint; restore them when training resumes.
+
+    Lightning restores weights, optimizer, scheduler and loop counters but not the random
+    streams, so after ``ckpt_path=last`` the MLM masks and dropout would differ from an
+    uninterrupted run. The states are applied in ``on_train_start``: after the sanity
+    check, before the first batch, where an uninterrupted run stands at its checkpoint.
+    """
+
+    def __init__(self):
+        self._pending: dict | None = None
+
+    def state_dict(self) -> dict:
+        return rng_states()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._pending is not None:
+            set_rng_states(self._pending)
+            self._pending = None
+
+
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = build_loggers(cfg)
     log_config(loggers, cfg)
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg) + [ResumableRNG()]
     if not loggers:  # nothing to send learning rates to (logger=none)
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
     return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)

@@ -84,14 +84,26 @@ class FinetuneModule(L.LightningModule):
     def test_step(self, batch, _):
         self._collect(batch)
 
-    def _epoch_metrics(self, stage: str):
-        rows, y, prob = (torch.cat(t).numpy() for t in zip(*self._outputs))
+    def _gathered_outputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, labels and probabilities of the whole split, also under DDP.
+
+        Each rank predicts its shard (DistributedSampler, padded to equal sizes), so the
+        shards are gathered and the padding's repeated rows dropped before any metric.
+        """
+        rows, y, prob = (torch.cat(t) for t in zip(*self._outputs))
         self._outputs.clear()
+        if self.trainer.world_size > 1:
+            rows, y, prob = (self.all_gather(t.to(self.device)).flatten().cpu() for t in (rows, y, prob))
+        rows, first = np.unique(rows.numpy(), return_index=True)
+        return rows, y.numpy()[first], prob.numpy()[first]
+
+    def _epoch_metrics(self, stage: str):
+        rows, y, prob = self._gathered_outputs()
         dm = self.trainer.datamodule
         events = dm.meta["event_id"].to_numpy()[rows]
         m = classification_metrics(y, prob, events)
         for k, v in m.items():
-            if np.isscalar(v):
+            if np.isscalar(v):  # the same on every rank (whole split): nothing to reduce
                 self.log(f"{stage}/{k}", float(v), sync_dist=False)
         self.last_metrics = {stage: m, "rows": rows, "prob": prob}
 
