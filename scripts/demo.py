@@ -68,6 +68,9 @@ def main(overrides: list[str]) -> None:
           f"{metrics.get('test/baseline_random_acc', float('nan')):.3f}, per-step mode "
           f"{metrics.get('test/baseline_step_mode_acc', float('nan')):.3f}, left neighbour "
           f"{metrics.get('test/baseline_left_neighbour_acc', float('nan')):.3f}")
+    if metrics.get("checkpoint"):  # attention views of the demo's base model (paper Figs. 8-10)
+        attention = runpy.run_path(str(ROOT / "scripts" / "attention.py"))["main"]
+        attention(["--checkpoint", metrics["checkpoint"], "--batch", "1", "--out", str(OUT / "attention")])
     print(f"figures in {OUT}")
 
 

@@ -63,7 +63,8 @@ def figures(summary: dict, out: Path, umap: bool = True, attention_views: bool =
     ckpt = summary["pretrain"].get("mlm", {}).get("checkpoint")
     if attention_views and attention.exists() and ckpt:
         try:
-            runpy.run_path(str(attention))["main"](["--checkpoint", ckpt, "--out", str(out / "attention")])
+            runpy.run_path(str(attention))["main"](["--checkpoint", ckpt, "--batch", "1",
+                                                    "--out", str(out / "attention")])
             figs["attention views (Figs. 8-10)"] = "attention/index.html"
         except Exception as err:
             log.warning("attention views failed: %s", err)
