@@ -5,9 +5,10 @@ directly. Here: input ``(B, 1, T, F)`` standardised per frequency bin with the l
 subset's statistics, three blocks of conv -> batch norm -> GELU -> 2x2 max pool, a mean
 over the remaining time-frequency cells, dropout and one linear logit (blast).
 
-Training is budgeted in optimizer steps, not epochs, so a 50-record subset gets as many
-updates as the full training split; the dev split is scored every ``val_every_steps``
-and the best-scoring weights are kept (kept in memory, no checkpoint files). The
+Training is budgeted in optimizer steps (``max_steps``), capped at ``max_epochs`` passes
+so a 50-record subset is not drilled 600 times. The dev split is scored every
+``val_every_steps`` steps and the best-scoring weights are kept (in memory, no checkpoint
+files); a run too short to reach the first check keeps its final weights. The
 learning rate is chosen on dev by ``seisbert.baselines.fit_baseline``.
 """
 
@@ -36,18 +37,19 @@ log = logging.getLogger(__name__)
 class CNNConfig:
     """CNN on PSD windows (``configs/baseline/cnn.yaml``)."""
 
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # one conv block each
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32])  # one conv block each
     kernel_size: int = 3
     dropout: float = 0.1
     lr_grid: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])
     weight_decay: float = 1e-4
     batch_size: int = 64
     max_steps: int = 600
+    max_epochs: int = 100  # caps small subsets: 50 records are one batch, 100 steps
     val_every_steps: int = 50
     class_weight: str | None = "balanced"
     accelerator: str = "cpu"
     deterministic: bool = True
-    n_jobs: int = -1  # torch CPU threads during training; -1 leaves torch's default
+    n_jobs: int = 1  # torch CPU threads during training; -1 leaves torch's default
     selection_metric: str = "balanced_accuracy"
 
     def __post_init__(self):
@@ -59,6 +61,7 @@ class CNNConfig:
         check_range("baseline.weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("baseline.batch_size", self.batch_size, 1, 65_536)
         check_range("baseline.max_steps", self.max_steps, 1)
+        check_range("baseline.max_epochs", self.max_epochs, 1)
         check_range("baseline.val_every_steps", self.val_every_steps, 1, self.max_steps)
         check_choice("baseline.class_weight", self.class_weight, ("balanced", None))
         check_choice("baseline.accelerator", self.accelerator, ("cpu", "gpu", "auto"))
@@ -148,7 +151,8 @@ class PSDConvNet(pl.LightningModule):
 
 
 def train_cnn(cfg: CNNConfig, lr: float, x_train, y_train, x_dev, y_dev, seed: int) -> PSDConvNet:
-    """Train one CNN for ``cfg.max_steps`` steps; return it with its best dev weights loaded."""
+    """Train one CNN (``max_steps`` or ``max_epochs``, whichever ends first); return it with
+    its best dev weights loaded."""
     pl.seed_everything(seed, workers=True, verbose=False)
     model = PSDConvNet(x_train.shape[-1], tuple(cfg.channels), cfg.kernel_size, cfg.dropout, lr, cfg.weight_decay,
                        _class_weights(y_train, cfg.class_weight), cfg.selection_metric)
@@ -156,7 +160,7 @@ def train_cnn(cfg: CNNConfig, lr: float, x_train, y_train, x_dev, y_dev, seed: i
     with _quiet_lightning(), _torch_threads(cfg.n_jobs):
         # check_val_every_n_epoch=None: validate every val_every_steps batches across epochs.
         trainer = pl.Trainer(
-            accelerator=cfg.accelerator, devices=1, max_steps=cfg.max_steps, max_epochs=-1,
+            accelerator=cfg.accelerator, devices=1, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
             val_check_interval=cfg.val_every_steps, check_val_every_n_epoch=None,
             deterministic=cfg.deterministic, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, num_sanity_val_steps=0,

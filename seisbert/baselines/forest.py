@@ -49,7 +49,7 @@ class ForestConfig:
     max_features: str = "sqrt"  # features tried per split
     min_samples_leaf: int = 1
     class_weight: str | None = "balanced"
-    n_jobs: int = -1  # worker processes; -1 all cores
+    n_jobs: int = 1  # worker processes; -1 all cores
     selection_metric: str = "balanced_accuracy"
 
     def __post_init__(self):
@@ -97,7 +97,7 @@ class BoostingConfig:
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
     class_weight: str | None = "balanced"
-    n_jobs: int = -1  # OpenMP threads; -1 all cores
+    n_jobs: int = 1  # OpenMP threads; -1 all cores
     selection_metric: str = "balanced_accuracy"
 
     def __post_init__(self):

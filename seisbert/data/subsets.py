@@ -87,8 +87,7 @@ def _event_labels(labels: np.ndarray, event_of_row: np.ndarray, n_events: int) -
     """Majority label per event; a tie goes to the label of the event's first row."""
     blast_fraction = np.bincount(event_of_row, weights=labels.astype(float), minlength=n_events)
     blast_fraction /= np.bincount(event_of_row, minlength=n_events)
-    first_row = np.full(n_events, -1)
-    first_row[event_of_row[::-1]] = np.arange(len(event_of_row))[::-1]  # last write wins = first row
+    _, first_row = np.unique(event_of_row, return_index=True)  # every event has a row
     tie_label = labels[first_row]
     return np.where(blast_fraction > 0.5, 1, np.where(blast_fraction < 0.5, 0, tie_label)).astype(int)
 
