@@ -7,7 +7,6 @@ import json
 import math
 import struct
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
