@@ -146,8 +146,6 @@ def test_optuna_preset_searches_lr_mask_rate_and_width():
 @pytest.mark.slow
 @pytest.mark.skipif(not has_plugin("hydra_optuna_sweeper"),
                     reason="hydra-optuna-sweeper not installed (pip install -e .[sweep])")
-@pytest.mark.xfail(reason="train.py returns metrics[task.monitor] (val/...), but the runners return "
-                          "test metrics only, so every trial returns None", strict=False)
 def test_optuna_study_runs_two_trials(tmp_path):
     cmd = [sys.executable, "train.py", "-m", "experiment=mlm", "sweep=optuna", "hydra.sweeper.n_trials=2",
            "model=tiny", "model.d_model=choice(32,64)", "data.n_events=60", "trainer.max_epochs=1",

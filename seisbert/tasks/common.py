@@ -156,3 +156,10 @@ def save_metrics(cfg: DictConfig, metrics: dict, name: str = "metrics.json") -> 
 
 def scalar_metrics(results: list[dict]) -> dict:
     return {k: float(v) for r in results for k, v in r.items()}
+
+
+def monitored_score(trainer: L.Trainer) -> float | None:
+    """Best value of the task's monitored metric (the checkpoint callback's), if any."""
+    cb = trainer.checkpoint_callback
+    score = None if cb is None else cb.best_model_score
+    return None if score is None else float(score)

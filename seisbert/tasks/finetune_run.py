@@ -18,7 +18,7 @@ from seisbert.data.subsets import label_subsets
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import build_trainer, log_image, resolve_ckpt, save_metrics
+from seisbert.tasks.common import build_trainer, monitored_score, log_image, resolve_ckpt, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
 
 log = logging.getLogger(__name__)
@@ -89,14 +89,15 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer = build_trainer(cfg)
     trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best_score = monitored_score(trainer)
     if best:
         module = FinetuneModule.load_from_checkpoint(best, weights_only=True)
     trainer.test(module, dm)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
     metrics["train_records"] = int(len(dm.rows["train"]))
-    if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_score is not None:
-        metrics["val/balanced_accuracy_best"] = float(trainer.checkpoint_callback.best_model_score)
+    if best_score is not None:  # the task's monitor: what train.py returns to a sweeper
+        metrics[cfg.task.monitor] = metrics["val/balanced_accuracy_best"] = best_score
     metrics.update(masked_evaluation(module, dm))
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir)

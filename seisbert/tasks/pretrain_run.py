@@ -15,7 +15,7 @@ from seisbert.analysis.mlm_confusion import masked_confusion, plot_confusions
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import (build_trainer, log_artifact, log_image, model_artifact_dir,
+from seisbert.tasks.common import (build_trainer, monitored_score, log_artifact, log_image, model_artifact_dir,
                                    publish_checkpoint, resolve_ckpt, save_metrics, scalar_metrics)
 from seisbert.tasks.pretrain import PretrainModule
 
@@ -44,9 +44,12 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer = build_trainer(cfg)
     trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best_score = monitored_score(trainer)
     if best:
         module = PretrainModule.load_from_checkpoint(best, weights_only=True)
     metrics = scalar_metrics(trainer.test(module, dm)) if cfg.get("test_after_fit", True) else {}
+    if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
+        metrics[cfg.task.monitor] = best_score
     if trainer.is_global_zero:
         figure = confusion_figure(cfg, module, dm)
         log_image(trainer, "test/mlm_confusion", figure)
