@@ -65,7 +65,8 @@ def finetune_overrides(study: DictConfig, arm: str, size, seed: int, lr: float) 
     return [*ft.arms[arm], f"seed={seed}", f"task.params.labels={'null' if size is None else size}",
             f"task.params.subset_seed={seed}", f"task.params.lr={lr}", f"task.params.batch_size={ft.batch_size}",
             f"trainer.max_steps={ft.max_steps}", "trainer.max_epochs=-1", "trainer.check_val_every_n_epoch=null",
-            f"trainer.val_check_interval={ft.val_every_steps}"]
+            f"trainer.val_check_interval={ft.val_every_steps}",
+            f"task.params.masked_eval={size is None}"]  # the paper masks inputs of the all-label model
 
 
 def finetune_arm(study: DictConfig, arm: str) -> list[dict]:

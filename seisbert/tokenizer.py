@@ -2,9 +2,10 @@
 
 Stage 3 of the pipeline. Follows Linville's case study (k-means on median-scaled log
 PSD windows, K up to 150) and HuBERT's unit discovery (fairseq
-``examples/hubert/simple_kmeans``), with two fixes: the fit sees the **training split
-only**, enforced here and not left to the caller, and FAISS's silent subsample
-(``max_points_per_centroid``) is replaced by an explicit, seeded ``max_fit_windows``.
+``examples/hubert/simple_kmeans``), with three changes: the fit sees the **training
+split only**, enforced here and not left to the caller; FAISS's silent subsample
+(``max_points_per_centroid``) is replaced by an explicit, seeded ``max_fit_windows``; and
+FAISS's Lloyd iterations start from scikit-learn's greedy k-means++ seeds by default.
 
 ``method`` selects the representation:
 - ``kmeans_psd`` (default): k-means on the (T, F) PSD windows of the feature stage.
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from seisbert.config import build, check_choice, check_range
 
@@ -35,7 +37,7 @@ METHODS = ("kmeans_psd", "umap_waveform", "kmeans_waveform")
 # FAISS's own seedings; "greedy_kmeans++" seeds with scikit-learn's greedy k-means++ instead
 INITS = {"random": "ClusteringInitMethod_RANDOM", "kmeans++": "ClusteringInitMethod_KMEANS_PLUS_PLUS",
          "afkmc2": "ClusteringInitMethod_AFK_MC2", "greedy_kmeans++": "ClusteringInitMethod_RANDOM"}
-MIN_VOCAB, MAX_VOCAB = 8, 150  # the paper's range; ids must leave room for 4 specials in int16
+MIN_VOCAB, MAX_VOCAB = 8, 150  # the paper's range; ids and the 4 specials fit int16
 REPORT_TARGET = "seisbert.analysis.vocabulary.ReportConfig"
 
 
@@ -209,7 +211,8 @@ class Tokenizer:
             raise RuntimeError("Tokenizer.search before fit or load")
         index, chunk, n = self._index(), self.cfg.assign_chunk_windows, len(windows)
         ids, d2 = np.empty(n, np.int64), np.empty(n, np.float32)
-        for lo in range(0, n, chunk):  # a memory-mapped input is read one chunk at a time
+        starts = tqdm(range(0, n, chunk), desc="assign tokens", unit="chunk", disable=n <= chunk, leave=False)
+        for lo in starts:  # a memory-mapped input is read one chunk at a time
             x = self._prepare(windows[lo:lo + chunk], reduce)
             dist, idx = index.search(x, 1)  # (n_chunk, 1)
             ids[lo:lo + chunk] = idx[:, 0]
@@ -218,8 +221,15 @@ class Tokenizer:
         return ids, d2
 
     def assign(self, windows: np.ndarray) -> np.ndarray:
-        """Token id of each window (n, D) as int16 (n,)."""
+        """Token id of each window (n, D) as int16 (n,); waveform windows already normalised."""
         return self.search(windows)[0].astype(np.int16)
+
+    def tokenize(self, features: np.ndarray) -> np.ndarray:
+        """Tokens (N, T) int16 of records (N, T, D), normalising raw waveforms as in the fit."""
+        if self.cfg.method != "kmeans_psd":
+            features = normalize_waveform_windows(features, self.cfg.waveform_normalize)
+        n, t, d = features.shape
+        return self.assign(features.reshape(n * t, d)).reshape(n, t)
 
     def save(self, path: str | Path) -> Path:
         """Write ``centroids.npy`` + ``tokenizer.json`` (+ ``reducer.pkl``) into folder ``path``."""

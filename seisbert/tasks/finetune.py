@@ -43,6 +43,7 @@ class FinetuneConfig:
     num_workers: int = 0
     labels: int | None = None  # labelled training records (None = all), drawn by event, balanced
     subset_seed: int = 0
+    masked_eval: bool = True  # also score test inputs with half / 76% / all of the tokens masked
 
     def __post_init__(self):
         check_choice("task.params.init", self.init, ("pretrained", "scratch"))

@@ -98,7 +98,8 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     metrics["train_records"] = int(len(dm.rows["train"]))
     if best_score is not None:  # the task's monitor: what train.py returns to a sweeper
         metrics[cfg.task.monitor] = metrics["val/balanced_accuracy_best"] = best_score
-    metrics.update(masked_evaluation(module, dm))
+    if module.p.masked_eval:
+        metrics.update(masked_evaluation(module, dm))
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir)
         fig = plot_confusion(np.array(test["confusion_matrix"]), ["earthquake", "blast"],
