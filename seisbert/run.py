@@ -51,6 +51,10 @@ def write_run_info(cfg: DictConfig) -> None:
 
 def run_task(cfg: DictConfig) -> dict:
     """Build the data artifacts the task needs, then run it; returns its final metrics."""
+    if cfg.get("torch_threads") is not None:
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
     until = cfg.task.get("until", "tokens")
     artifacts = prepare(cfg, until)
     runner = cfg.task.get("runner")
