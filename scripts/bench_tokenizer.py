@@ -9,6 +9,8 @@
     subsample of the training split (``tokenizer.max_fit_windows``), assign all; its
     inertia over all windows against a full-data fit (all windows, same seed and
     iterations), which is timed once too.
+(c) (``--part c``) the seedings (FAISS random, k-means++, AFK-MC2; greedy k-means++)
+    at equal Lloyd work: final inertia on 1 M windows, per seed.
 
     python scripts/bench_tokenizer.py                       # both parts (~5 min on 2 cores)
     python scripts/bench_tokenizer.py --part b --n-b 2000000 --no-full-fit
@@ -146,6 +148,19 @@ def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], seeds: list[int],
     return rows
 
 
+def part_c(n: int, cfg: TokenizerConfig, seeds: list[int], data_seed: int) -> list[dict]:
+    """Seeding methods at equal Lloyd work: final inertia and fit time on ``n`` windows."""
+    x = mixture_windows(n, seed=data_seed)
+    rows = []
+    for init in ("random", "kmeans++", "afkmc2", "greedy_kmeans++"):
+        for seed in seeds:
+            tok, seconds = timed(Tokenizer(replace(cfg, init=init, seed=seed, max_fit_windows=None)).fit, x)
+            rows.append({"init": init, "seed": seed, "n_windows": n, "fit_s": seconds,
+                         "inertia": mean_sq_distance(x, tok.centroids)})
+            log.info("part c: %s", rows[-1])
+    return rows
+
+
 def print_summary(results: dict) -> None:
     """Plain-text tables with the issue's targets (speed >= 8x, inertia within 1%)."""
     print(f"threads: {results['threads']} (timings depend on other load on the machine)")
@@ -162,11 +177,16 @@ def print_summary(results: dict) -> None:
         print(f"(b) {row['n_windows']:,} x 20, K={row['k']}, {what}: {seconds:.1f} s"
               f"{' fit + assign (target < 60 s)' if 'fit_assign_s' in row else ' fit only'}, inertia "
               f"{row['inertia_all']:.4f}" + (f", ratio to full fit {ratio:.4f}" if ratio is not None else ""))
+    for row in results.get("c", []):
+        print(f"(c) {row['n_windows']:,} x 20, init {row['init']}, seed {row['seed']}: "
+              f"fit {row['fit_s']:.1f} s, inertia {row['inertia']:.4f}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["a", "b", "both"], default="both")
+    ap.add_argument("--part", choices=["a", "b", "both", "c"], default="both",
+                    help="c: seeding methods compared (not part of both)")
+    ap.add_argument("--n-c", type=int, default=1_000_000, help="windows in part (c)")
     ap.add_argument("--n-a", type=int, default=2_000_000, help="windows in part (a)")
     ap.add_argument("--n-b", type=int, default=15_300_000, help="windows in part (b)")
     ap.add_argument("--k", type=int, default=150)
@@ -196,6 +216,8 @@ def main(argv=None) -> dict:
     if args.part in ("b", "both"):
         results["b"] = part_b(args.n_b, cfg, args.max_fit_windows or [cfg.max_fit_windows],
                               args.seeds or [args.seed], not args.no_full_fit, args.data_seed)
+    if args.part == "c":
+        results["c"] = part_c(args.n_c, cfg, args.seeds or [0, 1], args.data_seed)
     print_summary(results)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
