@@ -198,8 +198,9 @@ def tokens_artifact(cfg: DictConfig) -> Path:
     if tcfg.method != "kmeans_psd":  # the paper's alternative: raw 1-s waveform windows
         inputs = waveform_windows(cfg, fset)
     tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
-    report = vocabulary_report(np.asarray(fset.features) if tcfg.method == "kmeans_psd" else inputs,
-                               tokens, tokenizer.centroids, fset.metadata, build(tcfg.report, "tokenizer.report"))
+    # always judged on the PSD windows, so every method's report is in the same space
+    report = vocabulary_report(np.asarray(fset.features), tokens, tokenizer.centroids, fset.metadata,
+                               build(tcfg.report, "tokenizer.report"))
     with atomic_artifact(path, stage_config(cfg, "tokens")) as tmp:
         write_report(report, tmp / "vocabulary_report.json")
         np.save(tmp / "tokens.npy", tokens.astype(np.int16))
