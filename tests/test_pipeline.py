@@ -44,6 +44,9 @@ def test_stages_are_reused_and_hashes_follow_the_right_configs(tiny_cfg):
     prepare(other_vocab)
     assert (stage_path(base, "features") / "features.npy").stat().st_mtime_ns == stamp  # not rebuilt
     assert is_complete(stage_path(other_vocab, "tokens"))
+    tokens_stamp = (stage_path(other_vocab, "tokens") / "tokens.npy").stat().st_mtime_ns
+    prepare(tiny_cfg("tokenizer.vocab_size=8", "model.layers=4"))  # a model sweep never refits
+    assert (stage_path(other_vocab, "tokens") / "tokens.npy").stat().st_mtime_ns == tokens_stamp
 
 
 def test_every_experiment_composes_and_validates(tmp_path):
