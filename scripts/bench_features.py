@@ -80,7 +80,6 @@ def main(argv=None) -> dict:
     out = {"rates": rates}
     if args.paper_records:
         big = records(args.paper_records, seed=1)
-        t = time.perf_counter()
         r = ours(big, cfg64)
         seconds = args.paper_records / r
         bw = bandwidth_gb_s()

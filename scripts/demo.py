@@ -14,7 +14,6 @@ import runpy
 import sys
 from pathlib import Path
 
-import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 
