@@ -30,15 +30,31 @@ def masked_confusion(module, loader, mode: str, mask_rate: float = 0.15, seed: i
     return counts.view(K, K).numpy()
 
 
-def plot_confusions(mats: dict, accs: dict, path: Path) -> Path:
-    """Row-normalised confusion heatmaps, one panel per masking regime."""
+def time_order(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Token ids sorted by their mean time step in ``tokens`` (N, T): noise, P, S, coda."""
+    t = np.broadcast_to(np.arange(tokens.shape[1]), tokens.shape).ravel()
+    ids = np.asarray(tokens, dtype=np.int64).ravel()
+    counts = np.bincount(ids, minlength=vocab_size)
+    mean_t = np.bincount(ids, weights=t, minlength=vocab_size) / np.maximum(counts, 1)
+    return np.argsort(np.where(counts > 0, mean_t, np.inf), kind="stable")
+
+
+def plot_confusions(mats: dict, accs: dict, path: Path, order: np.ndarray | None = None) -> Path:
+    """Row-normalised confusion heatmaps, one panel per masking regime.
+
+    With ``order`` (e.g. :func:`time_order`) both axes list tokens in that order, so
+    confusions between tokens of the same part of the event sit near the diagonal.
+    """
     fig, axes = plt.subplots(1, len(mats), figsize=(5 * len(mats), 4.6), squeeze=False)
     for ax, (mode, m) in zip(axes[0], mats.items()):
+        if order is not None:
+            m = m[np.ix_(order, order)]
         rows = m / np.maximum(1, m.sum(1, keepdims=True))
         im = ax.imshow(rows, cmap="viridis", vmin=0, vmax=max(0.05, np.quantile(rows, 0.995)))
         ax.set_title(f"{mode.replace('_', ' ')} masked: acc {accs[mode]:.1%}")
-        ax.set_xlabel("predicted token")
-        ax.set_ylabel("true token")
+        unit = "token, by mean time in event" if order is not None else "token id"
+        ax.set_xlabel(f"predicted {unit}")
+        ax.set_ylabel(f"true {unit}")
         fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true-token row")
     fig.tight_layout()
     path = Path(path)

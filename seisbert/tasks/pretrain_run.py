@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from seisbert.analysis.mlm_confusion import masked_confusion, plot_confusions
+from seisbert.analysis.mlm_confusion import masked_confusion, plot_confusions, time_order
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.pipeline import TokenSet
@@ -75,4 +75,5 @@ def confusion_figure(cfg: DictConfig, module: PretrainModule, dm: TokenDataModul
         accs[mode] = float(np.trace(mats[mode]) / max(1, mats[mode].sum()))
     log.info("masked-token accuracy (all selected masked) by regime: %s",
              ", ".join(f"{m} {a:.3f}" for m, a in accs.items()))
-    return plot_confusions(mats, accs, Path(cfg.paths.output_dir) / "mlm_confusion.png")
+    order = time_order(np.asarray(dm.tokens)[dm.rows["train"]], module.cfg.vocab_size)
+    return plot_confusions(mats, accs, Path(cfg.paths.output_dir) / "mlm_confusion.png", order)
