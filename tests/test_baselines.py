@@ -146,7 +146,7 @@ def test_yaml_config_builds_and_mirrors_dataclass_defaults(name):
         ("hgb", "learning_rate_grid", [0.1, 2.0], r"baseline.learning_rate_grid\[1\]=2.0 is out of range"),
         ("hgb", "max_leaf_nodes_grid", [1], r"baseline.max_leaf_nodes_grid\[0\]=1 is out of range"),
         ("cnn", "lr_grid", [0.0], r"baseline.lr_grid\[0\]=0.0 is out of range"),
-        ("cnn", "val_every_steps", 700, r"baseline.val_every_steps=700 is out of range"),
+        ("cnn", "val_every_steps", 2000, r"baseline.val_every_steps=2000 is out of range; allowed \[1, 1500\]"),
         ("cnn", "accelerator", "tpu", r"baseline.accelerator='tpu' is not allowed"),
         ("cnn", "selection_metric", "loss", r"baseline.selection_metric='loss' is not allowed"),
     ],

@@ -6,7 +6,7 @@ subset's statistics, three blocks of conv -> batch norm -> GELU -> 2x2 max pool,
 over the remaining time-frequency cells, dropout and one linear logit (blast).
 
 Training is budgeted in optimizer steps (``max_steps``), capped at ``max_epochs`` passes
-so a 50-record subset is not drilled 600 times. The dev split is scored every
+so a 50-record subset is not drilled 1500 times. The dev split is scored every
 ``val_every_steps`` steps and the best-scoring weights are kept (in memory, no checkpoint
 files); a run too short to reach the first check keeps its final weights. The
 learning rate is chosen on dev by ``seisbert.baselines.fit_baseline``.
@@ -40,11 +40,11 @@ class CNNConfig:
     channels: list[int] = field(default_factory=lambda: [8, 16, 32])  # one conv block each
     kernel_size: int = 3
     dropout: float = 0.1
-    lr_grid: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])
+    lr_grid: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3, 1e-2])
     weight_decay: float = 1e-4
     batch_size: int = 64
-    max_steps: int = 600
-    max_epochs: int = 100  # caps small subsets: 50 records are one batch, 100 steps
+    max_steps: int = 1500
+    max_epochs: int = 100  # caps small subsets: 50 records are one batch, so 100 steps
     val_every_steps: int = 50
     class_weight: str | None = "balanced"
     accelerator: str = "cpu"
