@@ -36,7 +36,10 @@ def sweep_values(cfg) -> dict[str, list[int]]:
 
 
 def has_plugin(name: str) -> bool:
-    return importlib.util.find_spec(f"hydra_plugins.{name}") is not None
+    try:  # find_spec raises when the namespace package hydra_plugins itself is absent
+        return importlib.util.find_spec(f"hydra_plugins.{name}") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def test_grid_is_the_papers_grid_and_every_run_validates():

@@ -117,6 +117,7 @@ def log_image(trainer: L.Trainer, key: str, path: Path) -> None:
             import matplotlib.image
 
             lg.experiment.add_image(key, matplotlib.image.imread(path), dataformats="HWC")
+            lg.experiment.flush()  # the run may already be finalized: write it now
 
 
 def log_artifact(trainer: L.Trainer, name: str, kind: str, path: Path) -> None:
