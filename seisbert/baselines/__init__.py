@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from seisbert.metrics import classification_metrics
+
 log = logging.getLogger(__name__)
 
 # name -> "module:ConfigClass"; imported on use so the trees never import torch.
@@ -88,8 +90,6 @@ def fit_baseline(
     start = time.perf_counter()
     model, chosen, tried, dev = _select_on_dev(cfg, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx],
                                                events[dev_idx], seed)
-    from seisbert.metrics import classification_metrics
-
     train = classification_metrics(y[train_idx], cfg.predict_proba(model, x[train_idx]), events[train_idx])
     test = classification_metrics(y[test_idx], cfg.predict_proba(model, x[test_idx]), events[test_idx])
     seconds = time.perf_counter() - start
@@ -131,8 +131,6 @@ def _select_on_dev(cfg, x_train, y_train, x_dev, y_dev, events_dev, seed: int):
     Ties keep the earlier grid point (the grids are ordered simplest first). Only the
     train and dev slices are in scope here, so test rows cannot influence the choice.
     """
-    from seisbert.metrics import classification_metrics
-
     best, tried = None, []
     for params in cfg.grid():
         start = time.perf_counter()
