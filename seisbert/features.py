@@ -43,7 +43,7 @@ class FeatureConfig:
     channels: str = "Z"  # "Z" or "ZRT" (bins of R and T stacked after Z's)
     sampling_rate_hz: float = 100.0
     chunk_records: int = 2048  # records featurized per matmul; bounds memory
-    compute_dtype: str = "float64"  # float32 is faster but loses ~1e-3 in weak bins
+    compute_dtype: str = "float32"  # float64 is exact to SciPy; float32 ~2.5x faster, < 1e-3 off in log10
 
     def __post_init__(self):
         check_choice("features.scaling", self.scaling, SCALINGS)

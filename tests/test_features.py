@@ -20,7 +20,7 @@ def red_noise(n, samples=9000, seed=0):
 
 def test_psd_equals_scipy_periodogram_per_window():
     x = red_noise(8)
-    psd = window_psd(x, FeatureConfig(scaling="none", log10=False))
+    psd = window_psd(x, FeatureConfig(scaling="none", log10=False, compute_dtype="float64"))
     f, ref = scipy.signal.periodogram(x.astype(np.float64).reshape(8, 90, 100), fs=FS,
                                       window="hann", axis=-1)
     assert psd.shape == (8, 90, 20)
@@ -30,14 +30,25 @@ def test_psd_equals_scipy_periodogram_per_window():
 
 def test_float32_compute_is_close_but_not_exact():
     x = red_noise(4)
-    ref = window_psd(x, FeatureConfig(scaling="none", log10=False))
+    ref = window_psd(x, FeatureConfig(scaling="none", log10=False, compute_dtype="float64"))
     fast = window_psd(x, FeatureConfig(scaling="none", log10=False, compute_dtype="float32"))
     np.testing.assert_allclose(fast, ref, rtol=2e-2)
+    assert np.abs(fast / ref - 1).max() > 1e-6  # really computed in float32
+
+
+def test_default_float32_features_match_float64_after_scaling():
+    """The default (float32 matmul) differs from the exact float64 path by < 0.001 in log10."""
+    x = red_noise(6, seed=4)[:, None]
+    picks, npts = np.full(6, 1000), np.full(6, 9000)
+    fast, _ = featurize_chunk(x, picks, npts, FeatureConfig())
+    exact, _ = featurize_chunk(x, picks, npts, FeatureConfig(compute_dtype="float64"))
+    assert FeatureConfig().compute_dtype == "float32"
+    np.testing.assert_allclose(fast, exact, atol=1e-3)
 
 
 def test_two_second_windows_equal_welch_without_overlap():
     x = red_noise(3)
-    cfg = FeatureConfig(scaling="none", log10=False, window_s=2.0)
+    cfg = FeatureConfig(scaling="none", log10=False, window_s=2.0, compute_dtype="float64")
     psd = window_psd(x, cfg)
     _, ref = scipy.signal.welch(x.astype(np.float64).reshape(3, 45, 200), fs=FS, window="hann",
                                 nperseg=100, noverlap=0, axis=-1)
@@ -83,9 +94,9 @@ def test_every_scaling_gives_finite_features_with_its_invariant(scaling):
 def test_per_record_picks_are_honoured():
     x = red_noise(2, samples=12000)
     picks = np.array([1000, 2500])
-    feats, _ = featurize_chunk(x[:, None], picks, np.full(2, 12000),
-                               FeatureConfig(scaling="none", log10=False))
-    direct = window_psd(x[1:2, 1500:10500], FeatureConfig(scaling="none", log10=False))
+    cfg = FeatureConfig(scaling="none", log10=False, compute_dtype="float64")
+    feats, _ = featurize_chunk(x[:, None], picks, np.full(2, 12000), cfg)
+    direct = window_psd(x[1:2, 1500:10500], cfg)
     np.testing.assert_allclose(feats[1], direct[0], rtol=1e-6)
 
 
