@@ -163,7 +163,8 @@ def init_weights(module: nn.Module, std: float) -> None:
 def optimizer_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: decay matrices and embeddings (>= 2-D), not biases or norms.
 
-    Tied parameters appear once (``named_parameters`` removes duplicates).
+    Tied parameters appear once (``Module.parameters`` removes duplicates), so pass
+    the whole model, heads included.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     return [
