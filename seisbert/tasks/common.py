@@ -164,3 +164,20 @@ def monitored_score(trainer: L.Trainer) -> float | None:
     cb = trainer.checkpoint_callback
     score = None if cb is None else cb.best_model_score
     return None if score is None else float(score)
+
+
+def fit_best(cfg: DictConfig, build, artifacts: dict):
+    """Seed, build ``(module, datamodule)`` from the tokens artifact, fit (resuming if asked),
+    and reload the best checkpoint. Returns trainer, module, datamodule, tokens, best path
+    and the best monitored score."""
+    from seisbert.pipeline import TokenSet
+
+    L.seed_everything(cfg.seed, workers=True)
+    tset = TokenSet.load(artifacts["tokens"])
+    module, dm = build(cfg, tset)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        module = type(module).load_from_checkpoint(best, weights_only=True)
+    return trainer, module, dm, tset, best, monitored_score(trainer)

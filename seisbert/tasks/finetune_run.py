@@ -7,7 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -18,7 +17,7 @@ from seisbert.data.subsets import label_subsets
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import build_trainer, monitored_score, log_image, resolve_ckpt, save_metrics
+from seisbert.tasks.common import fit_best, log_image, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
 
 log = logging.getLogger(__name__)
@@ -83,15 +82,7 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
 
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
-    L.seed_everything(cfg.seed, workers=True)
-    tset = TokenSet.load(artifacts["tokens"])
-    module, dm = build_finetuning(cfg, tset)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    best_score = monitored_score(trainer)
-    if best:
-        module = FinetuneModule.load_from_checkpoint(best, weights_only=True)
+    trainer, module, dm, tset, best, best_score = fit_best(cfg, build_finetuning, artifacts)
     trainer.test(module, dm)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -15,8 +14,8 @@ from seisbert.analysis.mlm_confusion import masked_confusion, plot_confusions, t
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import (build_trainer, monitored_score, log_artifact, log_image, model_artifact_dir,
-                                   publish_checkpoint, resolve_ckpt, save_metrics, scalar_metrics)
+from seisbert.tasks.common import (fit_best, log_artifact, log_image, model_artifact_dir, publish_checkpoint,
+                                   save_metrics, scalar_metrics)
 from seisbert.tasks.pretrain import PretrainModule
 
 log = logging.getLogger(__name__)
@@ -38,15 +37,7 @@ def build_pretraining(cfg: DictConfig, tset: TokenSet):
 
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
-    L.seed_everything(cfg.seed, workers=True)
-    tset = TokenSet.load(artifacts["tokens"])
-    module, dm = build_pretraining(cfg, tset)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    best_score = monitored_score(trainer)
-    if best:
-        module = PretrainModule.load_from_checkpoint(best, weights_only=True)
+    trainer, module, dm, tset, best, best_score = fit_best(cfg, build_pretraining, artifacts)
     metrics = scalar_metrics(trainer.test(module, dm)) if cfg.get("test_after_fit", True) else {}
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
