@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from seisbert.analysis import save_figure
+
 log = logging.getLogger(__name__)
 
 
@@ -99,8 +101,4 @@ def plot_confusion(
     ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
            xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    log.info("wrote %s", path)
-    return path
+    return save_figure(fig, path, dpi=100)  # closes the figure too (it used to stay open)

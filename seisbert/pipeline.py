@@ -44,12 +44,20 @@ def stage_path(cfg: DictConfig, stage: str) -> Path:
     return artifact_dir(cfg.paths.cache_dir, stage, config_hash(stage_config(cfg, stage)))
 
 
+def cached(cfg: DictConfig, stage: str) -> tuple[Path, bool]:
+    """The stage's artifact folder and whether a complete artifact is already there."""
+    path = stage_path(cfg, stage)
+    done = is_complete(path)
+    if done:
+        log.info("%s: reusing %s", stage, path)
+    return path, done
+
+
 # ----------------------------------------------------------------------------- records
 def records_artifact(cfg: DictConfig) -> Path:
     """Load the source's records once and cache them (waveforms.npy + metadata.parquet)."""
-    path = stage_path(cfg, "records")
-    if is_complete(path):
-        log.info("records: reusing %s", path)
+    path, done = cached(cfg, "records")
+    if done:
         return path
     source = build(cfg.data, "data")
     records = source.load(progress=True)
@@ -110,9 +118,8 @@ def featurize_records(records: RecordSet, fcfg, progress: bool = True):
 
 def features_artifact(cfg: DictConfig) -> Path:
     """Featurize the cached records and assign event splits (features.npy + metadata)."""
-    path = stage_path(cfg, "features")
-    if is_complete(path):
-        log.info("features: reusing %s", path)
+    path, done = cached(cfg, "features")
+    if done:
         return path
     fcfg = build(cfg.features, "features")
     scfg = build(cfg.split, "split")
@@ -188,9 +195,8 @@ def tokens_artifact(cfg: DictConfig) -> Path:
     from seisbert.analysis.vocabulary import vocabulary_report, write_report
     from seisbert.tokenizer import fit_tokenizer
 
-    path = stage_path(cfg, "tokens")
-    if is_complete(path):
-        log.info("tokens: reusing %s", path)
+    path, done = cached(cfg, "tokens")
+    if done:
         return path
     tcfg = build(cfg.tokenizer, "tokenizer")
     fset = FeatureSet.load(features_artifact(cfg))

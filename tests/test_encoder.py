@@ -18,16 +18,6 @@ K = 24
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matrices gain nothing from threads, and on a shared, busy machine OpenMP's
-    # spinning threads slow a step 20x (4 ms -> 90 ms measured).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**overrides) -> EncoderConfig:
     base = dict(vocab_size=K, layers=2, heads=2, d_model=32, ffn=64, dropout=0.0, attn_dropout=0.0)
     return EncoderConfig(**(base | overrides))

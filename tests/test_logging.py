@@ -10,22 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from seisbert.loggers import wandb_offline
 from seisbert.run import run_task, write_run_info
 
 EPOCHS = 2
 LOG_EVERY_STEP = ["trainer.log_every_n_steps=1", f"trainer.max_epochs={EPOCHS}"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: oversubscribed BLAS threads make tiny models crawl."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ----------------------------------------------------------------------- W&B transaction log

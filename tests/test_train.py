@@ -58,3 +58,14 @@ def test_finetune_without_a_base_model_says_what_to_run(tiny_cfg, tmp_path):
     cfg.paths.cache_dir = str(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="experiment=mlm_nsp"):
         find_base_checkpoint(cfg, build(cfg.task.params, "task.params"), tset)
+
+
+def test_compiled_pretraining_keeps_plain_checkpoint_keys():
+    from seisbert.tasks.pretrain import PretrainModule
+
+    model = dict(vocab_size=16, layers=1, heads=2, d_model=16, ffn=32)
+    plain = PretrainModule(model, {}, "x")
+    compiled = PretrainModule(model, {"compile": True}, "x")
+    assert type(compiled._forward).__name__ == "OptimizedModule" and plain._forward is plain.encoder
+    assert compiled.state_dict().keys() == plain.state_dict().keys()
+    assert not any("_orig_mod" in k for k in compiled.state_dict())

@@ -19,6 +19,8 @@ import numpy as np
 
 from seisbert.analysis.attention import RecordView
 
+from seisbert.analysis import save_figure  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 RATIO_RANGE = (1 / 8, 8.0)  # colour scale of attention / uniform: a factor 8 either way
@@ -34,13 +36,6 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path, dpi: int = 130) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    _pyplot().close(fig)
-    log.info("wrote %s", path)
-    return path
 
 
 # ------------------------------------------------------------------------ drawing parts
@@ -247,7 +242,7 @@ def _bulk_figure(view: RecordView, query: int, dpi: int = 100, max_points: int |
 def plot_bulk_attention(view: RecordView, query: int, path: Path) -> Path:
     """Fig. 10: summed attention and rollout from ``query`` (0-based step) along the waveform."""
     fig, _ = _bulk_figure(view, query)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: int = 72,
@@ -306,7 +301,7 @@ def plot_head_grid(view: RecordView, layer: int, query: int, path: Path) -> Path
                       fontsize=9, pad=24)
     axes[-1].set_xlabel("time after P pick (s)", fontsize=9)
     fig.text(0.08, 0.01, _legend_text(view), fontsize=7, color="0.3")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_attention_matrices(view: RecordView, path: Path) -> Path:
@@ -331,7 +326,7 @@ def plot_attention_matrices(view: RecordView, path: Path) -> Path:
     _ratio_colorbar(fig, im, ax=axes, fraction=0.02)
     fig.suptitle(f"{view.title()}: attention of every layer and head (lines: P pick and TauP arrivals)",
                  fontsize=10)
-    return _save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 # ----------------------------------------------------------------------------- bertviz

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from seisbert.analysis import save_figure  # noqa: E402
 from seisbert.data.records import CLASS_NAMES  # noqa: E402
 
 
@@ -63,8 +64,4 @@ def plot_examples(waveforms, features, metadata, frequencies_hz, path: Path, *, 
         fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02, label="scaled log10 PSD" if col == len(rows) - 1 else None)
     fig.suptitle("Example records and their PSD windows (one column per record)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -11,13 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from seisbert.analysis import save_figure  # noqa: E402
 from seisbert.data.masking import select_positions  # noqa: E402
 
 
 @torch.no_grad()
-def masked_confusion(module, loader, mode: str, mask_rate: float = 0.15, seed: int = 0) -> np.ndarray:
-    """(K, K) counts of (true, predicted) token with every selected position set to [MASK]."""
-    K = module.cfg.vocab_size
+def masked_confusion(module, loader, mode: str, seed: int = 0) -> np.ndarray:
+    """(K, K) counts of (true, predicted) token with every selected position set to [MASK].
+
+    ``random``/``span`` select positions at the module's own ``task.params.mask_rate``.
+    """
+    K, mask_rate = module.cfg.vocab_size, module.p.mask_rate
     gen = torch.Generator().manual_seed(seed)
     counts = torch.zeros(K * K, dtype=torch.long)
     for batch in loader:
@@ -57,8 +61,4 @@ def plot_confusions(mats: dict, accs: dict, path: Path, order: np.ndarray | None
         ax.set_ylabel(f"true {unit}")
         fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true-token row")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

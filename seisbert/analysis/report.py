@@ -11,10 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from seisbert.analysis import save_figure  # noqa: E402
+
 ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch": "scratch (no pretraining)",
              "rf": "random forest on tokens", "hgb": "boosted trees on PSD", "cnn": "CNN on PSD"}
 PAPER_FINETUNE = {"mlm": "95%", "mlm_nsp": "93%", "scratch": "–", "rf": "81%", "hgb": "–", "cnn": "96–98%"}
-PAPER_MASKED = {"first_half": "66.6%", "second_half": "70.3%", "random_76": "86.4%", "all": "all → blast"}
+PAPER_MASKED = {"first_half": "66.6%", "second_half": "70.3%", "random_76": "86.4%", "all": "100%"}
 
 
 def mean_sd(values) -> str:
@@ -56,9 +58,7 @@ def plot_label_curve(results: pd.DataFrame, path: Path, metric: str = "balanced_
     ax.legend(fontsize=8)
     ax.set_title("Label-limited fine-tuning (mean ± sd over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def headline_rows(results: pd.DataFrame) -> list[str]:
@@ -86,7 +86,7 @@ def token_rows(pre: dict) -> list[str]:
 def masked_rows(results: pd.DataFrame) -> list[str]:
     allr = results[(results["labels"] == "all") & results.arm.isin(["mlm", "mlm_nsp", "scratch"])]
     lines = ["| fine-tuned from | first half masked | second half masked | 76% random masked | all masked: predicted blast |",
-             "|---|---|---|---|---|", "| paper (MLM) | 66.6% | 70.3% | 86.4% | 100% |"]
+             "|---|---|---|---|---|", "| paper (MLM) | " + " | ".join(PAPER_MASKED.values()) + " |"]
     for arm in ("mlm", "mlm_nsp", "scratch"):
         r = allr[allr.arm == arm]
         if len(r) and "masked_first_half/accuracy" in r:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seisbert.analysis import save_figure  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 
@@ -27,13 +29,6 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    _pyplot().close(fig)
-    log.info("wrote %s", path)
-    return path
 
 
 def occurrence_profiles(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -157,7 +152,7 @@ def plot_occurrence(layout: TokenLayout, path: str | Path) -> Path:
                fontsize=8, frameon=False, title="kinds of token (colour strip at left)")
     ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
     fig.colorbar(im, ax=ax, label="occurrences relative to the token's busiest second", pad=0.01)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=150)
 
 
 def pick_tokens(layout: TokenLayout, n_tokens: int = 20) -> np.ndarray:
@@ -200,7 +195,7 @@ def plot_token_kinds(layout: TokenLayout, path: str | Path, n_tokens: int = 20) 
                title=f"{len(picked)} tokens in {len(layout.names)} kinds, grouped by when they occur "
                      f"(dashed line: P at {layout.p_window * layout.window_s:g} s)", title_fontsize=10,
                frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_umap_map(features: np.ndarray, tokens: np.ndarray, layout: TokenLayout, path: str | Path,
@@ -229,7 +224,7 @@ def plot_umap_map(features: np.ndarray, tokens: np.ndarray, layout: TokenLayout,
     bar.set_ticks([np.median(rank[layout.kind == c]) for c in range(len(layout.names))],
                   labels=layout.names, fontsize=7)
     bar.ax.invert_yaxis()  # same top-to-bottom order as the heatmap
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_centroid_spectra(centroids: np.ndarray, path: str | Path, layout: TokenLayout | None = None,
@@ -262,4 +257,4 @@ def plot_centroid_spectra(centroids: np.ndarray, path: str | Path, layout: Token
         axes[0, 1].legend(fontsize=7, loc="best")
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=150)

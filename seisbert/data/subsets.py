@@ -111,3 +111,14 @@ def _balanced_event_order(event_label: np.ndarray, counts: np.ndarray, seed: int
         taken[c] += 1
         records[c] += counts[order[k]]
     return order
+
+
+def labelled_rows(metadata: pd.DataFrame, labels: int | None, seed: int = 0) -> np.ndarray:
+    """Training rows of one label budget: the ``labels`` subset, or every train row for None.
+
+    The same rows as ``label_subsets(metadata, sizes, seed)[labels]`` for any ``sizes``
+    holding ``labels`` (subsets are prefixes of one seeded event order).
+    """
+    if labels is None:
+        return np.flatnonzero(metadata["split"].to_numpy() == "train")
+    return label_subsets(metadata, sizes=(labels,), seed=seed)[labels]

@@ -13,18 +13,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from seisbert.baselines import fit_baseline
-from seisbert.data.subsets import label_subsets
+from seisbert.data.subsets import labelled_rows
 from seisbert.metrics import plot_confusion
 from seisbert.pipeline import FeatureSet, TokenSet
 from seisbert.tasks.common import save_metrics
 
 log = logging.getLogger(__name__)
-
-
-def labelled_rows(meta, labels: int | None, seed: int) -> np.ndarray:
-    if labels is None:
-        return np.flatnonzero(meta["split"].to_numpy() == "train")
-    return label_subsets(meta, sizes=(labels,), seed=seed)[labels]
 
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:

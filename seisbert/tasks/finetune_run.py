@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
-from seisbert.data.subsets import label_subsets
+from seisbert.data.subsets import labelled_rows
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
@@ -56,15 +56,9 @@ def load_base(path: Path, tset: TokenSet) -> tuple[EncoderConfig, dict]:
     return EncoderConfig(**hp["model"]), state
 
 
-def labelled_rows(meta, params: FinetuneConfig) -> np.ndarray | None:
-    if params.labels is None:
-        return None
-    return label_subsets(meta, sizes=(params.labels,), seed=params.subset_seed)[params.labels]
-
-
 def build_finetuning(cfg: DictConfig, tset: TokenSet):
     params = build(cfg.task.params, "task.params")
-    rows = labelled_rows(tset.metadata, params)
+    rows = labelled_rows(tset.metadata, params.labels, params.subset_seed)
     dm = TokenDataModule(tset.tokens, tset.metadata, tset.vocab_size, params.batch_size, seed=cfg.seed,
                          num_workers=params.num_workers, train_rows=rows)
     model, state = build(cfg.model, "model"), None

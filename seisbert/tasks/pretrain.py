@@ -73,6 +73,9 @@ class PretrainModule(L.LightningModule):
         mode = torch.as_tensor(step_mode if step_mode is not None else [], dtype=torch.long)
         self.register_buffer("step_mode", mode, persistent=False)
         self._val_gen = torch.Generator()
+        # compiled forward for GPU runs, kept out of the module tree (object.__setattr__) so
+        # checkpoints hold the plain encoder's weights only (nanoGPT issue #325)
+        object.__setattr__(self, "_forward", torch.compile(self.encoder) if self.p.compile else self.encoder)
 
     # ----------------------------------------------------------------- forward
     def masked_batch(self, batch, mode: str | None = None, generator=None, replace_probs=None):
@@ -83,7 +86,7 @@ class PretrainModule(L.LightningModule):
                           replace_probs or self.p.replace_probs, generator)
 
     def losses(self, batch, inputs, labels):
-        hidden = self.encoder(inputs, batch["segments"])  # (B, L, d)
+        hidden = self._forward(inputs, batch["segments"])  # (B, L, d)
         sel = labels != IGNORE
         logits = self.mlm_head(hidden[sel])  # (M, K): only masked positions carry loss
         out = {"mlm_loss": F.cross_entropy(logits, labels[sel]), "logits": logits, "targets": labels[sel]}
@@ -129,7 +132,7 @@ class PretrainModule(L.LightningModule):
              "mlm_top5": (logits.topk(min(5, K), -1).indices == targets[:, None]).any(-1).float().mean()}
         # The same positions with every one replaced by [MASK] (no 10% kept/10% random).
         all_masked = torch.where(sel, torch.full_like(inputs, self.cfg.mask_id), inputs)
-        hidden = self.encoder(all_masked, batch["segments"])
+        hidden = self._forward(all_masked, batch["segments"])
         m["mlm_acc_all_masked"] = (self.mlm_head(hidden[sel]).argmax(-1) == targets).float().mean()
         m.update(self.baseline_accuracies(batch["ids"], all_masked, sel, targets))
         if "sl_acc" in out:
