@@ -27,8 +27,7 @@ from seisbert.run import run_task, validate  # noqa: E402
 
 log = logging.getLogger("demo")
 OUT = ROOT / "reports" / "demo"
-# The demo's pretraining budget: enough to beat the baselines clearly, small enough for a CPU.
-PRETRAIN = ["experiment=mlm", "trainer.max_epochs=4", "logger=csv"]
+PRETRAIN = ["experiment=demo"]  # configs/experiment/demo.yaml: the demo's pretraining budget
 
 
 def config(overrides: list[str]) -> DictConfig:

@@ -103,13 +103,13 @@ def baselines(study: DictConfig, paths: dict) -> list[dict]:
     """Random forest (tokens), boosted trees and CNN (PSD windows) on the same subsets."""
     fset, tset = FeatureSet.load(paths["features"]), TokenSet.load(paths["tokens"])
     features, tokens, meta = np.asarray(fset.features), np.asarray(tset.tokens), tset.metadata
+    subsets = {seed: label_subsets(meta, sizes=tuple(study.label_sizes), seed=seed) for seed in study.seeds}
     rows = []
     for name, overrides in study.baselines.items():
         cfg = compose_run(study, [f"experiment=baseline_{name}", *overrides],
                           Path(study.run_dir) / "baselines" / name)
         for seed in study.seeds:
-            subsets = label_subsets(meta, sizes=tuple(study.label_sizes), seed=seed)
-            for size, idx in subsets.items():
+            for size, idx in subsets[seed].items():
                 r = fit_baseline(name, cfg.baseline, features, tokens, meta, idx, seed=seed)
                 m = {f"test/{k}": v for k, v in r.test.items()}
                 m["train_records"] = r.n_train

@@ -174,9 +174,10 @@ class TokenDataModule(L.LightningDataModule):
 
     def step_mode(self) -> np.ndarray:
         """Most frequent training token at each time step (T,): the paper's second baseline."""
-        train = np.asarray(self.tokens)[self.rows["train"]]  # (n, T)
-        counts = np.apply_along_axis(np.bincount, 0, train.astype(np.int64), minlength=self.sp.vocab_size)
-        return counts.argmax(0)  # (T,)
+        train = np.asarray(self.tokens)[self.rows["train"]].astype(np.int64)  # (n, T)
+        K, T = self.sp.vocab_size, train.shape[1]
+        flat = (np.arange(T) * K + train).ravel()  # one bincount over (time step, token) pairs
+        return np.bincount(flat, minlength=T * K).reshape(T, K).argmax(1)  # (T,)
 
     def set_epoch(self, epoch: int) -> None:
         ds = self.datasets["train"]
