@@ -39,6 +39,7 @@ class PretrainConfig:
     batch_size: int = 64
     num_workers: int = 0
     compile: bool = False  # torch.compile the encoder (GPU runs)
+    eval_mask_seed: int = 1234  # dev masks (test: +1): the same every epoch, so curves compare
 
     def __post_init__(self):
         check_range("task.params.mask_rate", self.mask_rate, 0.01, 1.0)
@@ -116,10 +117,10 @@ class PretrainModule(L.LightningModule):
 
     # -------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self):
-        self._val_gen.manual_seed(1234)  # the same masks every epoch: curves are comparable
+        self._val_gen.manual_seed(self.p.eval_mask_seed)  # the same masks every epoch
 
     def on_test_epoch_start(self):
-        self._val_gen.manual_seed(4321)
+        self._val_gen.manual_seed(self.p.eval_mask_seed + 1)
 
     def _eval_step(self, batch, stage: str):
         inputs, labels = self.masked_batch(batch, generator=self._val_gen)
