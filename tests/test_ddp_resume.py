@@ -28,11 +28,21 @@ TINY = ["model=tiny", "data.n_events=60", "tokenizer.vocab_size=16", "logger=csv
         "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def train(*overrides, check: bool = True, wait: bool = True):
     cmd = [sys.executable, "train.py", *TINY, *overrides]
+    # each run its own rendezvous port: two DDP tests on two xdist workers must not collide
+    env = {**ENV, "MASTER_PORT": str(free_port())}
     if not wait:
-        return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
