@@ -9,9 +9,9 @@ import scipy.signal
 from omegaconf import OmegaConf
 
 from seisbert.config import build
-from seisbert.data import synthetic_catalog as cat
-from seisbert.data import synthetic_spectra as spec
-from seisbert.data import synthetic_waveforms as wav
+from seisbert.data.synthetic import catalog as cat
+from seisbert.data.synthetic import spectra as spec
+from seisbert.data.synthetic import waveforms as wav
 from seisbert.data.records import RecordSet
 from seisbert.data.synthetic import NPTS, SyntheticSource
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from seisbert.data import synthetic_spectra as spec
-from seisbert.data.synthetic import NPTS, SAMPLING_RATE_HZ
+from seisbert.data.synthetic import spectra as spec
+from seisbert.data.synthetic.constants import NPTS, SAMPLING_RATE_HZ
 
 ENV_STEP = 5  # envelopes on a 20 Hz grid, repeated to 100 Hz: exp/pow at full rate dominated the cost
 GLITCHES = ("gap", "spike", "clip", "dc_step")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from seisbert.data.synthetic import NPTS, SAMPLING_RATE_HZ
+from seisbert.data.synthetic.constants import NPTS, SAMPLING_RATE_HZ
 
 COMB_RATE_HZ = 1000.0  # ripple-fire impulse trains at 1 kHz ...
 COMB_NPTS = 90000  # ... over 90 s, so the first NPTS // 2 + 1 rfft bins are the trace grid

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seisbert.data import synthetic_spectra as spec
-from seisbert.data.synthetic import NPTS, P_PICK_SAMPLE, SAMPLING_RATE_HZ
+from seisbert.data.synthetic import spectra as spec
+from seisbert.data.synthetic.constants import NPTS, P_PICK_SAMPLE, SAMPLING_RATE_HZ
 
 KM_PER_DEG = 111.19
 EQ, BLAST, MIE = 0, 1, 2

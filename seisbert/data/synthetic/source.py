@@ -5,8 +5,8 @@ specified in ``synthetic.md``: each phase (Pg, Sg/Lg, Rg, P and S coda) is windo
 Gaussian noise whose spectrum is replaced by a physical amplitude spectrum (Brune
 source or ripple-fire comb, geometric spreading, Q(f), kappa, site and path terms),
 plus Peterson-model ambient noise. This module holds the config and the driver;
-``synthetic_catalog`` draws events, stations and path terms, ``synthetic_spectra``
-the amplitude spectra, ``synthetic_waveforms`` the time series, SNR and glitches.
+``catalog`` draws events, stations and path terms, ``spectra``
+the amplitude spectra, ``waveforms`` the time series, SNR and glitches.
 
 Output convention: 90 s of vertical velocity (m/s) at 100 Hz; sample 0 is 10 s
 before the catalogue P pick, so ``trace_p_arrival_sample`` is 1000 for every record
@@ -25,9 +25,10 @@ from seisbert.data.records import RecordSet
 
 log = logging.getLogger(__name__)
 
-SAMPLING_RATE_HZ = 100.0
-NPTS = 9000  # 90 s
-P_PICK_SAMPLE = 1000  # the catalogue P pick sits 10 s after sample 0
+from seisbert.data.synthetic import catalog as cat
+from seisbert.data.synthetic import waveforms as wav
+from seisbert.data.synthetic.checks import validate
+from seisbert.data.synthetic.constants import NPTS, SAMPLING_RATE_HZ
 
 
 def _pair(lo, hi):
@@ -190,15 +191,10 @@ class SyntheticSource:
     dc_step_sigma: float = 20.0
 
     def __post_init__(self):
-        from seisbert.data.synthetic_checks import validate
-
         validate(self, key="data")
 
     def load(self, progress: bool = True) -> RecordSet:
         """Generate the record set: ``(N, 1, 9000)`` float32 vertical velocity in m/s."""
-        from seisbert.data import synthetic_catalog as cat
-        from seisbert.data import synthetic_waveforms as wav
-
         catalog = cat.build_catalog(self)
         pairs = cat.candidate_pairs(self, catalog)
         batches = cat.event_batches(pairs["event"], self.batch_size)
