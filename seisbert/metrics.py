@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from seisbert.analysis import save_figure
+from seisbert.figures import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +102,35 @@ def plot_confusion(
            xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)  # closes the figure too (it used to stay open)
+
+
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def save_predictions(path: str | Path, metadata: pd.DataFrame, rows: np.ndarray, prob: np.ndarray,
+                     extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write one row per test record: ``row``, ``event_id``, ``label``, ``prob`` (P(blast)),
+    plus ``extra`` probability columns aligned with ``rows`` (e.g. masked-input scores).
+
+    The study's bootstrap intervals over events and its checks recompute every metric
+    from these files, so a reported number can always be traced to predictions.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    frame = pd.DataFrame({"row": rows, "event_id": metadata["event_id"].astype(str).to_numpy()[rows],
+                          "label": metadata["label"].to_numpy().astype(int)[rows],
+                          "prob": np.asarray(prob, dtype=float)})
+    for name, values in (extra or {}).items():
+        frame[name] = np.asarray(values, dtype=float)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def load_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions file written by ``save_predictions``; names the file when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no test predictions at {path}: the run must write {PREDICTIONS_FILE} "
+                                f"(seisbert.metrics.save_predictions) for the study's intervals")
+    return pd.read_csv(path, dtype={"event_id": str})

@@ -1,0 +1,20 @@
+"""Figure saving, the bottom layer every stage may use (analysis sits on top of the stages)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
+    """Write ``fig`` to ``path`` (folders made as needed), close it, and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    log.info("wrote %s", path)
+    return path
