@@ -287,3 +287,11 @@ def test_defaults():
     assert 0.01 < glitched < 0.04
     flipped = meta.groupby("event_id")["label_noise_flipped"].first().mean()
     assert flipped == pytest.approx(0.02, abs=0.01)
+
+
+def test_event_id_prefix_gives_disjoint_ids():
+    """A second draw (the unlabeled pool) takes another prefix, so its ids never meet the first's."""
+    a = SyntheticSource(n_events=20, seed=0).load(progress=False).metadata
+    b = SyntheticSource(n_events=20, seed=1, event_id_prefix="pool").load(progress=False).metadata
+    assert a["event_id"].str.startswith("syn").all() and b["event_id"].str.startswith("pool").all()
+    assert not set(a["event_id"]) & set(b["event_id"])

@@ -224,7 +224,7 @@ def metadata_table(cfg, cat: dict, tr: dict, snr_db: np.ndarray, glitch: np.ndar
     trace_start = origin + np.round((tr["t_p"] - tr["p_idx"] / SAMPLING_RATE_HZ) * 1e6).astype("timedelta64[us]")
     fs = SAMPLING_RATE_HZ
     return pd.DataFrame({
-        "event_id": np.char.add("syn", np.char.zfill(e.astype(str), 6)),
+        "event_id": np.char.add(cfg.event_id_prefix, np.char.zfill(e.astype(str), 6)),
         "station_id": np.char.add("SY.S", np.char.zfill(s.astype(str), 3)),
         "source_type": np.where(ev["label"][e] == 1, "blast", "earthquake"),
         "label": ev["label"][e], "label_true": ev["label_true"][e], "label_noise_flipped": ev["flipped"][e],

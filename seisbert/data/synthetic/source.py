@@ -55,6 +55,7 @@ class SyntheticSource:
     # size, reproducibility, speed
     n_events: int = 2500
     seed: int = 0
+    event_id_prefix: str = "syn"  # a second draw (an unlabeled pool) takes another prefix: disjoint ids
     batch_size: int = 500  # candidate traces synthesised per FFT batch
     fft_workers: int = 2
     # region and network (section 2)
