@@ -1,0 +1,19 @@
+"""Apply a fine-tuned bundle: ``python predict.py bundle=PATH data=waveforms ...``.
+
+``mode=evaluate`` also scores it against the source's labels. The same as the
+``seisbert predict`` / ``seisbert evaluate`` console script (seisbert/inference/cli.py).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from seisbert.inference.cli import run
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Applying a fine-tuned bundle to new recordings: ``seisbert predict`` and ``seisbert evaluate``."""

@@ -1,0 +1,69 @@
+"""``seisbert predict|evaluate`` and ``python predict.py``: compose, load, score, write.
+
+    seisbert predict bundle=PATH data=waveforms data.waveform_dir=DIR data.catalog=FILE
+    seisbert evaluate bundle=PATH data=seisbench data.path=DIR
+
+Reads as a list of steps: check the composed config, load and check the bundle, read the
+source's records (no cache, no split, no tokenizer fit), score them, write the tables
+(and for ``evaluate`` the metrics and figures) into the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seisbert.config import build, check_choice
+
+log = logging.getLogger(__name__)
+
+MODES = ("predict", "evaluate")
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def run(cfg: DictConfig) -> dict:
+    """One predict or evaluate run; returns the evaluation metrics ({} for predict)."""
+    from seisbert.bundle import load_bundle
+    from seisbert.inference import evaluate, predict
+
+    check_choice("mode", cfg.mode, MODES)
+    pcfg = build(cfg.predict, "predict")
+    source = build(cfg.data, "data")
+    bundle = load_bundle(cfg.bundle)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    records = source.load(progress=pcfg.show_progress)
+    scored = predict.score(bundle, records, pcfg, source)
+    table = predict.prediction_table(scored, bundle, pcfg)
+    events = predict.event_table(table, pcfg, bundle.class_names)
+    predict.write_predictions(out, table, events, scored.rejected)
+    if cfg.mode == "predict":
+        return {}
+    return evaluate.write_evaluation(out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names)
+
+
+def main() -> None:
+    """The ``seisbert`` console script: the first argument names the command."""
+    if len(sys.argv) < 2 or sys.argv[1] not in MODES:
+        sys.stderr.write(f"usage: seisbert {{{'|'.join(MODES)}}} bundle=PATH data=... [overrides]\n")
+        raise SystemExit(2)
+    mode = sys.argv.pop(1)
+    sys.argv.append(f"mode={mode}")
+    _hydra_main()
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+    def entry(cfg: DictConfig) -> None:
+        metrics = run(cfg)
+        if metrics:
+            log.info("metrics: %s", json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}))
+
+    entry()

@@ -1,0 +1,53 @@
+"""A tiny fine-tuned classifier and its bundle, trained once per test session and worker;
+shared by tests/test_bundle.py, test_predict.py and test_seisbench_model.py."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from conftest import CONFIG_DIR, compose_cfg
+
+FINETUNE = ["experiment=scratch", "trainer.max_epochs=1", "task.params.masked_eval=false"]
+
+
+@functools.lru_cache(maxsize=1)
+def trained(root: str) -> dict:
+    """Fine-tune from scratch on the tiny synthetic set; paths of bundle, checkpoint, tokens."""
+    from seisbert.run import run_task
+
+    cfg = compose_cfg(Path(root), FINETUNE, Path(root) / "cache")
+    metrics = run_task(cfg)
+    out = Path(cfg.paths.output_dir)
+    arts = {s: Path(p) for s, p in _artifacts(cfg).items()}
+    return {"cfg": cfg, "metrics": metrics, "bundle": out / "model.bundle.safetensors",
+            "checkpoint": out / "checkpoints" / "best.ckpt", **arts}
+
+
+def _artifacts(cfg: DictConfig) -> dict:
+    from seisbert.pipeline import stage_path
+
+    return {s: stage_path(cfg, s) for s in ("records", "features", "tokens")}
+
+
+def predict_cfg(out: Path, overrides=()) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("predict", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def pipeline_probabilities(run: dict, rows: np.ndarray) -> np.ndarray:
+    """P(blast) of tokens-artifact rows from the fine-tuning run's best checkpoint."""
+    from seisbert.inference.predict import probabilities
+    from seisbert.pipeline import TokenSet
+    from seisbert.tasks.finetune import FinetuneModule
+
+    module = FinetuneModule.load_from_checkpoint(run["checkpoint"], weights_only=True).eval()
+    tokens = np.asarray(TokenSet.load(run["tokens"]).tokens)[rows]
+    return probabilities(module, tokens, 64, progress=False)

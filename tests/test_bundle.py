@@ -1,0 +1,80 @@
+"""The model bundle: one safetensors file that rebuilds the classifier, no pickle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from bundle_helpers import pipeline_probabilities, trained
+from seisbert.bundle import HEADER_KEY, load_bundle, read_header
+from seisbert.inference.predict import probabilities, tokens_of
+from seisbert.pipeline import FeatureSet, TokenSet
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained(str(tmp_path_factory.mktemp("bundle_run")))
+
+
+def test_round_trip_gives_identical_predictions(run):
+    bundle = load_bundle(run["bundle"])
+    tset = TokenSet.load(run["tokens"])
+    rows = np.arange(len(tset.metadata))
+    from_bundle = probabilities(bundle.module(), np.asarray(tset.tokens), 64, progress=False)
+    np.testing.assert_array_equal(from_bundle, pipeline_probabilities(run, rows))
+    assert 0 < from_bundle.min() < from_bundle.max() < 1  # a real classifier, not a constant
+
+
+def test_bundle_tokenizer_reproduces_the_training_tokens(run):
+    bundle = load_bundle(run["bundle"])
+    fset = FeatureSet.load(run["features"])
+    np.testing.assert_array_equal(tokens_of(bundle, np.asarray(fset.features)),
+                                  np.asarray(TokenSet.load(run["tokens"]).tokens))
+
+
+def test_header_holds_provenance_and_metrics(run):
+    info = read_header(run["bundle"])
+    summary = json.loads((run["features"] / "summary.json").read_text())
+    assert info["class_names"] == ["earthquake", "blast"]
+    assert info["tokenizer"]["digest"] == run["tokens"].name
+    assert info["training"]["counts"]["records"] == summary["records"]
+    assert info["training"]["train_prior_blast"] == 0.5  # class-weighted loss
+    assert info["metrics"]["test/balanced_accuracy"] == pytest.approx(run["metrics"]["test/balanced_accuracy"])
+    assert info["features"]["window_s"] == 1.0 and "torch" in info["versions"]
+    assert info["hyper_parameters"]["model"]["vocab_size"] == 16
+    assert run["bundle"].read_bytes()[8:9] == b"{"  # safetensors: u64 header length, JSON header
+
+
+def _rewrite(src, dst, edit):
+    tensors = load_file(str(src))
+    info = read_header(src)
+    edit(info)
+    save_file(tensors, str(dst), metadata={HEADER_KEY: json.dumps(info)})
+    return dst
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda i: i.update(format=99), r"bundle format 99 \(this seisbert reads format 1\)"),
+    (lambda i: i.update(seisbert_version="0.9.0"), r"written by seisbert 0.9.0, this is 0.1"),
+    (lambda i: i["features"].update(whiten_db=3.0), r"features config has keys \['whiten_db'\]"),
+    (lambda i: i["features"].update(scaling="zscore"), r"features.scaling='zscore' is not allowed"),
+    (lambda i: i.update(module_class="os.system"), r"module class 'os.system' is not a seisbert class"),
+])
+def test_incompatible_bundle_is_refused_saying_what_differs(run, tmp_path, edit, message):
+    bad = _rewrite(run["bundle"], tmp_path / "bad.safetensors", edit)
+    with pytest.raises(ValueError, match=message):
+        load_bundle(bad)
+
+
+def test_foreign_files_are_refused(run, tmp_path):
+    with pytest.raises(ValueError, match="is not a file"):
+        load_bundle(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a bundle at all")
+    with pytest.raises(ValueError, match="is not a safetensors file"):
+        load_bundle(tmp_path / "junk.safetensors")
+    save_file(load_file(str(run["bundle"])), str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="without a seisbert header"):
+        load_bundle(tmp_path / "plain.safetensors")
