@@ -6,6 +6,12 @@ per station. ``map_event_type`` turns the written type into one of
 ``records.CLASS_NAMES`` through a user mapping; types it does not know are rejected
 by the caller, never guessed. Column names of the CSV form are configurable so an
 ANSS ComCat or network export can be read as it is (see docs/your_own_data.md).
+
+Bad input never stops the read and never vanishes: a CSV row with a value that does not
+parse (``origin_time=not-a-time``, ``latitude=abc``) is rejected naming the file, row and
+column; an event id written with two different event types is rejected naming both; a
+pick of an event the catalogue does not hold is counted. An empty or header-only file is
+one clear error, since nothing downstream can work without events.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from seisbert.data.records import Reason, rejection
+
 log = logging.getLogger(__name__)
+
+SOURCE = "catalog"  # the ``source`` column of its rows in rejected.csv
 
 # Written event type (lower case, "_" read as " ") -> class name. QuakeML 1.2 spellings
 # plus the short forms seen in network CSV exports; users extend it in the config.
@@ -79,30 +89,102 @@ def map_event_type(raw, mapping: dict) -> str | None:
     return table.get(normalize_type(raw))
 
 
-def read_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
-                 picks_csv: str | Path | None = None,
-                 p_phases=("P", "Pg", "Pn")) -> list[CatalogEvent]:
-    """Events of a QuakeML or CSV catalogue with their P picks (``fmt``: auto|quakeml|csv)."""
+class BadValue(Exception):
+    """A catalogue cell that does not parse: the column, the value and what was expected."""
+
+    def __init__(self, column: str, value: str, expected: str):
+        super().__init__(f"column {column!r}: {value!r} is not {expected}")
+
+
+@dataclass
+class CatalogRead:
+    """What a catalogue gave: its events, the rejection rows, and CSV columns no role reads."""
+
+    events: list
+    rejected: list = field(default_factory=list)
+    unused_columns: list = field(default_factory=list)  # a misnamed pick column shows here
+
+
+def load_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
+                 picks_csv: str | Path | None = None, p_phases=("P", "Pg", "Pn"),
+                 key: str = "data.catalog") -> CatalogRead:
+    """Events of a QuakeML or CSV catalogue with their P picks (``fmt``: auto|quakeml|csv).
+
+    Bad rows are rejected (``CatalogRead.rejected``), the rest go on; an empty file, a
+    header without rows or a QuakeML without events raises ValueError naming ``key``.
+    """
     path = Path(path)
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() in (".csv", ".txt") else "quakeml"
     columns = {**DEFAULT_CSV_COLUMNS, **(csv_columns or {})}
+    out = CatalogRead([])
     if fmt == "csv":
-        events = read_csv_events(pd.read_csv(path), columns, p_phases)
+        table = read_csv_table(path, key)
+        rows = csv_row_events(table, columns, p_phases, path.name, out.rejected)
+        out.unused_columns = [c for c in table.columns if c not in columns.values()]
+        unit = "row"
     else:
-        events = read_quakeml(path, p_phases)
+        rows, unit = list(enumerate(read_quakeml(path, p_phases, key), start=1)), "event"
+        if not rows:
+            raise ValueError(f"{key}={str(path)!r} holds no events (an empty QuakeML catalogue)")
+    out.events = merged_by_id(rows, path.name, unit, out.rejected)
     if picks_csv is not None:
-        add_csv_picks(events, pd.read_csv(picks_csv), columns, p_phases)
-    n_picks = sum(len(e.p_picks) for e in events)
-    log.info("catalog %s: %d events, %d P picks", path.name, len(events), n_picks)
-    return events
+        add_csv_picks(out.events, read_csv_table(Path(picks_csv), "data.picks_csv"), columns,
+                      p_phases, Path(picks_csv).name, out.rejected)
+    n_picks = sum(len(e.p_picks) for e in out.events)
+    log.info("catalog %s: %d events, %d P picks, %d rows rejected", path.name, len(out.events),
+             n_picks, len(out.rejected))
+    return out
+
+
+def read_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
+                 picks_csv: str | Path | None = None,
+                 p_phases=("P", "Pg", "Pn")) -> list[CatalogEvent]:
+    """The events of ``load_catalog`` (its rejections are logged only)."""
+    return load_catalog(path, fmt, csv_columns, picks_csv, p_phases).events
+
+
+def merged_by_id(rows: list, name: str, unit: str, rejected: list) -> list[CatalogEvent]:
+    """One event per id from ``(row number, event)`` pairs; conflicting types reject it.
+
+    The first row gives the origin; picks of all rows are merged (earliest per station).
+    A row with no type says nothing about it; two different types name both.
+    """
+    groups: dict = {}
+    for n, ev in rows:
+        groups.setdefault(ev.event_id, []).append((n, ev))
+    out = []
+    for eid, group in groups.items():
+        types: dict = {}
+        for n, ev in group:
+            if ev.event_type:
+                types.setdefault(ev.event_type, []).append(str(n))
+        if len(types) > 1:
+            said = " and ".join(f"{t!r} ({unit} {', '.join(ns)})" for t, ns in types.items())
+            rejected.append(rejection(eid, SOURCE, Reason.CONFLICTING_TYPE,
+                                      f"{name}: event {eid} is written as {said}"))
+            continue
+        first = group[0][1]
+        first.event_type = next(iter(types), "")
+        for _, ev in group[1:]:
+            for station_id, time in ev.p_picks.items():
+                first.add_pick(station_id, time)
+        out.append(first)
+    return out
 
 
 # ----------------------------------------------------------------------------- QuakeML
-def read_quakeml(path: Path, p_phases) -> list[CatalogEvent]:
+def read_quakeml(path: Path, p_phases, key: str = "data.catalog") -> list[CatalogEvent]:
     import obspy
 
-    return [_quakeml_event(ev, p_phases) for ev in obspy.read_events(str(path))]
+    if path.stat().st_size == 0:
+        raise ValueError(f"{key}={str(path)!r} is empty (0 bytes); give a QuakeML or CSV catalogue")
+    try:
+        catalog = obspy.read_events(str(path))
+    except Exception as e:  # obspy raises many types for a file it cannot parse
+        raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML ({type(e).__name__}: "
+                         f"{e}); set data.catalog_format=csv if it is a CSV table") from None
+    return [_quakeml_event(ev, p_phases) for ev in catalog]
 
 
 def _quakeml_event(ev, p_phases) -> CatalogEvent:
@@ -133,58 +215,107 @@ def _num(value) -> float:
 
 
 # --------------------------------------------------------------------------------- CSV
-def read_csv_events(table: pd.DataFrame, columns: dict, p_phases) -> list[CatalogEvent]:
-    """Events from a CSV table; repeated event ids are one event (rows that carry picks)."""
+def read_csv_table(path: Path, key: str) -> pd.DataFrame:
+    """A CSV file as strings (every cell parsed later, one by one, so a bad one is named)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{key}={str(path)!r} is empty (0 bytes); give a CSV table with a "
+                         "header row and one row per event or pick") from None
+    if table.empty:
+        raise ValueError(f"{key}={str(path)!r} has a header {list(table.columns)} but no rows, "
+                         "so it holds no events")
+    return table
+
+
+def csv_row_events(table: pd.DataFrame, columns: dict, p_phases, name: str,
+                   rejected: list) -> list[tuple[int, CatalogEvent]]:
+    """``(row number, event)`` per good CSV row (1 = first data row); bad rows are rejected."""
     missing = [columns[r] for r in ("event_id", "origin_time") if columns[r] not in table]
     if missing:
         raise ValueError(f"catalog CSV lacks columns {missing}; have {list(table.columns)}. "
                          "Map yours with data.csv_columns.<role>=<your column>")
-    table = table.copy()
-    table[columns["event_id"]] = table[columns["event_id"]].astype(str)
-    events = {}
-    for _, row in table.drop_duplicates(columns["event_id"]).iterrows():
-        events[row[columns["event_id"]]] = _csv_event(row, columns)
-    out = list(events.values())
-    if columns["station_id"] in table and columns["p_time"] in table:
-        add_csv_picks(out, table, columns, p_phases)
+    out = []
+    for i, row in enumerate(table.to_dict("records"), start=1):
+        try:
+            out.append((i, _csv_event(row, columns, p_phases)))
+        except BadValue as e:
+            rejected.append(rejection(f"{name} row {i}", SOURCE, Reason.BAD_VALUE,
+                                      f"{name} row {i} (line {i + 1}), {e}; row skipped"))
     return out
 
 
-def _csv_event(row: pd.Series, columns: dict) -> CatalogEvent:
+def _csv_event(row: dict, columns: dict, p_phases) -> CatalogEvent:
+    """One CSV row as an event, with the row's P pick when it carries one."""
+    def get(role):
+        return str(row.get(columns[role], "")).strip(), columns[role]
+
+    event_id = get("event_id")
+    if not event_id[0]:
+        raise BadValue(event_id[1], event_id[0], "an event id")
+    ev = CatalogEvent(event_id=event_id[0], event_type=normalize_type(get("event_type")[0] or None),
+                      origin_time=_time(*get("origin_time")),
+                      latitude=_number(*get("latitude"), lo=-90.0, hi=90.0),
+                      longitude=_number(*get("longitude"), lo=-180.0, hi=360.0),
+                      depth_km=_number(*get("depth_km")), magnitude=_number(*get("magnitude")))
+    (station_id, _), (p_time, p_col) = get("station_id"), get("p_time")
+    phase_ok = columns["phase"] not in row or get("phase")[0] in p_phases
+    if station_id and p_time and phase_ok:
+        ev.add_pick(station_id, _time(p_time, p_col))
+    return ev
+
+
+def _time(value: str, column: str):
+    """A UTC time from ISO 8601 text; "" is unknown (None)."""
     from obspy import UTCDateTime
 
-    def get(role):
-        name = columns[role]
-        return row[name] if name in row.index else math.nan
+    if not value:
+        return None
+    try:
+        return UTCDateTime(value)
+    except Exception:  # UTCDateTime raises ValueError or TypeError, by input
+        raise BadValue(column, value, "a time (ISO 8601, e.g. 2020-01-01T12:00:00Z)") from None
 
-    t = get("origin_time")
-    return CatalogEvent(
-        event_id=str(get("event_id")), event_type=normalize_type(get("event_type")),
-        origin_time=None if t != t else UTCDateTime(str(t)),
-        latitude=float(get("latitude")), longitude=float(get("longitude")),
-        depth_km=float(get("depth_km")), magnitude=float(get("magnitude")))
+
+def _number(value: str, column: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """A number from text; "" is unknown (NaN); outside [lo, hi] is a bad value."""
+    if not value:
+        return math.nan
+    try:
+        x = float(value)
+    except ValueError:
+        raise BadValue(column, value, "a number") from None
+    if not lo <= x <= hi and not math.isnan(x):
+        raise BadValue(column, value, f"a number in [{lo:g}, {hi:g}]")
+    return x
 
 
 def add_csv_picks(events: list[CatalogEvent], table: pd.DataFrame, columns: dict,
-                  p_phases) -> None:
-    """Attach picks (event id, "NET.STA", time[, phase]) to their events; logs strays."""
-    from obspy import UTCDateTime
-
+                  p_phases, name: str = "picks", rejected: list | None = None) -> None:
+    """Attach picks (event id, "NET.STA", time[, phase]) to their events; bad ones are rejected."""
+    rejected = [] if rejected is None else rejected
     # A separate picks file may keep the default names while the catalogue is renamed.
-    name = {r: c if c in table else r for r, c in columns.items()}
-    need = [name[r] for r in ("event_id", "station_id", "p_time")]
+    col = {r: c if c in table else r for r, c in columns.items()}
+    need = [col[r] for r in ("event_id", "station_id", "p_time")]
     if any(c not in table for c in need):
         raise ValueError(f"picks table needs columns {need}; have {list(table.columns)}. "
                          "Map yours with data.csv_columns.<role>=<your column>")
-    table = table.dropna(subset=need)
-    if name["phase"] in table:
-        table = table[table[name["phase"]].astype(str).isin(list(p_phases))]
     by_id = {e.event_id: e for e in events}
-    strays = 0
-    for eid, sta, t in table[need].astype(str).itertuples(index=False):
-        if eid in by_id:
-            by_id[eid].add_pick(sta, UTCDateTime(t))
-        else:
-            strays += 1
-    if strays:
-        log.warning("%d picks name events that are not in the catalogue; ignored", strays)
+    for i, row in enumerate(table.to_dict("records"), start=1):
+        if col["phase"] in row and str(row[col["phase"]]).strip() not in p_phases:
+            continue  # an S or other pick: not a P, not bad input
+        eid, station_id, p_time = (str(row[c]).strip() for c in need)
+        where = f"{name} row {i}"
+        try:
+            for value, c in zip((eid, station_id, p_time), need):
+                if not value:
+                    raise BadValue(c, value, "set")
+            time = _time(p_time, need[2])
+        except BadValue as e:
+            rejected.append(rejection(where, SOURCE, Reason.BAD_VALUE, f"{where} (line {i + 1}), {e}"))
+            continue
+        if eid not in by_id:
+            rejected.append(rejection(where, SOURCE, Reason.STRAY_PICK,
+                                      f"{where}: event {eid!r} is not in the catalogue (or was rejected)"))
+            continue
+        by_id[eid].add_pick(station_id, time)

@@ -60,18 +60,47 @@ def rejection(record: str, source: str, reason: str, detail: str = "") -> dict:
     return {"record": record, "source": source, "reason": reason, "detail": detail}
 
 
+class Rejected(Exception):
+    """A record that cannot be used: ``reason`` is a ``Reason`` phrase, ``detail`` says why."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
 class Reason:
     """The fixed phrases of ``rejected.csv``: counts are grouped by them."""
 
+    # one file or one record
     UNREADABLE = "unreadable file"
+    CORRUPT = "corrupt file"  # the reader warned (e.g. miniSEED "Corrupt data?")
     GAP = "gap or overlap"
     MIXED_RATE = "mixed sampling rate"
+    MIXED_DTYPE = "mixed data types"
+    MERGE = "cannot merge"
     BAD_RATE = "unexpected sampling rate"
+    LOW_NYQUIST = "nyquist below fmax"
     TOO_SHORT = "too short for the window"
     NONFINITE = "nan or inf"
     ALL_ZERO = "all-zero trace"
     ZERO_MEDIAN = "zero median bin"
     MISSING_PICK = "missing pick"
-    UNKNOWN_TYPE = "unknown event type"
     MISSING_CHANNEL = "missing channel"
     RESPONSE = "response removal failed"
+    # one catalogue row, event or pick
+    BAD_VALUE = "bad catalogue value"
+    CONFLICTING_TYPE = "conflicting event types"
+    UNKNOWN_TYPE = "unknown event type"
+    NO_ORIGIN = "no pick and no origin"
+    NO_DATA = "no waveform data near event"
+    NO_WAVEFORM = "pick without waveform"
+    STRAY_PICK = "pick of no catalogue event"
+    # a waveform file that no event reached: listed, not an error
+    UNUSED_FILE = "file near no event"
+
+
+def reason_counts(rejected) -> dict:
+    """``{reason: count}`` of a rejected table or list of rows, most frequent first."""
+    reasons = pd.Series([r["reason"] for r in rejected] if isinstance(rejected, list)
+                        else rejected["reason"], dtype=str)
+    return {str(k): int(v) for k, v in reasons.value_counts().items()}

@@ -5,10 +5,13 @@ Every (event, station) pair with data near the event becomes one record, cut fro
 ``(C, S)`` float32 array, NaN where there is no data. The P arrival is the catalogue
 pick, else ak135 TauP from event and station coordinates. Preprocessing follows the
 usual order of seisbench's dataset converters: merge (gaps reject), demean, detrend,
-taper, optional response removal to velocity, FFT resampling
-(``obspy.Trace.resample``), rotation to Z/R/T. A pair that cannot be used is
-rejected with a ``records.Reason``; one bad file never stops the run.
-See docs/your_own_data.md.
+taper, optional response removal to velocity, polyphase resampling
+(``seisbert.data.traces``), rotation to Z/R/T.
+
+Nothing is dropped silently: a bad file, catalogue row, event or pair is rejected with
+a ``records.Reason`` and the rest go on; files no event reached are listed too. Zero
+usable records is an error listing the reasons' counts, raised before anything is
+cached. See docs/your_own_data.md.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import functools
 import logging
 import math
 from dataclasses import dataclass, field
+from glob import glob
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +30,17 @@ from tqdm.auto import tqdm
 
 from seisbert.config import check_choice, check_range
 from seisbert.data.catalog import (DEFAULT_CSV_COLUMNS, DEFAULT_EVENT_TYPES, CatalogEvent,
-                                   map_event_type, read_catalog)
-from seisbert.data.records import CLASS_NAMES, RecordSet, Reason, empty_rejected, rejection
+                                   load_catalog, map_event_type)
+from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, empty_rejected,
+                                   reason_counts, rejection)
+from seisbert.data.stores import FileStore, SdsStore, read_inventory, station_coordinates
+from seisbert.data.traces import (check_finite, detrended_tapered, merged_without_gaps,
+                                  place_window, power_gain, resampled, to_north_east)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "waveforms"
+__all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "check_fits_features"]
 
 # Column order of the metadata table (seisbench names where they exist).
 METADATA_COLUMNS = (
@@ -41,13 +50,7 @@ METADATA_COLUMNS = (
     "source_magnitude", "station_latitude_deg", "station_longitude_deg",
     "path_ep_distance_km", "path_back_azimuth_deg")
 
-
-class Rejected(Exception):
-    """A record that cannot be used: ``reason`` is a ``records.Reason`` phrase."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
+UNSET = (None, "", "???")  # "???" is Hydra's mark of a required value nobody gave
 
 
 @dataclass
@@ -70,7 +73,9 @@ class WaveformSource:
     post_s: float = 100.0
     pad_s: float = 5.0  # read beyond both ends of the cut; the taper lives there
     sampling_rate_hz: float = 100.0
-    min_sampling_rate_hz: float = 40.0  # Nyquist must reach the features' fmax_hz
+    min_sampling_rate_hz: float = 40.0
+    fmax_hz: float | None = None  # the YAML sets ${features.fmax_hz}; None: no Nyquist check
+    min_power_at_fmax: float = 0.9  # resampling must keep this fraction of the PSD at fmax_hz
     channels: str = "Z"  # Z | ZRT
     channel_codes: dict = field(default_factory=lambda: {"Z": "??Z", "N": "??[N1]", "E": "??[E2]"})
     remove_response: bool = False
@@ -92,6 +97,9 @@ class WaveformSource:
         for key, lo in (("pre_s", 0.0), ("post_s", 1.0), ("pad_s", 0.0), ("search_s", 0.0),
                         ("sampling_rate_hz", 1.0), ("min_sampling_rate_hz", 0.0)):
             check_range(f"data.{key}", getattr(self, key), lo)
+        check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
+        if self.fmax_hz is not None:
+            check_range("data.fmax_hz", self.fmax_hz, 0.0, self.sampling_rate_hz / 2)
         if self.pre_filt_hz is not None and len(self.pre_filt_hz) != 4:
             raise ValueError(f"data.pre_filt_hz={self.pre_filt_hz} must list four corners (Hz)")
 
@@ -102,52 +110,125 @@ class WaveformSource:
     def _components(self) -> str:
         return "ZNE" if self.channels == "ZRT" else "Z"
 
+    def check_paths(self) -> None:
+        """Raise, in one sentence naming the key and the path, for an unset or missing input.
+
+        Cheap (no file is parsed): the validate step calls it before any work, and
+        ``load`` calls it first.
+        """
+        for key in ("waveform_dir", "catalog"):
+            if getattr(self, key) in UNSET:
+                raise ValueError(f"data.{key} is not set; data=waveforms needs it, e.g. "
+                                 f"data.{key}=/path/to/{'waveforms' if key == 'waveform_dir' else 'events.xml'}")
+        if not Path(self.waveform_dir).is_dir():
+            raise FileNotFoundError(f"data.waveform_dir={self.waveform_dir!r} is not a folder")
+        for key in ("catalog", "picks_csv"):
+            path = getattr(self, key)
+            if path in UNSET:
+                continue
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"data.{key}={path!r} does not exist")
+            if Path(path).stat().st_size == 0:
+                raise ValueError(f"data.{key}={path!r} is empty (0 bytes)")
+        if self.inventory not in UNSET and not glob(self.inventory):
+            raise FileNotFoundError(f"data.inventory={self.inventory!r} matches no file")
+
     # ------------------------------------------------------------------------- load
     def load(self, progress: bool = True) -> RecordSet:
-        """Read the catalogue and waveforms into a ``RecordSet``; rejects are listed, not raised."""
-        for key in ("waveform_dir", "catalog"):
-            if getattr(self, key) is None:
-                raise ValueError(f"data.{key} must be set for data=waveforms")
-        events = read_catalog(self.catalog, self.catalog_format, self.csv_columns,
-                              self.picks_csv, tuple(self.p_phases))
-        inventory = read_inventory(self.inventory) if self.inventory is not None else None
+        """Read the catalogue and waveforms into a ``RecordSet``; rejects are listed, not raised.
+
+        Raises ValueError, with the count of each reason, when no record is usable.
+        """
+        self.check_paths()
+        catalog = load_catalog(self.catalog, self.catalog_format, self.csv_columns,
+                               self.picks_csv, tuple(self.p_phases))
+        inventory = read_inventory(self.inventory) if self.inventory not in UNSET else None
         if self.remove_response and inventory is None:
             raise ValueError("data.remove_response=true needs data.inventory (StationXML)")
         store = (FileStore(self.waveform_dir, self.file_glob, progress) if self.archive == "files"
                  else SdsStore(self.waveform_dir))
         coords = station_coordinates(inventory, store)
-        rows, waves, rejected, n_far = [], [], list(store.rejected), 0
-        for ev in tqdm(events, desc="events", disable=not progress):
-            source_type = map_event_type(ev.event_type, self.event_types)
-            if source_type is None:
-                rejected.append(rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE,
-                                          f"event type {ev.event_type or '(unset)'!r} is not in "
-                                          "data.event_types"))
-                continue
-            for station_id in store.stations_near(ev, self.pre_s, self.search_s):
-                try:
-                    out = self._record(ev, source_type, station_id, coords, store, inventory)
-                except Rejected as r:
-                    rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, r.reason, r.detail))
-                    continue
-                if out is None:
-                    n_far += 1
-                else:
-                    waves.append(out[0])
-                    rows.append(out[1])
+        waves, rows, rejected, n_far = [], [], catalog.rejected + store.rejected, 0
+        for ev in tqdm(catalog.events, desc="events", disable=not progress):
+            n_far += self._event_records(ev, store, coords, inventory, waves, rows, rejected)
+        rejected += store.unused(self.pre_s, self.search_s)
         if n_far:
             log.info("waveforms: %d event-station pairs farther than data.max_distance_km=%g "
                      "left out", n_far, self.max_distance_km)
-        return self._record_set(waves, rows, rejected, len(events))
+        if not rows:
+            raise ValueError(self._nothing_usable(rejected, len(catalog.events), n_far,
+                                                  catalog.unused_columns))
+        return self._record_set(waves, rows, rejected, len(catalog.events))
+
+    def _event_records(self, ev: CatalogEvent, store, coords: dict, inventory,
+                       waves: list, rows: list, rejected: list) -> int:
+        """Append one event's records and rejections; returns its pairs beyond max distance."""
+        source_type = map_event_type(ev.event_type, self.event_types)
+        if source_type is None:
+            rejected.append(rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE,
+                                      f"event type {ev.event_type or '(unset)'!r} is not in "
+                                      "data.event_types"))
+            return 0
+        unplaceable = self._unplaceable(ev)
+        if unplaceable:
+            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_ORIGIN, unplaceable))
+            return 0
+        stations = store.stations_near(ev, self.pre_s, self.search_s)
+        n_before, n_far = len(rejected), 0
+        for station_id in sorted(set(ev.p_picks) - set(stations)):
+            rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, Reason.NO_WAVEFORM,
+                                      f"P pick at {ev.p_picks[station_id]}, but data.waveform_dir "
+                                      f"holds no data of {station_id}"))
+        for station_id in stations:
+            try:
+                out = self._record(ev, source_type, station_id, coords, store, inventory)
+            except Rejected as r:
+                rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, r.reason, r.detail))
+                continue
+            if out is None:
+                n_far += 1
+            else:
+                waves.append(out[0])
+                rows.append(out[1])
+        if not stations and len(rejected) == n_before:
+            t = ev.origin_time
+            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_DATA, (
+                f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
+                f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick")))
+        return n_far
+
+    def _unplaceable(self, ev: CatalogEvent) -> str:
+        """Why an event without picks can have no P at any station, or "" when it can."""
+        if ev.p_picks:
+            return ""
+        if ev.origin_time is None:
+            return f"event {ev.event_id} has no P pick and no origin time"
+        located = math.isfinite(ev.latitude) and math.isfinite(ev.longitude)
+        if self.p_from_taup and not located:
+            return (f"event {ev.event_id} has no P pick and no epicentre (latitude, longitude) "
+                    "for TauP")
+        return ""
+
+    def _nothing_usable(self, rejected: list, n_events: int, n_far: int, unused: list) -> str:
+        counts = reason_counts(rejected)
+        first = {}
+        for r in rejected:
+            first.setdefault(r["reason"], f"{r['record']}: {r['detail']}")
+        examples = "; ".join(f"{k}: {v}" for k, v in first.items())
+        examples = f" First of each: {examples}." if examples else ""
+        far = (f", {n_far} pairs farther than data.max_distance_km={self.max_distance_km:g}"
+               if n_far else "")
+        hint = (f" The catalogue's columns {unused} map to no role: if one holds the P picks, "
+                "map it, e.g. data.csv_columns.p_time=<column>." if unused else "")
+        return (f"data=waveforms: no usable record from {n_events} catalogue events "
+                f"(rejected {counts}{far}); nothing was cached.{examples}{hint}")
 
     def _record_set(self, waves, rows, rejected, n_events) -> RecordSet:
-        shape = (0, len(self.channels), self.n_samples)
-        waveforms = np.stack(waves) if waves else np.zeros(shape, np.float32)  # (N, C, S)
+        waveforms = np.stack(waves)  # (N, C, S)
         metadata = pd.DataFrame(rows, columns=list(METADATA_COLUMNS))
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
-        counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
         log.info("waveforms: %d records from %d events; rejected %d %s",
-                 len(metadata), n_events, len(rejected), counts)
+                 len(metadata), n_events, len(rejected), reason_counts(rejected))
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
     # ------------------------------------------------------------------- one record
@@ -209,15 +290,29 @@ class WaveformSource:
         best = min(rate, key=lambda i: (-rate[i], i))
         return [tr for tr in traces if tr.id == best]
 
+    def _check_rate(self, trace_id: str, rate: float) -> None:
+        """Reject a rate below ``min_sampling_rate_hz`` or one whose Nyquist cannot carry fmax_hz."""
+        if rate < self.min_sampling_rate_hz:
+            raise Rejected(Reason.BAD_RATE, f"{trace_id} at {rate} Hz < "
+                           f"data.min_sampling_rate_hz={self.min_sampling_rate_hz}")
+        if self.fmax_hz is None:
+            return
+        gain = power_gain(rate, self.sampling_rate_hz, self.fmax_hz)
+        if gain < self.min_power_at_fmax:
+            raise Rejected(Reason.LOW_NYQUIST, (
+                f"{trace_id} at {rate:g} Hz (Nyquist {rate / 2:g} Hz): resampled to "
+                f"{self.sampling_rate_hz:g} Hz it keeps {gain:.0%} of the power at "
+                f"features.fmax_hz={self.fmax_hz:g} Hz < data.min_power_at_fmax="
+                f"{self.min_power_at_fmax:g}"))
+
     def _prepared(self, traces: list, t0, t1, inventory):
         """One preprocessed trace at ``sampling_rate_hz`` from one channel's traces."""
         rates = sorted({tr.stats.sampling_rate for tr in traces})
         if len(rates) > 1:
             raise Rejected(Reason.MIXED_RATE, f"{traces[0].id} has rates {rates} Hz")
-        if rates[0] < self.min_sampling_rate_hz:
-            raise Rejected(Reason.BAD_RATE, f"{traces[0].id} at {rates[0]} Hz < "
-                           f"data.min_sampling_rate_hz={self.min_sampling_rate_hz}")
+        self._check_rate(traces[0].id, rates[0])
         tr = merged_without_gaps(traces, t0, t1)
+        check_finite(tr)
         tr.data = detrended_tapered(tr.data, int(self.pad_s * tr.stats.sampling_rate))
         if self.remove_response:
             try:
@@ -226,7 +321,8 @@ class WaveformSource:
             except Exception as e:  # obspy raises many types for a bad or missing response
                 raise Rejected(Reason.RESPONSE, f"{tr.id}: {e}") from None
         if tr.stats.sampling_rate != self.sampling_rate_hz:
-            tr.resample(self.sampling_rate_hz)  # FFT: an ideal low-pass, so no aliasing
+            tr.data = resampled(tr.data, tr.stats.sampling_rate, self.sampling_rate_hz)
+            tr.stats.sampling_rate = self.sampling_rate_hz  # sample 0 keeps its time
         return tr
 
     def _stack(self, traces: dict, baz: float, inventory):
@@ -250,86 +346,28 @@ class WaveformSource:
         return np.stack([arr["Z"], radial, transverse]).astype(np.float32), start  # (3, n)
 
 
-# ------------------------------------------------------------------ trace helpers
-def merged_without_gaps(traces: list, t0, t1):
-    """Merge one channel's traces; a gap or conflicting overlap inside [t0, t1] rejects it.
+def check_fits_features(data, features) -> None:
+    """Raise ValueError when records cut by the ``data`` config cannot feed ``features``.
 
-    ``Stream.merge(method=0, fill_value=None)`` masks gaps and overlaps whose samples
-    disagree (identical overlaps merge cleanly), so the mask marks exactly the bad spans.
+    ``data`` and ``features`` are the two config nodes (any mapping; a key the data
+    source lacks is not checked). The record ``[P - data.pre_s, P + data.post_s)`` must
+    hold the features' ``[P - features.pre_s, P + features.post_s)``, and the Nyquist
+    check must not use a lower fmax than the features read. For ``validate()``.
     """
-    from obspy import Stream
-
-    try:
-        tr = traces[0] if len(traces) == 1 else Stream(traces).merge(method=0, fill_value=None)[0]
-    except Exception as e:  # e.g. differing data types within one channel
-        raise Rejected(Reason.MIXED_RATE, f"{traces[0].id}: {e}") from None
-    mask = np.ma.getmaskarray(tr.data)
-    if mask.any():
-        offset_s = np.flatnonzero(mask) * tr.stats.delta + (tr.stats.starttime - t0)
-        inside = (offset_s >= 0) & (offset_s <= t1 - t0)
-        if inside.any():
-            raise Rejected(Reason.GAP, f"{tr.id}: {mask.sum() * tr.stats.delta:.2f} s masked "
-                           f"(gap or overlap) near {t0 + offset_s[inside][0]}")
-        tr.trim(t0, t1)  # the bad span was in the padding only
-    tr.data = np.ma.filled(tr.data, 0).astype(np.float64)
-    return tr
+    for key in ("pre_s", "post_s"):
+        if data.get(key) is not None and data[key] < features[key]:
+            raise ValueError(
+                f"data.{key}={data[key]:g} is shorter than features.{key}={features[key]:g}: "
+                "records are cut [P - data.pre_s, P + data.post_s) and the features need "
+                f"[P - features.pre_s, P + features.post_s); set data.{key} >= {features[key]:g}")
+    fmax = data.get("fmax_hz")
+    if fmax is not None and fmax < features["fmax_hz"]:
+        raise ValueError(f"data.fmax_hz={fmax:g} is below features.fmax_hz={features['fmax_hz']:g}: "
+                         "records would be kept whose Nyquist cannot carry the top bins; "
+                         "leave data.fmax_hz as ${features.fmax_hz}")
 
 
-def detrended_tapered(data: np.ndarray, taper_samples: int) -> np.ndarray:
-    """Least-squares line (mean and trend) removed, Hann taper on both ends (float64).
-
-    The same numbers as obspy's ``detrend("demean").detrend("linear").taper(0.5, type="hann",
-    max_length=...)``, without its per-call plugin lookup (half the load time).
-    """
-    from scipy.signal import detrend
-    from scipy.signal.windows import hann
-
-    x = detrend(np.asarray(data, np.float64), type="linear")
-    n, w = len(x), min(taper_samples, len(x) // 2)
-    if w > 0:
-        side = hann(2 * w if 2 * w == n else 2 * w + 1)
-        x[:w] *= side[:w]
-        x[n - w:] *= side[len(side) - w:]
-    return x
-
-
-def to_north_east(traces: dict, arr: dict, inventory):
-    """N and E arrays; 1/2 horizontals are rotated with the inventory's orientation.
-
-    Without an inventory, 1 is taken as N and 2 as E (the SEED convention's intent).
-    """
-    if inventory is None or (traces["N"].stats.channel[-1], traces["E"].stats.channel[-1]) == ("N", "E"):
-        return arr["N"], arr["E"]
-    from obspy.signal.rotate import rotate2zne
-
-    try:
-        orient = [inventory.get_orientation(traces[c].id, traces[c].stats.starttime) for c in "ZNE"]
-    except Exception as e:
-        raise Rejected(Reason.MISSING_CHANNEL, f"no orientation for 1/2 horizontals: {e}") from None
-    args = [x for c, o in zip("ZNE", orient) for x in (arr[c], o["azimuth"], o["dip"])]
-    _, north, east = rotate2zne(*args)
-    return north, east
-
-
-def place_window(data: np.ndarray, start, p_time, pre_s: float, n_samples: int,
-                 fs: float) -> tuple[np.ndarray, int, int, object]:
-    """Cut ``(C, n)`` data whose first sample is at ``start`` to a ``(C, n_samples)`` record.
-
-    Sample 0 is ``p_time - pre_s``, or the first sample if the data start later; NaN
-    fills the end. Returns the record, the P sample, the valid sample count
-    (``trace_npts``) and the time of sample 0.
-    """
-    p_index = round((p_time - start) * fs)  # P in data samples
-    if not 0 <= p_index < data.shape[1]:
-        raise Rejected(Reason.TOO_SHORT, f"the data ({start} + {data.shape[1] / fs:.1f} s) "
-                       f"do not contain the P arrival {p_time}")
-    first = max(0, p_index - round(pre_s * fs))
-    seg = data[:, first:first + n_samples]  # (C, npts)
-    out = np.full((data.shape[0], n_samples), np.nan, np.float32)  # (C, S)
-    out[:, :seg.shape[1]] = seg
-    return out, p_index - first, seg.shape[1], start + first / fs
-
-
+# ------------------------------------------------------------------ geometry, TauP
 def distance_baz(ev: CatalogEvent, sta_lat: float, sta_lon: float) -> tuple[float, float]:
     """Epicentral distance (km) and back azimuth (deg) on the WGS84 ellipsoid, NaN if unknown."""
     values = (ev.latitude, ev.longitude, sta_lat, sta_lon)
@@ -358,111 +396,3 @@ def taup_p_seconds(dist_km: float, depth_km: float, model: str = "ak135") -> flo
     if not arrivals:
         raise Rejected(Reason.MISSING_PICK, f"TauP {model} has no P at {dist_km:.0f} km")
     return min(a.time for a in arrivals)
-
-
-# ------------------------------------------------------------------- waveform stores
-class FileStore:
-    """ObsPy-readable files indexed by their headers: which station has data when."""
-
-    def __init__(self, root: str, pattern: str, progress: bool = True):
-        import obspy
-
-        files = sorted(p for p in Path(root).glob(pattern) if p.is_file())
-        if not files:
-            raise ValueError(f"data.file_glob={pattern!r} matches no files under {root}")
-        self.rejected, rows, self.formats = [], [], {}
-        for path in tqdm(files, desc="index files", disable=not progress):
-            try:
-                stream = obspy.read(str(path), headonly=True)
-            except Exception as e:  # obspy raises many types for a file it cannot parse
-                self.rejected.append(rejection(str(path), SOURCE, Reason.UNREADABLE,
-                                               f"{path.name}: {type(e).__name__}: {e}"))
-                continue
-            rows += [_index_row(path, tr) for tr in stream]
-            self.formats[str(path)] = stream[0].stats._format if stream else None
-        self.index = pd.DataFrame(rows, columns=["path", "station_id", "start", "end", "lat", "lon"])
-        log.info("indexed %d traces in %d files (%d unreadable)",
-                 len(self.index), len(files), len(self.rejected))
-
-    def stations_near(self, ev: CatalogEvent, pre_s: float, search_s: float) -> list[str]:
-        """Stations with data in [origin - pre_s, origin + search_s] or a pick for the event."""
-        have = set(self.index["station_id"])
-        near = set()
-        if ev.origin_time is not None:
-            t = float(ev.origin_time.timestamp)
-            hit = (self.index["start"] <= t + search_s) & (self.index["end"] >= t - pre_s)
-            near = set(self.index.loc[hit, "station_id"])
-        return sorted(near | (set(ev.p_picks) & have))
-
-    def read(self, station_id: str, t0, t1):
-        import obspy
-
-        idx = self.index
-        hit = (idx["station_id"] == station_id) & (idx["start"] <= float(t1.timestamp)) & \
-              (idx["end"] >= float(t0.timestamp))
-        stream = obspy.Stream()
-        for path in dict.fromkeys(idx.loc[hit, "path"]):
-            try:  # the format found while indexing: obspy.read skips its detection
-                stream += obspy.read(path, format=self.formats[path], starttime=t0, endtime=t1)
-            except Exception as e:
-                raise Rejected(Reason.UNREADABLE, f"{Path(path).name}: {e}") from None
-        stream.traces = [tr for tr in stream if _station_id(tr) == station_id]
-        if not stream:
-            raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
-        return stream
-
-
-class SdsStore:
-    """An SDS archive (``obspy.clients.filesystem.sds``): day files found by path."""
-
-    def __init__(self, root: str):
-        from obspy.clients.filesystem.sds import Client
-
-        if not Path(root).is_dir():
-            raise ValueError(f"data.waveform_dir={root!r} is not a folder (SDS root)")
-        self.client, self.rejected = Client(root), []
-        self.index = pd.DataFrame(columns=["station_id", "lat", "lon"])
-
-    def stations_near(self, ev: CatalogEvent, pre_s: float, search_s: float) -> list[str]:
-        if ev.origin_time is None:
-            days = list(ev.p_picks.values())
-        else:
-            days = [ev.origin_time - pre_s, ev.origin_time + search_s]
-        return sorted({f"{n}.{s}" for d in days for n, s, _, _ in self.client.get_all_nslc(datetime=d)})
-
-    def read(self, station_id: str, t0, t1):
-        net, sta = station_id.split(".", 1)
-        try:
-            stream = self.client.get_waveforms(net, sta, "*", "*", t0, t1)
-        except Exception as e:
-            raise Rejected(Reason.UNREADABLE, f"SDS {station_id} at {t0}: {e}") from None
-        if not stream:
-            raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
-        return stream
-
-
-def _station_id(tr) -> str:
-    return f"{tr.stats.network}.{tr.stats.station}"
-
-
-def _index_row(path: Path, tr) -> tuple:
-    sac = tr.stats.get("sac", {})  # SAC headers may carry station coordinates
-    return (str(path), _station_id(tr), float(tr.stats.starttime.timestamp),
-            float(tr.stats.endtime.timestamp), float(sac.get("stla", math.nan)),
-            float(sac.get("stlo", math.nan)))
-
-
-def station_coordinates(inventory, store) -> dict:
-    """"NET.STA" -> (lat, lon): file headers first, the StationXML inventory wins."""
-    known = store.index.dropna(subset=["lat", "lon"]).drop_duplicates("station_id")
-    coords = {s: (la, lo) for s, la, lo in known[["station_id", "lat", "lon"]].itertuples(index=False)}
-    if inventory is not None:
-        for net in inventory:
-            coords.update({f"{net.code}.{sta.code}": (sta.latitude, sta.longitude) for sta in net})
-    return coords
-
-
-def read_inventory(path: str):
-    import obspy
-
-    return obspy.read_inventory(path)

@@ -1,0 +1,218 @@
+"""Waveform stores for the ``waveforms`` source: a folder of files, or an SDS archive.
+
+A store answers two questions: which stations have data near an event, and the
+stream of one station in a time span. A file ObsPy cannot parse, or whose data its
+reader flags (libmseed's "Corrupt data?", "Not a SEED record", a Steim integrity
+failure: any ``InternalMSEEDWarning`` or a warning saying "corrupt"), is rejected with
+the warning's text. Other reader warnings (e.g. SAC's sample-spacing rounding) keep the
+file and are logged once per message, with a count; ``FileStore`` also lists the readable files no event reached, so a
+misnamed station or a catalogue from another year shows up as a count, not as silence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from seisbert.data.records import Reason, Rejected, rejection
+
+log = logging.getLogger(__name__)
+
+SOURCE = "waveforms"
+INDEX_COLUMNS = ["path", "station_id", "start", "end", "lat", "lon"]
+
+
+@contextlib.contextmanager
+def reader_warnings():
+    """Collect every warning raised inside the block (each one, not the first per place)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def corruption_warnings(caught: list) -> list:
+    """The warnings that say a file's data are damaged (the rest are logged, not rejected)."""
+    from obspy.io.mseed import InternalMSEEDWarning
+
+    return [w for w in caught if issubclass(w.category, InternalMSEEDWarning)
+            or "corrupt" in str(w.message).lower()]
+
+
+class KeptWarnings:
+    """Reader warnings of files that were kept: message -> file names, logged once."""
+
+    def __init__(self):
+        self.files: dict = {}
+
+    def add(self, caught: list, name: str) -> None:
+        for w in caught:
+            self.files.setdefault(str(w.message), set()).add(name)
+
+    def log(self) -> None:
+        for message, names in self.files.items():
+            log.warning("obspy warned on %d kept file(s), e.g. %s: %s", len(names), min(names), message)
+
+
+def warning_text(caught: list) -> str:
+    """The distinct messages of ``caught`` warnings, in order, for a rejection's detail."""
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    more = f" (and {len(messages) - 2} more)" if len(messages) > 2 else ""
+    return "; ".join(messages[:2]) + more
+
+
+class FileStore:
+    """ObsPy-readable files indexed by their headers: which station has data when."""
+
+    def __init__(self, root: str, pattern: str, progress: bool = True):
+        files = sorted(p for p in Path(root).glob(pattern) if p.is_file())
+        if not files:
+            raise ValueError(f"data.file_glob={pattern!r} matches no files under {root}")
+        self.rejected, rows, self.formats, self.kept = [], [], {}, KeptWarnings()
+        for path in tqdm(files, desc="index files", disable=not progress):
+            try:
+                stream = _read_checked(path, self.kept, headonly=True)
+            except Rejected as r:
+                self.rejected.append(rejection(str(path), SOURCE, r.reason, r.detail))
+                continue
+            rows += [_index_row(path, tr) for tr in stream]
+            self.formats[str(path)] = stream[0].stats._format if stream else None
+        self.index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        self.named: set = set()  # files some event's window or pick reached
+        log.info("indexed %d traces in %d files (%d rejected)",
+                 len(self.index), len(files), len(self.rejected))
+        self.kept.log()
+
+    def stations_near(self, ev, pre_s: float, search_s: float) -> list[str]:
+        """Stations with data in [origin - pre_s, origin + search_s] or a pick for the event."""
+        have = set(self.index["station_id"])
+        near = set()
+        if ev.origin_time is not None:
+            t = float(ev.origin_time.timestamp)
+            hit = (self.index["start"] <= t + search_s) & (self.index["end"] >= t - pre_s)
+            near = set(self.index.loc[hit, "station_id"])
+            self.named.update(self.index.loc[hit, "path"])
+        return sorted(near | (set(ev.p_picks) & have))
+
+    def read(self, station_id: str, t0, t1):
+        import obspy
+
+        idx = self.index
+        hit = (idx["station_id"] == station_id) & (idx["start"] <= float(t1.timestamp)) & \
+              (idx["end"] >= float(t0.timestamp))
+        stream = obspy.Stream()
+        for path in dict.fromkeys(idx.loc[hit, "path"]):
+            self.named.add(path)
+            # the format found while indexing: obspy.read skips its detection
+            stream += _read_checked(Path(path), None, format=self.formats[path],
+                                    starttime=t0, endtime=t1)
+        stream.traces = [tr for tr in stream if station_of(tr) == station_id]
+        if not stream:
+            raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
+        return stream
+
+    def unused(self, pre_s: float, search_s: float) -> list[dict]:
+        """Rejection rows for the indexed files that no event's window or pick reached."""
+        idx = self.index[~self.index["path"].isin(self.named)]
+        rows = []
+        for path, group in idx.groupby("path", sort=True):
+            span = f"{_utc(group['start'].min())} - {_utc(group['end'].max())}"
+            stations = ", ".join(sorted(set(group["station_id"])))
+            rows.append(rejection(path, SOURCE, Reason.UNUSED_FILE, (
+                f"{Path(path).name} ({stations}, {span}) overlaps no catalogue event's "
+                f"[origin - {pre_s:g} s, origin + {search_s:g} s] and holds no picked station's P")))
+        return rows
+
+
+class SdsStore:
+    """An SDS archive (``obspy.clients.filesystem.sds``): day files found by path."""
+
+    def __init__(self, root: str):
+        from obspy.clients.filesystem.sds import Client
+
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"data.waveform_dir={root!r} is not a folder (SDS root)")
+        self.client, self.rejected = Client(root), []
+        self.index = pd.DataFrame(columns=INDEX_COLUMNS)
+
+    def stations_near(self, ev, pre_s: float, search_s: float) -> list[str]:
+        if ev.origin_time is None:
+            days = list(ev.p_picks.values())
+        else:
+            days = [ev.origin_time - pre_s, ev.origin_time + search_s]
+        return sorted({f"{n}.{s}" for d in days for n, s, _, _ in self.client.get_all_nslc(datetime=d)})
+
+    def read(self, station_id: str, t0, t1):
+        net, sta = station_id.split(".", 1)
+        with reader_warnings() as caught:
+            try:
+                stream = self.client.get_waveforms(net, sta, "*", "*", t0, t1)
+            except Exception as e:
+                raise Rejected(Reason.UNREADABLE, f"SDS {station_id} at {t0}: {e}") from None
+        if corruption_warnings(caught):
+            raise Rejected(Reason.CORRUPT, f"SDS {station_id} at {t0}: obspy warned: "
+                           f"{warning_text(corruption_warnings(caught))}")
+        if not stream:
+            raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
+        return stream
+
+    def unused(self, pre_s: float, search_s: float) -> list[dict]:
+        return []  # an archive is not listed file by file
+
+
+def _read_checked(path: Path, kept: KeptWarnings | None = None, **kwargs):
+    """``obspy.read``; a failure is ``unreadable file``, a damage warning ``corrupt file``.
+
+    Other warnings are added to ``kept``.
+    """
+    import obspy
+
+    with reader_warnings() as caught:
+        try:
+            stream = obspy.read(str(path), **kwargs)
+        except Exception as e:  # obspy raises many types for a file it cannot parse
+            raise Rejected(Reason.UNREADABLE, f"{path.name}: {type(e).__name__}: {e}") from None
+    damage = corruption_warnings(caught)
+    if damage:
+        raise Rejected(Reason.CORRUPT, f"{path.name}: obspy warned: {warning_text(damage)}")
+    if kept is not None:
+        kept.add(caught, path.name)
+    return stream
+
+
+def _utc(timestamp: float) -> str:
+    from obspy import UTCDateTime
+
+    return str(UTCDateTime(timestamp))
+
+
+def station_of(tr) -> str:
+    return f"{tr.stats.network}.{tr.stats.station}"
+
+
+def _index_row(path: Path, tr) -> tuple:
+    sac = tr.stats.get("sac", {})  # SAC headers may carry station coordinates
+    return (str(path), station_of(tr), float(tr.stats.starttime.timestamp),
+            float(tr.stats.endtime.timestamp), float(sac.get("stla", math.nan)),
+            float(sac.get("stlo", math.nan)))
+
+
+def station_coordinates(inventory, store) -> dict:
+    """"NET.STA" -> (lat, lon): file headers first, the StationXML inventory wins."""
+    known = store.index.dropna(subset=["lat", "lon"]).drop_duplicates("station_id")
+    coords = {s: (la, lo) for s, la, lo in known[["station_id", "lat", "lon"]].itertuples(index=False)}
+    if inventory is not None:
+        for net in inventory:
+            coords.update({f"{net.code}.{sta.code}": (sta.latitude, sta.longitude) for sta in net})
+    return coords
+
+
+def read_inventory(path: str):
+    import obspy
+
+    return obspy.read_inventory(path)
