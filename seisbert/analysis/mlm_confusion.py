@@ -28,7 +28,8 @@ def masked_confusion(module, loader, mode: str, seed: int = 0) -> np.ndarray:
         ids = batch["ids"].to(module.device)
         sel = select_positions(ids < K, mode, mask_rate, gen)
         inputs = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
-        hidden = module.encoder(inputs, batch["segments"].to(module.device))
+        psd = batch["psd"].to(module.device) if "psd" in batch else None  # window-input models
+        hidden = module.encoder(inputs, batch["segments"].to(module.device), psd=psd)
         pred = module.mlm_head(hidden[sel]).argmax(-1)
         counts += torch.bincount(ids[sel] * K + pred, minlength=K * K).cpu()
     return counts.view(K, K).numpy()

@@ -52,3 +52,24 @@ def apply_mask(ids: torch.Tensor, selected: torch.Tensor, vocab_size: int, mask_
     inputs = torch.where(to_random, random_ids, inputs)
     labels = torch.where(selected, ids, torch.full_like(ids, IGNORE))
     return inputs, labels
+
+
+def swap_random_windows(ids: torch.Tensor, psd: torch.Tensor, inputs: torch.Tensor, selected: torch.Tensor,
+                        vocab_size: int, generator: torch.Generator | None = None):
+    """BERT's "random token" share for window inputs: a random window of the batch instead.
+
+    ``inputs`` comes from :func:`apply_mask`; its randomly replaced positions (selected,
+    spectral, id changed) take the id and the window (B, L, F) of a spectral position drawn
+    uniformly from the batch, so token and window stay consistent for ``model.input=both``.
+    Returns new ``inputs`` (B, L) and windows (B, L, F); ``ids`` and ``psd`` are unchanged.
+    """
+    swapped = selected & (inputs < vocab_size) & (inputs != ids)  # (B, L)
+    pool = torch.nonzero((ids < vocab_size).flatten()).squeeze(1)  # (P,) flat spectral positions
+    n = int(swapped.sum())
+    if n == 0 or len(pool) == 0:
+        return inputs, psd
+    src = pool[torch.randint(0, len(pool), (n,), generator=generator, device=pool.device)]  # (n,)
+    inputs, windows = inputs.clone(), psd.clone()
+    inputs[swapped] = ids.flatten()[src]
+    windows[swapped] = psd.flatten(0, 1)[src]  # (n, F)
+    return inputs, windows

@@ -48,6 +48,34 @@ def pair_input(a: np.ndarray, b: np.ndarray, sp: Specials) -> tuple[np.ndarray, 
     return ids, seg
 
 
+def with_specials(windows: np.ndarray, cut: int | None = None) -> np.ndarray:
+    """(T, F) windows -> (T+2, F) aligned with ``[CLS] t [SEP]``, or (T+3, F) with a [SEP]
+    after the first ``cut`` windows (a source-linking pair); zero rows at the specials."""
+    z = np.zeros((1, windows.shape[1]), np.float32)
+    parts = [z, windows, z] if cut is None else [z, windows[:cut], z, windows[cut:], z]
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def step_mode_of(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Most frequent id at each time step (T,) of ``tokens`` (n, T), ids in 0..K-1."""
+    tokens = np.asarray(tokens).astype(np.int64)
+    T = tokens.shape[1]
+    flat = (np.arange(T) * vocab_size + tokens).ravel()  # one bincount over (time step, id) pairs
+    return np.bincount(flat, minlength=T * vocab_size).reshape(T, vocab_size).argmax(1)  # (T,)
+
+
+def window_stats(features: np.ndarray, rows: np.ndarray) -> dict:
+    """Per-bin mean and std (F,) and per-time-step mean (T, F) of the windows of ``rows``.
+
+    Called with the training rows only: random-projection targets and the step-mean
+    baseline must never see dev or test windows.
+    """
+    x = np.asarray(features[np.sort(rows)], dtype=np.float64)  # (n, T, F)
+    flat = x.reshape(-1, x.shape[-1])
+    return {"mean": flat.mean(0).tolist(), "std": np.maximum(flat.std(0), 1e-6).tolist(),
+            "step_mean": x.mean(0).tolist()}
+
+
 # Source-linking labels. 2-way: same event (other station) vs other event.
 # 3-way adds "same record" (the true second half) as its own class.
 SL_LABELS = {2: {"same_event": 0, "other_event": 1}, 3: {"same_record": 0, "same_event": 1, "other_event": 2}}
@@ -56,8 +84,10 @@ SL_LABELS = {2: {"same_event": 0, "other_event": 1}, 3: {"same_record": 0, "same
 class RecordDataset(Dataset):
     """One ``[CLS] t [SEP]`` sequence per record, with its class label and row index."""
 
-    def __init__(self, tokens: np.ndarray, labels: np.ndarray, rows: np.ndarray, sp: Specials):
+    def __init__(self, tokens: np.ndarray, labels: np.ndarray, rows: np.ndarray, sp: Specials,
+                 features: np.ndarray | None = None):
         self.tokens, self.labels, self.rows, self.sp = tokens, labels, rows, sp
+        self.features = features
 
     def __len__(self):
         return len(self.rows)
@@ -65,8 +95,11 @@ class RecordDataset(Dataset):
     def __getitem__(self, i):
         row = self.rows[i]
         ids, seg = record_input(np.asarray(self.tokens[row]), self.sp)
-        return {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
+        item = {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
                 "label": torch.tensor(int(self.labels[row])), "row": torch.tensor(int(row))}
+        if self.features is not None:
+            item["psd"] = torch.from_numpy(with_specials(np.asarray(self.features[row])))
+        return item
 
 
 class PairDataset(Dataset):
@@ -79,8 +112,9 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, tokens, event_ids, station_ids, rows, sp: Specials, n_classes: int = 2,
-                 seed: int = 0, fixed: bool = False):
+                 seed: int = 0, fixed: bool = False, features: np.ndarray | None = None):
         self.tokens, self.rows, self.sp, self.n_classes = tokens, rows, sp, n_classes
+        self.features = features
         self.seed, self.fixed, self.epoch = seed, fixed, 0
         ev = np.asarray(event_ids)[rows]
         self.station = np.asarray(station_ids)[rows]
@@ -116,9 +150,13 @@ class PairDataset(Dataset):
         b = np.asarray(self.tokens[self.rows[j]])
         half = len(a) // 2
         ids, seg = pair_input(a[:half], b[half:], self.sp)
-        return {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
+        item = {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
                 "sl_label": torch.tensor(SL_LABELS[self.n_classes][kind]),
                 "row": torch.tensor(int(self.rows[i])), "partner_row": torch.tensor(int(self.rows[j]))}
+        if self.features is not None:
+            fa, fb = np.asarray(self.features[self.rows[i]]), np.asarray(self.features[self.rows[j]])
+            item["psd"] = torch.from_numpy(with_specials(np.concatenate([fa[:half], fb[half:]]), half))
+        return item
 
 
 class EpochSampler(DistributedSampler):
@@ -145,14 +183,17 @@ class TokenDataModule(L.LightningDataModule):
     """Serves records (MLM, fine-tuning) or source-linking pairs from a tokens artifact.
 
     ``train_rows`` restricts training to a labelled subset (label-limited fine-tuning).
-    Dev and test are always the full splits.
+    Dev and test are always the full splits. ``features`` (N, T, F), given only when the
+    model reads or predicts windows, adds ``psd`` to every item.
     """
 
     def __init__(self, tokens: np.ndarray, metadata, vocab_size: int, batch_size: int = 64,
                  pairs: bool = False, sl_classes: int = 2, seed: int = 0, num_workers: int = 0,
-                 train_rows: np.ndarray | None = None):
+                 train_rows: np.ndarray | None = None, features: np.ndarray | None = None):
         super().__init__()
-        self.tokens, self.meta, self.sp = tokens, metadata, Specials(vocab_size)
+        if features is not None and features.shape[:2] != tokens.shape:
+            raise ValueError(f"features {features.shape} do not match tokens {tokens.shape} row for row")
+        self.tokens, self.meta, self.sp, self.features = tokens, metadata, Specials(vocab_size), features
         self.batch_size, self.pairs, self.sl_classes = batch_size, pairs, sl_classes
         self.seed, self.num_workers, self.train_rows = seed, num_workers, train_rows
         split = metadata["split"].to_numpy()
@@ -166,18 +207,20 @@ class TokenDataModule(L.LightningDataModule):
     def _dataset(self, split: str) -> Dataset:
         rows = self.rows[split]
         if not self.pairs:
-            return RecordDataset(self.tokens, self.meta["label"].to_numpy(), rows, self.sp)
+            return RecordDataset(self.tokens, self.meta["label"].to_numpy(), rows, self.sp, self.features)
         if self.meta["event_id"].iloc[rows].nunique() < 2:
             raise ValueError(f"source linking needs at least two events in the {split} split")
         return PairDataset(self.tokens, self.meta["event_id"].to_numpy(), self.meta["station_id"].to_numpy(),
-                           rows, self.sp, self.sl_classes, self.seed, fixed=split != "train")
+                           rows, self.sp, self.sl_classes, self.seed, fixed=split != "train",
+                           features=self.features)
 
     def step_mode(self) -> np.ndarray:
         """Most frequent training token at each time step (T,): the paper's second baseline."""
-        train = np.asarray(self.tokens)[self.rows["train"]].astype(np.int64)  # (n, T)
-        K, T = self.sp.vocab_size, train.shape[1]
-        flat = (np.arange(T) * K + train).ravel()  # one bincount over (time step, token) pairs
-        return np.bincount(flat, minlength=T * K).reshape(T, K).argmax(1)  # (T,)
+        return step_mode_of(np.asarray(self.tokens)[self.rows["train"]], self.sp.vocab_size)
+
+    def window_stats(self) -> dict:
+        """:func:`window_stats` of the training split's windows (needs ``features``)."""
+        return window_stats(self.features, self.rows["train"])
 
     def set_epoch(self, epoch: int) -> None:
         ds = self.datasets["train"]

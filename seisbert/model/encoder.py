@@ -8,6 +8,12 @@ Models for Seismic Event Processing".
 
 Token ids ``0..K-1`` are spectral tokens; the specials follow:
 ``[PAD]=K, [CLS]=K+1, [SEP]=K+2, [MASK]=K+3``.
+
+``model.input`` chooses how a spectral position is embedded: ``tokens`` (its k-means id,
+the paper's), ``psd`` (a learned linear projection of its scaled log-PSD window, as
+HuBERT reads continuous features) or ``both`` (the two summed). The specials keep their
+learned rows of the token table in every kind, so [CLS], [SEP] and the [MASK] vector are
+learned vectors and a masked window is never seen by the encoder.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from seisbert.config import check_choice, check_range
 log = logging.getLogger(__name__)
 
 N_SPECIALS = 4  # [PAD], [CLS], [SEP], [MASK]
+INPUTS = ("tokens", "psd", "both")
+POOLS = ("cls", "mean", "attention")
+ARCHS = ("encoder", "perceiver")
 
 
 @dataclass
@@ -42,6 +51,11 @@ class EncoderConfig:
     bias: bool = True  # biases in Linear and LayerNorm
     init_std: float = 0.02
     norm_eps: float = 1e-5
+    input: str = "tokens"  # tokens | psd | both: what a spectral position is embedded from
+    n_features: int | None = None  # F of a PSD window; null: read from the features artifact
+    pool: str = "cls"  # cls | mean | attention: the classification head's summary of a sequence
+    arch: str = "encoder"  # encoder | perceiver (latent array, seisbert.model.perceiver)
+    latents: int = 32  # perceiver: size of the latent array
 
     def __post_init__(self) -> None:
         check_range("model.vocab_size", self.vocab_size, 8, 150)
@@ -53,6 +67,12 @@ class EncoderConfig:
         check_range("model.init_std", self.init_std, 0.0, None)
         check_range("model.norm_eps", self.norm_eps, 0.0, None)
         check_choice("model.norm", self.norm, ("pre", "post"))
+        check_choice("model.input", self.input, INPUTS)
+        check_choice("model.pool", self.pool, POOLS)
+        check_choice("model.arch", self.arch, ARCHS)
+        check_range("model.latents", self.latents, 1, None)
+        if self.n_features is not None:
+            check_range("model.n_features", self.n_features, 1, None)
         if self.d_model % self.heads != 0:
             raise ValueError(
                 f"model.heads={self.heads} does not divide model.d_model={self.d_model}; "
@@ -184,6 +204,11 @@ class Encoder(nn.Module):
         self.seg_emb = nn.Embedding(cfg.n_segments, cfg.d_model)
         self.emb_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
         self.emb_drop = nn.Dropout(cfg.dropout)
+        if cfg.input != "tokens":
+            if cfg.n_features is None:
+                raise ValueError(f"model.input={cfg.input!r} needs model.n_features (F of a PSD window); "
+                                 "it is set from the features artifact when left null in a run")
+            self.psd_proj = nn.Linear(cfg.n_features, cfg.d_model, bias=cfg.bias)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         # Pre-norm leaves the residual stream unnormalized; post-norm ends on a LayerNorm.
         self.norm_f = (
@@ -228,27 +253,46 @@ class Encoder(nn.Module):
         """Model FLOPs utilisation: achieved training FLOP/s over ``peak_flops``."""
         return self.estimate_flops_per_token(seq_len) * tokens_per_s / peak_flops
 
+    def embed(self, tokens: torch.Tensor, segments: torch.Tensor | None = None,
+              psd: torch.Tensor | None = None) -> torch.Tensor:
+        """Input embeddings (B, L, d) after LayerNorm and dropout.
+
+        With ``model.input`` psd/both, ``psd`` (B, L, F) holds each position's window; it is
+        read only where ``tokens`` is a spectral id, so [MASK]ed windows never leak in.
+        """
+        L = tokens.shape[1]
+        if L > self.cfg.max_len:
+            raise ValueError(f"sequence length {L} exceeds model.max_len={self.cfg.max_len}")
+        seg = self.seg_emb.weight[0] if segments is None else self.seg_emb(segments)  # (d,) or (B, L, d)
+        x = self.tok_emb(tokens)  # (B, L, d): specials, and spectral tokens for input=tokens|both
+        if self.cfg.input != "tokens":
+            if psd is None:
+                raise ValueError(f"model.input={self.cfg.input!r} needs the PSD windows (batch['psd'])")
+            spectral = (tokens < self.cfg.vocab_size).unsqueeze(-1)  # (B, L, 1)
+            proj = self.psd_proj(psd.to(x.dtype))  # (B, L, d)
+            x = torch.where(spectral, proj + (x if self.cfg.input == "both" else 0.0), x)
+        x = x + self.pos_emb.weight[:L] + seg  # (B, L, d)
+        return self.emb_drop(self.emb_norm(x))
+
     def forward(
         self,
         tokens: torch.Tensor,
         segments: torch.Tensor | None = None,
         pad_mask: torch.Tensor | None = None,
         return_attention: bool = False,
+        psd: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Hidden states (B, L, d_model) for tokens (B, L).
 
         segments (B, L) long, default all 0; pad_mask (B, L) bool, True for real tokens,
-        default ``tokens != pad_id``. With ``return_attention`` also returns each layer's
-        attention probabilities, a list of ``layers`` tensors (B, heads, L, L).
+        default ``tokens != pad_id``; psd (B, L, F) the windows (``model.input`` psd/both).
+        With ``return_attention`` also returns each layer's attention probabilities, a
+        list of ``layers`` tensors (B, heads, L, L).
         """
         B, L = tokens.shape
-        if L > self.cfg.max_len:
-            raise ValueError(f"sequence length {L} exceeds model.max_len={self.cfg.max_len}")
         if pad_mask is None:
             pad_mask = tokens != self.cfg.pad_id
-        seg = self.seg_emb.weight[0] if segments is None else self.seg_emb(segments)  # (d,) or (B, L, d)
-        x = self.tok_emb(tokens) + self.pos_emb.weight[:L] + seg  # (B, L, d)
-        x = self.emb_drop(self.emb_norm(x))
+        x = self.embed(tokens, segments, psd)  # (B, L, d)
         mask = pad_mask.view(B, 1, 1, L)  # (B, 1, 1, L): broadcast over heads and queries
         attentions = []
         for block in self.blocks:

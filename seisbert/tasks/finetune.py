@@ -1,4 +1,4 @@
-"""Fine-tuning: earthquake vs. quarry-blast classification from [CLS].
+"""Fine-tuning: earthquake vs. quarry-blast classification from [CLS] (or ``model.pool``).
 
 Starts from a pretrained base model (MLM or MLM+SL; refuses one trained on other
 tokens) or from scratch, adds a classification head, trains all layers (optionally a
@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from seisbert.config import check_choice, check_range
 from seisbert.data.masking import select_positions
 from seisbert.metrics import classification_metrics
-from seisbert.model.encoder import Encoder, EncoderConfig
+from seisbert.model.encoder import EncoderConfig
 from seisbert.model.heads import SequenceHead
+from seisbert.model.perceiver import build_encoder
 from seisbert.tasks.pretrain import cosine_schedule
 
 log = logging.getLogger(__name__)
@@ -59,24 +60,26 @@ class FinetuneModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg = EncoderConfig(**model)
         self.p = FinetuneConfig(**params)
-        self.encoder = Encoder(self.cfg)
+        self.encoder = build_encoder(self.cfg)
         self.head = SequenceHead(self.cfg, 2, self.p.head_dropout)
         self.register_buffer("class_weight", torch.tensor(class_weight or [1.0, 1.0]), persistent=False)
         if self.p.freeze_encoder:
             self.encoder.requires_grad_(False)
         self._outputs: list = []
 
-    def forward(self, ids, segments):
-        return self.head(self.encoder(ids, segments))  # (B, 2)
+    def forward(self, ids, segments, psd=None):
+        # positions of the event, masked or not: what mean/attention pooling summarises
+        spectral = (ids < self.cfg.vocab_size) | (ids == self.cfg.mask_id)  # (B, L)
+        return self.head(self.encoder(ids, segments, psd=psd), spectral)  # (B, 2)
 
     def training_step(self, batch, _):
-        logits = self(batch["ids"], batch["segments"])
+        logits = self(batch["ids"], batch["segments"], batch.get("psd"))
         loss = F.cross_entropy(logits, batch["label"], weight=self.class_weight)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 
     def _collect(self, batch):
-        prob = self(batch["ids"], batch["segments"]).softmax(-1)[:, 1]
+        prob = self(batch["ids"], batch["segments"], batch.get("psd")).softmax(-1)[:, 1]
         self._outputs.append((batch["row"].cpu(), batch["label"].cpu(), prob.float().cpu()))
 
     def validation_step(self, batch, _):
@@ -128,7 +131,7 @@ def layer_depth(name: str, n_layers: int) -> int:
     """0 for embeddings, i+1 for block i, n_layers+1 for the final norm and the head."""
     if name.startswith("encoder.blocks."):
         return int(name.split(".")[2]) + 1
-    if name.startswith("encoder.") and "emb" in name:
+    if name.startswith("encoder.") and ("emb" in name or "psd_proj" in name):
         return 0
     return n_layers + 1
 
@@ -150,7 +153,11 @@ def layerwise_groups(module: FinetuneModule, lr: float, weight_decay: float, dec
 
 @torch.no_grad()
 def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: float, seed: int = 0) -> dict:
-    """Classifier scored on inputs whose selected spectral positions are all [MASK]."""
+    """Classifier scored on inputs whose selected spectral positions are all [MASK].
+
+    For window inputs the [MASK] id makes the encoder use its mask vector there, so the
+    masked windows are never read.
+    """
     module.eval()
     gen = torch.Generator().manual_seed(seed)
     ys, probs, rows = [], [], []
@@ -159,7 +166,9 @@ def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: 
         ids = batch["ids"].to(module.device)
         sel = select_positions(ids < K, mode, mask_rate, gen)
         masked = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
-        probs.append(module(masked, batch["segments"].to(module.device)).softmax(-1)[:, 1].cpu())
+        psd = batch.get("psd")
+        psd = None if psd is None else psd.to(module.device)
+        probs.append(module(masked, batch["segments"].to(module.device), psd).softmax(-1)[:, 1].cpu())
         ys.append(batch["label"])
         rows.append(batch["row"])
     y, prob = torch.cat(ys).numpy(), torch.cat(probs).numpy()

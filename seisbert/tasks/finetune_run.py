@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from seisbert.data.subsets import labelled_rows
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import fit_best, log_image, save_metrics
+from seisbert.tasks.common import fit_best, log_image, newest_published, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
+from seisbert.tasks.pretrain_run import load_windows, with_n_features
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +27,36 @@ MASKED_EVALS = {"first_half": ("first_half", 0.5), "second_half": ("second_half"
                 "random_76": ("random", 0.76), "all": ("all", 1.0)}
 
 
-def find_base_checkpoint(cfg: DictConfig, params: FinetuneConfig, tset: TokenSet) -> Path:
-    """The explicit checkpoint, else the newest cached ``pretrain_task`` model on these tokens."""
+def _same_kind(info: dict, tset: TokenSet, model: EncoderConfig | None) -> bool:
+    """A cached base model on these tokens with the run's input kind and architecture."""
+    if info.get("tokens") != tset.digest:
+        return False
+    return model is None or (info.get("input", "tokens"), info.get("arch", "encoder")) == (model.input, model.arch)
+
+
+def find_base_checkpoint(cfg: DictConfig, params: FinetuneConfig, tset: TokenSet,
+                         model: EncoderConfig | None = None) -> Path:
+    """The explicit checkpoint, else the newest cached ``pretrain_task`` model on these tokens
+    (and, given the run's ``model``, with its ``model.input`` and ``model.arch``)."""
     if params.checkpoint is not None:
         return Path(params.checkpoint)
     root = Path(cfg.paths.cache_dir) / params.pretrain_task
-    found = sorted(root.glob("*/model.json"), key=lambda p: p.stat().st_mtime)
-    matching = [p for p in found if json.loads(p.read_text()).get("tokens") == tset.digest]
-    if not matching:
+    found = newest_published(root, cfg.paths.verify, lambda info: _same_kind(info, tset, model))
+    if found is None:
+        kind = "" if model is None else f" with model.input={model.input}, model.arch={model.arch}"
         raise FileNotFoundError(
-            f"no pretrained '{params.pretrain_task}' model for tokens {tset.digest} under {root}: run "
+            f"no pretrained '{params.pretrain_task}' model{kind} for tokens {tset.digest} under {root}: run "
             f"`python train.py experiment={params.pretrain_task}` with the same data/features/tokenizer "
             f"settings first, set task.params.checkpoint, or use task.params.init=scratch")
-    return matching[-1].parent / "model.ckpt"
+    return found / "model.ckpt"
 
 
-def load_base(path: Path, tset: TokenSet) -> tuple[EncoderConfig, dict]:
-    """Encoder config and weights of a pretraining checkpoint; refuses other tokens."""
+def load_base(path: Path, tset: TokenSet, want: EncoderConfig | None = None) -> tuple[EncoderConfig, dict]:
+    """Encoder config and weights of a pretraining checkpoint.
+
+    Refuses one trained on other tokens, and, given the run's model ``want``, one of
+    another ``model.input``, ``model.arch`` or PSD window size (``n_features``).
+    """
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
     theirs, k = hp.get("tokenizer_digest"), hp["model"]["vocab_size"]
@@ -52,19 +65,48 @@ def load_base(path: Path, tset: TokenSet) -> tuple[EncoderConfig, dict]:
             f"checkpoint {path} was pretrained on tokens {theirs} (K={k}) but this run's tokens are "
             f"{tset.digest} (K={tset.vocab_size}); fine-tune with the tokenizer it was trained on "
             f"or pretrain again")
+    base = EncoderConfig(**hp["model"])
+    if want is not None:
+        refuse_other_kind(path, base, want)
     state = {n[len("encoder."):]: w for n, w in ckpt["state_dict"].items() if n.startswith("encoder.")}
-    return EncoderConfig(**hp["model"]), state
+    return base, state
+
+
+def refuse_other_kind(path: Path, base: EncoderConfig, want: EncoderConfig) -> None:
+    """ValueError when the checkpoint's input kind, architecture or window size is not the run's."""
+    for key in ("input", "arch"):
+        if getattr(base, key) != getattr(want, key):
+            raise ValueError(
+                f"checkpoint {path} was pretrained with model.{key}={getattr(base, key)} but this run has "
+                f"model.{key}={getattr(want, key)}; set model.{key}={getattr(base, key)} or pretrain a "
+                f"model.{key}={getattr(want, key)} base model first")
+    if base.input != "tokens" and base.n_features != want.n_features:
+        raise ValueError(
+            f"checkpoint {path} reads PSD windows of n_features={base.n_features} bins but this run's "
+            f"features have {want.n_features} (features.channels, fmin_hz..fmax_hz); use the features "
+            f"it was pretrained on or pretrain again")
+
+
+def run_model(cfg: DictConfig, tset: TokenSet) -> tuple[EncoderConfig, np.ndarray | None]:
+    """The run's ``model`` config and, for window inputs, the windows (sets ``n_features``)."""
+    model = build(cfg.model, "model")
+    if model.input == "tokens":
+        return model, None
+    windows = load_windows(tset)
+    return with_n_features(model, windows), windows
 
 
 def build_finetuning(cfg: DictConfig, tset: TokenSet):
     params = build(cfg.task.params, "task.params")
     rows = labelled_rows(tset.metadata, params.labels, params.subset_seed)
+    model, windows = run_model(cfg, tset)
     dm = TokenDataModule(tset.tokens, tset.metadata, tset.vocab_size, params.batch_size, seed=cfg.seed,
-                         num_workers=params.num_workers, train_rows=rows)
-    model, state = build(cfg.model, "model"), None
+                         num_workers=params.num_workers, train_rows=rows, features=windows)
+    state = None
     if params.init == "pretrained":
-        path = find_base_checkpoint(cfg, params, tset)
-        model, state = load_base(path, tset)
+        path = find_base_checkpoint(cfg, params, tset, model)
+        base, state = load_base(path, tset, model)
+        model = dataclasses.replace(base, pool=model.pool)  # the pooling is the new head's, not the base's
         log.info("fine-tuning from %s", path)
     y = tset.metadata["label"].to_numpy()[dm.rows["train"]]
     counts = np.bincount(y, minlength=2).astype(float)
@@ -91,6 +133,8 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
                              out / "confusion.png", f"{cfg.task.name}: test, per record")
         log_image(trainer, "test/confusion", fig)
         save_metrics(cfg, metrics)
+        from seisbert.bundle import write_run_bundle  # the one-file model (seisbert predict)
+        write_run_bundle(cfg, module, tset, tset.metadata["label"].to_numpy()[dm.rows["train"]], metrics)
     return metrics
 
 

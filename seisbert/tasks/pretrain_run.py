@@ -12,15 +12,48 @@ from omegaconf import DictConfig
 
 from seisbert.analysis.mlm_confusion import masked_confusion, plot_confusions, time_order
 from seisbert.config import build
-from seisbert.data.sequences import TokenDataModule
+from seisbert.data.sequences import TokenDataModule, step_mode_of
+from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
 from seisbert.tasks.common import (fit_best, log_artifact, log_image, model_artifact_dir, publish_checkpoint,
                                    save_metrics, scalar_metrics)
-from seisbert.tasks.pretrain import PretrainModule
+from seisbert.tasks.pretrain import PretrainConfig, PretrainModule
+from seisbert.tasks.targets import RandomProjectionTarget
 
 log = logging.getLogger(__name__)
 
 CONFUSION_MODES = ("first_half", "second_half", "random")
+
+
+def load_windows(tset: TokenSet) -> np.ndarray:
+    """The (N, T, F) scaled log-PSD windows beside the tokens (the artifact's features.npy link)."""
+    return np.load(Path(tset.path) / "features.npy", mmap_mode="r")
+
+
+def with_n_features(model: EncoderConfig, windows: np.ndarray) -> EncoderConfig:
+    """``model.n_features`` from the windows; a value set by hand must agree with them."""
+    F = int(windows.shape[-1])
+    if model.n_features is not None and model.n_features != F:
+        raise ValueError(f"model.n_features={model.n_features} but the features artifact has F={F} bins per "
+                         f"window (features.channels and fmin_hz..fmax_hz decide F); leave it null")
+    return dataclasses.replace(model, n_features=F)
+
+
+def needs_windows(model: EncoderConfig, params: PretrainConfig) -> bool:
+    return model.input != "tokens" or params.target != "kmeans" or params.regresses
+
+
+def target_step_mode(dm: TokenDataModule, model: EncoderConfig, params: PretrainConfig,
+                     stats: dict | None) -> list | None:
+    """Per-time-step most frequent training target (T,): k-means ids or random-projection codes."""
+    if params.target == "kmeans":
+        return dm.step_mode().tolist()
+    if params.target == "random_projection":
+        rp = RandomProjectionTarget(model.n_features, model.vocab_size, params.code_dim, params.target_seed,
+                                    stats["mean"], stats["std"])
+        codes = rp(torch.from_numpy(np.asarray(dm.features[dm.rows["train"]]))).numpy()  # (n, T)
+        return step_mode_of(codes, model.vocab_size).tolist()
+    return None
 
 
 def build_pretraining(cfg: DictConfig, tset: TokenSet):
@@ -28,11 +61,15 @@ def build_pretraining(cfg: DictConfig, tset: TokenSet):
     model = build(cfg.model, "model")
     if model.vocab_size != tset.vocab_size:
         raise ValueError(f"model.vocab_size={model.vocab_size} but the tokens have K={tset.vocab_size}")
+    windows = load_windows(tset) if needs_windows(model, params) else None
+    if windows is not None:
+        model = with_n_features(model, windows)
     dm = TokenDataModule(tset.tokens, tset.metadata, tset.vocab_size, params.batch_size,
                          pairs=params.source_linking, sl_classes=params.sl_classes, seed=cfg.seed,
-                         num_workers=params.num_workers)
+                         num_workers=params.num_workers, features=windows)
+    stats = dm.window_stats() if windows is not None else None  # training split only
     module = PretrainModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.digest,
-                            dm.step_mode().tolist())
+                            target_step_mode(dm, model, params, stats), stats)
     return module, dm
 
 
@@ -42,14 +79,17 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
     if trainer.is_global_zero:
-        figure = confusion_figure(cfg, module, dm)
-        log_image(trainer, "test/mlm_confusion", figure)
+        if module.p.target == "kmeans":  # the paper's Fig. 6 is over k-means tokens
+            log_image(trainer, "test/mlm_confusion", confusion_figure(cfg, module, dm))
         if best:
             target = model_artifact_dir(cfg, tset.digest)
             metrics["checkpoint"] = str(target / "model.ckpt")
             metrics["output_dir"] = str(cfg.paths.output_dir)
             publish_checkpoint(best, target, {"tokens": tset.digest, "vocab_size": tset.vocab_size,
-                                              "task": cfg.task.name, "metrics": metrics})
+                                              "task": cfg.task.name, "input": module.cfg.input,
+                                              "arch": module.cfg.arch, "n_features": module.cfg.n_features,
+                                              "target": module.p.target, "metrics": metrics},
+                               verify=cfg.paths.verify)
             log_artifact(trainer, f"{cfg.task.name}-model", "model", target)
             log_artifact(trainer, "tokenizer", "tokenizer", Path(artifacts["tokens"]) / "tokenizer")
         save_metrics(cfg, metrics)
