@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from seisbert.config import check_choice, check_range
+from seisbert.config import check_range
 from seisbert.data.records import RecordSet, empty_rejected
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class PredictConfig:
     batch_size: int = 512  # records per forward pass
     threshold: float = 0.5  # decide blast when the (prior-shifted) probability >= this
     prior_blast: float | None = None  # blast share expected in the new data; None keeps the model's
-    progress: str = "auto"  # auto (a bar only on a terminal) | true | false
+    progress: bool | None = None  # None: a bar only when stderr is a terminal (not in a log file)
     reliability_bins: int = 10  # evaluate: probability bins of the reliability diagram
 
     def __post_init__(self):
@@ -41,12 +41,11 @@ class PredictConfig:
         check_range("predict.threshold", self.threshold, 0.0, 1.0)
         if self.prior_blast is not None:
             check_range("predict.prior_blast", self.prior_blast, 1e-6, 1 - 1e-6)
-        check_choice("predict.progress", self.progress, ("auto", "true", "false"))
         check_range("predict.reliability_bins", self.reliability_bins, 2)
 
     @property
     def show_progress(self) -> bool:
-        return sys.stderr.isatty() if self.progress == "auto" else self.progress == "true"
+        return sys.stderr.isatty() if self.progress is None else self.progress
 
 
 @dataclass
@@ -71,15 +70,16 @@ def prior_shift(prob: np.ndarray, train_prior: float, new_prior: float) -> np.nd
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 
-def check_source(bundle, records: RecordSet, source) -> None:
-    """The source must deliver records the bundle's features can use; say what differs."""
+def check_source(bundle, source) -> None:
+    """Before any reading: the source must deliver records the bundle's features can use."""
     fcfg = bundle.feature_config()
     problems = []
-    if abs(records.sampling_rate_hz - fcfg.sampling_rate_hz) > 1e-9:
-        problems.append(f"data.sampling_rate_hz={records.sampling_rate_hz:g} but the bundle's features "
-                        f"need {fcfg.sampling_rate_hz:g} Hz records")
-    if records.channels != fcfg.channels:
-        problems.append(f"data.channels={records.channels!r} but the bundle's features use {fcfg.channels!r}")
+    rate, channels = getattr(source, "sampling_rate_hz", None), getattr(source, "channels", None)
+    if rate is not None and abs(rate - fcfg.sampling_rate_hz) > 1e-9:
+        problems.append(f"data.sampling_rate_hz={rate:g} but the bundle's features need "
+                        f"{fcfg.sampling_rate_hz:g} Hz records")
+    if channels is not None and channels != fcfg.channels:
+        problems.append(f"data.channels={channels!r} but the bundle's features use {fcfg.channels!r}")
     for key, need in (("pre_s", fcfg.pre_s), ("post_s", fcfg.post_s)):
         have = getattr(source, key, None)
         if have is not None and have < need:
@@ -126,9 +126,8 @@ def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool) -
     return out
 
 
-def score(bundle, records: RecordSet, pcfg: PredictConfig, source=None) -> Scored:
+def score(bundle, records: RecordSet, pcfg: PredictConfig) -> Scored:
     """Features, tokens and P(blast) of every usable record; the rest listed with reasons."""
-    check_source(bundle, records, source)
     progress = pcfg.show_progress
     feats, meta, rejected = featurize(bundle, records, progress)
     tokens = tokens_of(bundle, feats)

@@ -1,0 +1,179 @@
+"""``seisbert predict`` / ``evaluate``: same numbers as the fine-tuning run, reasons for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from obspy import Stream, Trace, UTCDateTime
+from obspy.core.event import Catalog, Event, Origin, Pick, ResourceIdentifier, WaveformStreamID
+
+from bundle_helpers import pipeline_probabilities, predict_cfg, trained
+from seisbert.bundle import load_bundle
+from seisbert.config import build
+from seisbert.inference.cli import run as cli_run
+from seisbert.inference.predict import PredictConfig, event_table, prediction_table, prior_shift, score
+from seisbert.pipeline import TokenSet, load_records
+
+START = UTCDateTime(2021, 3, 1)
+PAD_S = 5.0  # file data before and after the record: the waveform source's taper lives there
+FS = 100.0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained(str(tmp_path_factory.mktemp("predict_run")))
+
+
+def zero_line_padded(x: np.ndarray, pad: int) -> np.ndarray:
+    """``x`` with constant pads (a before, b after) chosen so the whole trace has a zero
+    least-squares line: the source's linear detrend then leaves ``x`` as it is."""
+    n = len(x) + 2 * pad
+    t = np.arange(n) - (n - 1) / 2
+    pre, post = np.zeros(n), np.zeros(n)
+    pre[:pad], post[-pad:] = 1.0, 1.0
+    full = np.concatenate([np.zeros(pad), x.astype(np.float64), np.zeros(pad)])
+    A = np.array([[pre.sum(), post.sum()], [(t * pre).sum(), (t * post).sum()]])
+    a, b = np.linalg.solve(A, -np.array([full.sum(), (t * full).sum()]))
+    return full + a * pre + b * post
+
+
+def write_event(folder, catalog: Catalog, event_id: str, kind: str, p_time, stations: dict,
+                pick: bool = True) -> None:
+    """One QuakeML event (type, origin, P picks) and one miniSEED file per station."""
+    ev = Event(resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"), event_type=kind,
+               origins=[Origin(time=p_time - 5, latitude=40.0, longitude=-112.0, depth=5000.0)])
+    for station_id, trace in stations.items():
+        net, sta = station_id.split(".")
+        trace.stats.network, trace.stats.station, trace.stats.channel = net, sta, "HHZ"
+        trace.write(str(folder / f"{event_id}.{station_id}.mseed"), format="MSEED", encoding="FLOAT32")
+        if pick:
+            ev.picks.append(Pick(time=p_time, phase_hint="P",
+                                 waveform_id=WaveformStreamID(net, sta, "", "HHZ")))
+    catalog.append(ev)
+
+
+def records_as_files(run: dict, folder, n_events: int = 2):
+    """Test-split records of the fine-tuning run written as miniSEED + QuakeML."""
+    tset = TokenSet.load(run["tokens"])
+    records = load_records(run["records"])
+    meta = tset.metadata
+    events = meta.loc[meta["split"] == "test", "event_id"].drop_duplicates().iloc[:n_events]
+    catalog, rows = Catalog(), []
+    for k, event_id in enumerate(events):
+        p_time = START + 3600 * k + 10 + PAD_S
+        stations = {}
+        for row in np.flatnonzero(meta["event_id"].to_numpy() == event_id):
+            wave = np.asarray(records.waveforms[meta["record_index"][row], 0])
+            stations[meta["station_id"][row]] = Trace(
+                zero_line_padded(wave, round(PAD_S * FS)).astype(np.float32),
+                {"sampling_rate": FS, "starttime": START + 3600 * k})
+            rows.append(row)
+        kind = "quarry blast" if meta.loc[meta["event_id"] == event_id, "label"].iloc[0] else "earthquake"
+        write_event(folder, catalog, event_id, kind, p_time, stations)
+    return catalog, np.array(rows)
+
+
+def waveform_overrides(folder) -> list[str]:
+    return ["data=waveforms", f"data.waveform_dir={folder}", f"data.catalog={folder / 'catalog.xml'}",
+            "data.file_glob=*.mseed", "data.pre_s=10", "data.post_s=80", "predict.progress=false"]
+
+
+def test_predict_on_miniseed_equals_the_fine_tuning_run(run, tmp_path):
+    wf = tmp_path / "archive"
+    wf.mkdir()
+    catalog, rows = records_as_files(run, wf)
+    catalog.write(str(wf / "catalog.xml"), format="QUAKEML")
+    cfg = predict_cfg(tmp_path / "out", [f"bundle={run['bundle']}", *waveform_overrides(wf)])
+    cli_run(cfg)
+    pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    expected = pipeline_probabilities(run, rows)
+    tset_meta = TokenSet.load(run["tokens"]).metadata.iloc[rows]
+    key = [f"smi:local/event/{e}|{s}" for e, s in zip(tset_meta["event_id"], tset_meta["station_id"])]
+    got = pred.set_index(pred["event_id"] + "|" + pred["station_id"]).loc[key, "prob_blast"]
+    np.testing.assert_allclose(got.to_numpy(), expected, rtol=0, atol=1e-6)
+    # the same tokens as the training run's tokenizer stage gave these records
+    bundle = load_bundle(run["bundle"])
+    source = build(cfg.data, "data")
+    scored = score(bundle, source.load(progress=False), PredictConfig(progress=False))
+    order = [key.index(f"{e}|{s}") for e, s in zip(scored.metadata["event_id"], scored.metadata["station_id"])]
+    np.testing.assert_array_equal(scored.tokens, np.asarray(TokenSet.load(run["tokens"]).tokens)[rows[order]])
+    events = pd.read_csv(tmp_path / "out" / "events.csv")
+    assert len(events) == 2 and events["n_stations"].sum() == len(rows)
+    assert set(events["decision"]) <= {"earthquake", "blast"}
+
+
+def test_bad_inputs_each_give_their_reason_and_the_rest_is_classified(run, tmp_path):
+    wf = tmp_path / "archive"
+    wf.mkdir()
+    catalog, rows = records_as_files(run, wf, n_events=1)
+    noise = np.random.default_rng(0).normal(size=12_000).astype(np.float32)
+    p_time = START + 7200 + 15
+    write_event(wf, catalog, "short", "earthquake", p_time,  # 30 s of data: too short for 90 s
+                {"XX.SHRT": Trace(noise[:3000], {"sampling_rate": FS, "starttime": p_time - 15})})
+    write_event(wf, catalog, "slow", "earthquake", p_time + 3600,  # 20 Hz: below min_sampling_rate_hz
+                {"XX.SLOW": Trace(noise[:2400], {"sampling_rate": 20.0, "starttime": p_time + 3600 - 15})})
+    write_event(wf, catalog, "nopick", "earthquake", p_time + 7200,  # data near origin, no pick
+                {"XX.NOPK": Trace(noise, {"sampling_rate": FS, "starttime": p_time + 7200 - 15})}, pick=False)
+    (wf / "broken.mseed").write_bytes(b"this is not miniSEED" * 50)
+    catalog.write(str(wf / "catalog.xml"), format="QUAKEML")
+    cli_run(predict_cfg(tmp_path / "out", [f"bundle={run['bundle']}", *waveform_overrides(wf)]))
+    rejected = pd.read_csv(tmp_path / "out" / "rejected.csv")
+    assert sorted(rejected["reason"]) == sorted(["unreadable file", "too short for the window",
+                                                 "unexpected sampling rate", "missing pick"])
+    assert "broken.mseed" in " ".join(rejected["detail"])
+    assert len(pd.read_csv(tmp_path / "out" / "predictions.csv")) == len(rows)
+
+
+def test_data_that_does_not_fit_the_bundle_is_refused(run, tmp_path):
+    cfg = predict_cfg(tmp_path / "out", [f"bundle={run['bundle']}", *waveform_overrides(tmp_path),
+                                         "data.pre_s=5", "data.sampling_rate_hz=50"])
+    with pytest.raises(ValueError, match=r"data.sampling_rate_hz=50 but the bundle's features need 100 Hz "
+                                         r"records; data.pre_s=5 is shorter than the bundle's features.pre_s=10"):
+        cli_run(cfg)
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+
+
+def test_prior_shift_is_bayes_rule():
+    p = np.array([0.1, 0.4, 0.5, 0.9])
+    np.testing.assert_allclose(prior_shift(p, 0.5, 0.5), p)
+    np.testing.assert_allclose(prior_shift(0.5, 0.5, 0.7), 0.7)  # an undecided record takes the prior
+    shifted = prior_shift(p, 0.3, 0.8)
+    odds = lambda q: q / (1 - q)  # noqa: E731
+    np.testing.assert_allclose(odds(shifted) / odds(p), odds(0.8) / odds(0.3))
+    np.testing.assert_allclose(prior_shift(shifted, 0.8, 0.3), p)
+
+
+def test_prior_blast_moves_decisions_and_event_means(run):
+    bundle = load_bundle(run["bundle"])
+    meta = pd.DataFrame({"event_id": ["a", "a", "b"], "station_id": ["X.1", "X.2", "X.1"], "label": [1, 1, 0]})
+
+    class Fake:  # only the fields prediction_table reads
+        metadata, prob_blast = meta, np.array([0.35, 0.45, 0.2])
+
+    plain = prediction_table(Fake, bundle, PredictConfig())
+    shifted = prediction_table(Fake, bundle, PredictConfig(prior_blast=0.7))
+    assert list(plain["predicted"]) == ["earthquake"] * 3
+    assert list(shifted["predicted"]) == ["blast", "blast", "earthquake"]  # 0.2 -> 0.37 stays
+    events = event_table(shifted, PredictConfig(prior_blast=0.7), bundle.class_names)
+    np.testing.assert_allclose(events["mean_prob_blast"], [prior_shift(np.array([0.35, 0.45]), 0.5, 0.7).mean(),
+                                                           prior_shift(0.2, 0.5, 0.7)])
+    assert list(events["n_stations"]) == [2, 1] and list(events["decision"]) == ["blast", "earthquake"]
+
+
+def test_evaluate_writes_metrics_and_figures(run, tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    out = tmp_path / "eval"
+    cli_run(predict_cfg(out, [f"bundle={run['bundle']}", "mode=evaluate", "data=synthetic", "data.n_events=40",
+                              "data.seed=7", "predict.progress=false"]))
+    metrics = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.csv")
+    assert metrics["n"] == len(pred) > 0
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(pred["label"], pred["prob_blast"]))
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(pred["label"], pred["prob_blast"]))
+    assert metrics["event_n"] == pred["event_id"].nunique()
+    for name in ("confusion_record", "confusion_event", "reliability", "roc"):
+        assert (out / f"{name}.png").stat().st_size > 1000
