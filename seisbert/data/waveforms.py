@@ -163,6 +163,8 @@ class WaveformSource:
     def _event_records(self, ev: CatalogEvent, store, coords: dict, inventory,
                        waves: list, rows: list, rejected: list) -> int:
         """Append one event's records and rejections; returns its pairs beyond max distance."""
+        # first, so the files near a rejected event count as named by the catalogue
+        stations = store.stations_near(ev, self.pre_s, self.search_s)
         source_type = map_event_type(ev.event_type, self.event_types)
         if source_type is None:
             rejected.append(rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE,
@@ -173,7 +175,6 @@ class WaveformSource:
         if unplaceable:
             rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_ORIGIN, unplaceable))
             return 0
-        stations = store.stations_near(ev, self.pre_s, self.search_s)
         n_before, n_far = len(rejected), 0
         for station_id in sorted(set(ev.p_picks) - set(stations)):
             rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, Reason.NO_WAVEFORM,
