@@ -10,6 +10,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from seisbert.logs import hydra_log_file, setup_logging
 from seisbert.run import run_task, validate, write_run_info
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    validate(cfg)  # every group checked before any work
+    setup_logging(hydra_log_file())  # seisbert at INFO, libraries at WARNING, each line once
+    validate(cfg)  # every key checked before any work
     write_run_info(cfg)  # resolved config, git commit, artifact hashes
     metrics = run_task(cfg)
     monitor = cfg.task.get("monitor")

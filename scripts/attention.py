@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from seisbert.analysis import attention as A
 from seisbert.analysis import attention_plots as plots
+from seisbert.logs import setup_logging
 
 log = logging.getLogger("attention")
 
@@ -83,7 +84,7 @@ def views_for_row(encoder, art: A.Artifacts, row: int, args, out_dir: Path):
 
 
 def main(argv=None) -> list[Path]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(app_loggers=[log.name])
     args = parse_args(argv)
     encoder, art = load_inputs(args)
     if args.batch is not None:

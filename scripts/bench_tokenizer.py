@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seisbert.logs import setup_logging
 from seisbert.tokenizer import Tokenizer, TokenizerConfig, fit_tokenizer
 
 log = logging.getLogger("bench_tokenizer")
@@ -204,7 +205,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(app_loggers=[log.name])
     args = parse_args(argv)
     cfg = TokenizerConfig(vocab_size=args.k, seed=args.seed, device="cpu")
     cfg = replace(cfg, n_iter=args.n_iter or cfg.n_iter)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from seisbert.analysis.examples import plot_examples  # noqa: E402
 from seisbert.config import build  # noqa: E402
+from seisbert.logs import setup_logging  # noqa: E402
 from seisbert.pipeline import FeatureSet, load_records, prepare  # noqa: E402
 from seisbert.run import run_task, validate  # noqa: E402
 
@@ -55,7 +56,7 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     plot_tokens["main"]([str(paths["tokens"]), "--out", str(OUT)])
 
 def main(overrides: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging(app_loggers=[log.name])
     OUT.mkdir(parents=True, exist_ok=True)
     cfg = config(overrides)
     paths = prepare(cfg)

@@ -28,6 +28,7 @@ from seisbert.config import build  # noqa: E402
 from seisbert.data.records import RecordSet  # noqa: E402
 from seisbert.data.seisbench_format import export_seisbench  # noqa: E402
 from seisbert.data.splits import split_by_event  # noqa: E402
+from seisbert.logs import setup_logging  # noqa: E402
 
 log = logging.getLogger("export_seisbench")
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=waveforms")
     parser.add_argument("--no-cache", action="store_true", help="load the source, skip the cache")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    setup_logging(app_loggers=[log.name])
     out = export_from_config(config(args.overrides), args.out_dir, use_cache=not args.no_cache)
     print(f"SeisBench dataset written to {out}")
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seisbert.analysis import token_views, vocabulary
+from seisbert.logs import setup_logging
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features
 
 log = logging.getLogger("plot_tokens")
@@ -62,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> list[Path]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(app_loggers=[log.name])
     args = parse_args(argv)
     features, tokens, centroids, metadata = (demo_artifact(args.demo_records, args.vocab_size, args.seed)
                                              if args.demo else load_artifact(args.artifact))

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from seisbert.analysis.report import plot_label_curve, write_report  # noqa: E402
+from seisbert.logs import setup_logging  # noqa: E402
 from seisbert.pipeline import FeatureSet  # noqa: E402
 from seisbert.study import run_study  # noqa: E402
 
@@ -72,7 +73,7 @@ def figures(summary: dict, out: Path, umap: bool = True, attention_views: bool =
 
 
 def main(argv: list[str]) -> Path:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging(app_loggers=[log.name])
     scale = next((a.split("=", 1)[1] for a in argv if a.startswith("scale=")), "quick")
     with initialize_config_dir(config_dir=str(ROOT / "configs" / "paper"), version_base="1.3"):
         study = compose(scale, overrides=[a for a in argv if not a.startswith("scale=")])

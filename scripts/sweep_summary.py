@@ -25,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from seisbert.logs import setup_logging
+
 log = logging.getLogger("sweep_summary")
 
 # The paper's grid axes, always in the table and the plot when present.
@@ -162,7 +164,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--metric", help="metric to rank and plot (default: the task's monitor, on test)")
     parser.add_argument("--out", type=Path, help="output folder (default: the multirun folder)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(app_loggers=[log.name])
 
     jobs = load_jobs(args.multirun)
     metric = args.metric or default_metric(jobs)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from seisbert.analysis.vocabulary import ReportConfig, vocabulary_report
+from seisbert.logs import setup_logging
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features
 
 log = logging.getLogger("sweep_vocab")
@@ -133,7 +134,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> list[dict]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(app_loggers=[log.name])
     args = parse_args(argv)
     inputs, features, metadata = load_inputs(args)
     cfg = TokenizerConfig(method=args.method, seed=args.seed, waveform_normalize=args.waveform_normalize)

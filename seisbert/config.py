@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import typing
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 def check_choice(key: str, value: Any, allowed: typing.Iterable) -> None:
@@ -32,6 +33,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any or value is None and (origin is typing.Union and type(None) in typing.get_args(hint)):
         return True
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(hint))
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         return any(_type_ok(value, h) for h in typing.get_args(hint))
     if origin in (list, tuple):
@@ -47,8 +50,13 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True
 
 
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
 def build(node: DictConfig | dict, key: str) -> Any:
-    """Instantiate the dataclass named by ``node._target_``, checking keys and types."""
+    """Instantiate the dataclass named by ``node._target_``, checking keys and types.
+    ``key`` is the node's place in the config (``tokenizer``; ``""`` for the root)."""
     import hydra.utils
 
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
@@ -63,8 +71,76 @@ def build(node: DictConfig | dict, key: str) -> Any:
     for name, value in data.items():
         if name not in fields:
             close = difflib.get_close_matches(name, fields, n=1)
-            hint = f" (did you mean {key}.{close[0]}?)" if close else ""
-            raise ValueError(f"{key}.{name} is not a known key{hint}; known keys: {sorted(fields)}")
+            hint = f" (did you mean {_join(key, close[0])}?)" if close else ""
+            raise ValueError(f"{_join(key, name)} is not a known key{hint}; known keys: {sorted(fields)}")
         if not _type_ok(value, hints[name]):
-            raise ValueError(f"{key}.{name}={value!r} has the wrong type; expected {hints[name]}")
+            raise ValueError(f"{_join(key, name)}={value!r} has the wrong type; expected {describe(hints[name])}")
     return cls(**data)
+
+
+# Targets that pass their ``**kwargs`` on: unknown keys are checked against the receiver too.
+KWARGS_FORWARDED_TO = {"seisbert.loggers.wandb_logger": "lightning.pytorch.loggers.WandbLogger",
+                       "lightning.pytorch.loggers.WandbLogger": "wandb.init",
+                       "lightning.pytorch.loggers.wandb.WandbLogger": "wandb.init"}
+
+
+def describe(hint: Any) -> str:
+    """A type hint as a user reads it: ``int | None``, or the allowed values of a Literal."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if typing.get_origin(hint) is typing.Union or str(typing.get_origin(hint)) == "<class 'types.UnionType'>":
+        return " | ".join(describe(a) for a in args)
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def _hints(fn) -> dict:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that names a type the module imports lazily: no type checks
+        return {}
+
+
+def _parameters(target: str) -> tuple[dict, dict, bool]:
+    """Named parameters, their type hints and whether the chain of ``target`` ends in **kwargs."""
+    import hydra.utils
+
+    params, hints, open_kwargs = {}, {}, False
+    while target is not None:
+        obj = hydra.utils.get_object(target)
+        fn = obj.__init__ if isinstance(obj, type) else obj
+        sig = inspect.signature(obj)
+        params.update({n: p for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)})
+        hints.update({k: v for k, v in _hints(fn).items() if k not in hints})
+        open_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        target = KWARGS_FORWARDED_TO.get(target) if open_kwargs else None
+    return params, hints, open_kwargs
+
+
+def check_arguments(node: DictConfig, key: str, target: str | None = None, exclude: tuple = ()) -> None:
+    """Check a node's keys and literal values against the signature of the class or function
+    it is passed to (``target``, default its ``_target_``), without calling it."""
+    target = target or node.get("_target_")
+    if target is None:
+        raise ValueError(f"{key} has no _target_; it must name the class it configures")
+    try:
+        params, hints, open_kwargs = _parameters(target)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"{key}._target_={target!r} cannot be imported: {err}") from None
+    for name in node:
+        if name == "_target_" or name.startswith("_"):
+            continue
+        if name in exclude:
+            raise ValueError(f"{key}.{name} cannot be set here; it is built from its own config group")
+        if name not in params:
+            if open_kwargs:
+                continue  # passed on to a receiver whose keys are unknown until it runs
+            close = difflib.get_close_matches(name, params, n=1)
+            hint = f"did you mean {key}.{close[0]}?" if close else f"known: {sorted(params)}"
+            raise ValueError(f"{key}.{name} is not an argument of {target}; {hint}")
+        if OmegaConf.is_interpolation(node, name) or name not in hints:
+            continue  # resolved when the run starts
+        value = node[name]
+        value = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+        if not _type_ok(value, hints[name]):
+            raise ValueError(f"{key}.{name}={value!r} is not allowed by {target}; expected {describe(hints[name])}")

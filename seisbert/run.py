@@ -5,30 +5,93 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.config import build
+from seisbert.config import build, check_arguments, check_choice, check_range
+from seisbert.logs import terminal_progress_only
 from seisbert.pipeline import prepare, stage_path
 
 log = logging.getLogger(__name__)
 
 # Groups whose node is a config dataclass (``_target_``), checked before any work.
 VALIDATED_GROUPS = ("data", "split", "features", "tokenizer", "model", "baseline")
+# Root keys that are config groups; the other root keys are RunConfig's fields.
+ROOT_GROUPS = (*VALIDATED_GROUPS, "task", "trainer", "logger", "callbacks", "paths")
+STAGES = ("records", "features", "tokens")
+
+
+@dataclass
+class RunConfig:
+    """The root keys of ``configs/train.yaml`` besides its groups."""
+
+    seed: int = 0  # training seed; data, split and tokenizer have their own
+    torch_threads: int | None = None  # CPU threads for torch (None: torch's default)
+    ckpt_path: str | None = None  # "last" resumes this run folder's last checkpoint, or a path
+    test_after_fit: bool = True
+
+    def __post_init__(self):
+        if self.torch_threads is not None:
+            check_range("torch_threads", self.torch_threads, 1)
+
+
+@dataclass
+class TaskConfig:
+    """The task node (``configs/task/``); ``params`` is the task's own dataclass."""
+
+    name: str
+    until: str = "tokens"  # last data stage the task needs: records | features | tokens
+    runner: str | None = None  # function (cfg, artifacts) -> metrics; None: prepare only
+    monitor: str | None = None  # metric a checkpoint and a sweeper optimise
+    monitor_mode: str = "max"
+    params: dict | None = None
+    baseline: str | None = None  # baseline tasks: rf | hgb | cnn
+    labels: int | None = None  # baseline tasks: labelled training records; None = all
+    subset_seed: int = 0
+
+    def __post_init__(self):
+        check_choice("task.until", self.until, STAGES)
+        check_choice("task.monitor_mode", self.monitor_mode, ("min", "max"))
+        if self.runner is not None:
+            try:
+                hydra.utils.get_method(self.runner)
+            except Exception as err:
+                raise ValueError(f"task.runner={self.runner!r} cannot be imported: {err}") from None
 
 
 def validate(cfg: DictConfig) -> None:
-    """Instantiate every config dataclass: unknown keys and bad values fail here."""
+    """Check every key and value before any work: root keys, every config dataclass, the
+    task node, the trainer/callbacks/logger arguments (against the classes' signatures,
+    nothing built) and the keys that two groups must agree on."""
+    build({"_target_": f"{__name__}.RunConfig", **{k: cfg[k] for k in cfg if k not in ROOT_GROUPS}}, "")
     for group in VALIDATED_GROUPS:
         if group in cfg and cfg[group] is not None:
             build(cfg[group], group)
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    build({"_target_": f"{__name__}.TaskConfig", **task}, "task")
     if "params" in cfg.task:
         build(cfg.task.params, "task.params")
+    check_arguments(cfg.trainer, "trainer", exclude=("callbacks", "logger"))
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            if node is not None and "_target_" in node:  # a leftover (W&B tags with logger=csv) builds nothing
+                check_arguments(node, f"{group}.{name}")
+    check_data_window(cfg)
+
+
+def check_data_window(cfg: DictConfig) -> None:
+    """The records a data source cuts must hold the feature window, and their channels agree."""
     if cfg.data.get("channels", "Z") != cfg.features.channels:
         raise ValueError(f"data.channels={cfg.data.get('channels', 'Z')!r} and features.channels="
                          f"{cfg.features.channels!r} must agree")
+    for side in ("pre_s", "post_s"):
+        if side in cfg.data and cfg.data[side] < cfg.features[side]:
+            raise ValueError(f"data.{side}={cfg.data[side]} is shorter than features.{side}="
+                             f"{cfg.features[side]}: the records cannot hold the feature window; "
+                             f"set data.{side} >= {cfg.features[side]}")
 
 
 def git_commit() -> str:
@@ -51,6 +114,7 @@ def write_run_info(cfg: DictConfig) -> None:
 
 def run_task(cfg: DictConfig) -> dict:
     """Build the data artifacts the task needs, then run it; returns its final metrics."""
+    terminal_progress_only(cfg)
     if cfg.get("torch_threads") is not None:
         import torch
 

@@ -216,7 +216,8 @@ class Encoder(nn.Module):
         )
         self.apply(self._init_weights)
         self._scale_residual_init()
-        log.info("encoder: %.2fM parameters", self.num_parameters() / 1e6)
+        # debug: built again on every checkpoint load; a run logs its count once (seisbert.logs.EpochLog)
+        log.debug("encoder: %.2fM parameters", self.num_parameters() / 1e6)
 
     def _init_weights(self, module: nn.Module) -> None:
         init_weights(module, self.cfg.init_std)

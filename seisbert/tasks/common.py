@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seisbert.cache import artifact_dir, config_hash
+from seisbert.logs import EpochLog
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class ResumableRNG(L.Callback):
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = build_loggers(cfg)
     log_config(loggers, cfg)
-    callbacks = build_callbacks(cfg) + [ResumableRNG()]
+    callbacks = build_callbacks(cfg) + [ResumableRNG(), EpochLog()]  # EpochLog: a line per epoch off a terminal
     if not loggers:  # nothing to send learning rates to (logger=none)
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
     return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)

@@ -1,0 +1,175 @@
+"""One logging setup for ``train.py`` and every script: a console a user can read.
+
+seisbert's loggers (and the calling script's) speak at INFO; every library stays at
+WARNING, so FAISS's loader fallbacks and Lightning's banners are gone. Lightning installs a
+handler of its own on the ``lightning`` logger besides the root's, which printed each of its
+messages twice: it is removed here, so every record goes through the root's handlers once.
+Progress bars are drawn only on a terminal: in a file their carriage returns make one
+unreadable line per bar. There, :class:`EpochLog` logs one line of metrics per epoch instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+# imported before the handlers are set up: lightning adds its own handler at import, which
+# setup_logging removes; imported later, it would bring the duplicates back
+import lightning as L
+
+APP_LOGGERS = ("seisbert", "__main__")  # INFO; everything else inherits the root's WARNING
+# loggers that set their own level or handler at import (so the root's level is not enough)
+LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
+                   "lightning_fabric")
+CONSOLE_FORMAT = "%(asctime)s %(name)s: %(message)s"
+FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Lightning's own deprecation against torch internals: nothing a user can act on
+IGNORED_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
+
+
+def on_terminal(stream=None) -> bool:
+    """Whether ``stream`` (default stderr, where tqdm draws) is an interactive terminal."""
+    stream = sys.stderr if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def process_rank() -> int:
+    """Global rank from the launcher's environment (0 outside distributed runs)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
+def setup_logging(log_file: str | Path | None = None, app_loggers: Iterable[str] = ()) -> None:
+    """Configure the root logger once: console on stdout (and ``log_file``) at WARNING,
+    seisbert's and ``app_loggers`` (a script's own) at INFO on rank 0. Idempotent."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # Hydra's, an earlier call's: one set of handlers
+        root.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
+    root.addHandler(console)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(log_file)
+        file.setFormatter(logging.Formatter(FILE_FORMAT))
+        root.addHandler(file)
+    root.setLevel(logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        for handler in list(lib.handlers):
+            lib.removeHandler(handler)
+        lib.setLevel(logging.WARNING)
+        lib.propagate = True
+    level = logging.INFO if process_rank() == 0 else logging.WARNING  # DDP: one rank talks
+    for name in (*APP_LOGGERS, *app_loggers):
+        logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)  # Python warnings reach the log file too, in one format
+    py_warnings = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _OneLine) for f in py_warnings.filters):
+        py_warnings.addFilter(_OneLine())
+    for pattern in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    if not on_terminal():
+        quiet_progress_bars()
+
+
+class _OneLine(logging.Filter):
+    """A captured warning ends in a newline (``warnings.formatwarning``): drop it, no blank line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = record.getMessage().rstrip(), ()
+        return True
+
+
+def quiet_progress_bars() -> None:
+    """Disable every tqdm bar (seisbert's and libraries'), even one asked for explicitly.
+
+    Callers pass ``disable=not progress``; off a terminal, that request is overridden here
+    rather than in each of them, so no bar writes carriage returns to a file.
+    """
+    from tqdm import std
+
+    if getattr(std.tqdm.__init__, "_seisbert_quiet", False):
+        return
+    init = std.tqdm.__init__
+
+    def quiet_init(self, *args, **kwargs):
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    quiet_init._seisbert_quiet = True
+    std.tqdm.__init__ = quiet_init
+
+
+class EpochLog(L.Callback):
+    """One log line per training epoch: epoch, step, the epoch's train/* and the latest
+    val/* metrics. Only off a terminal (a file or a pipe), where no progress bar shows them."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = not on_terminal(sys.stdout) if enabled is None else enabled
+        self._val: dict[str, float] = {}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        n = sum(p.numel() for p in pl_module.parameters())
+        trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        if trainer.is_global_zero:
+            logging.getLogger("seisbert.train").info(
+                "%s: %.2fM parameters (%.2fM trainable)", type(pl_module).__name__, n / 1e6, trainable / 1e6)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._val = _scalars(trainer.callback_metrics, "val/")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        metrics = {**_scalars(trainer.callback_metrics, "train/"), **self._val}
+        self._val = {}
+        total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
+        logging.getLogger("seisbert.train").info(
+            "epoch %d/%s step %d: %s", trainer.current_epoch + 1, total, trainer.global_step,
+            "  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())) or "no metrics")
+
+
+def _scalars(metrics: dict, prefix: str) -> dict[str, float]:
+    """The scalar metrics whose names start with ``prefix`` (``_step``/``_epoch`` twins dropped)."""
+    out = {}
+    for key, value in metrics.items():
+        if key.startswith(prefix) and not key.endswith("_step") and getattr(value, "numel", lambda: 1)() == 1:
+            out[key.removesuffix("_epoch")] = float(value)
+    return out
+
+
+def hydra_log_file() -> Path | None:
+    """The log file Hydra's job logging names for this run (``hydra.job_logging``), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    file = (HydraConfig.get().job_logging.get("handlers") or {}).get("file")
+    return None if file is None else Path(file.filename)
+
+
+def terminal_progress_only(cfg) -> None:
+    """Off a terminal, no Lightning progress bar: ``trainer.enable_progress_bar`` is switched
+    off and progress-bar callbacks are dropped from ``cfg`` (EpochLog logs each epoch instead)."""
+    if on_terminal(sys.stdout):
+        return
+    import hydra.utils
+    from lightning.pytorch.callbacks import ProgressBar
+    from omegaconf import open_dict
+
+    callbacks = cfg.get("callbacks") or {}
+    bars = [name for name, node in callbacks.items() if node is not None and "_target_" in node
+            and issubclass(hydra.utils.get_class(node._target_), ProgressBar)]
+    with open_dict(cfg):
+        cfg.trainer.enable_progress_bar = False
+        for name in bars:
+            del cfg.callbacks[name]
