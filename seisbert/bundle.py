@@ -236,3 +236,32 @@ def feature_differences(bundle_features: dict, other: dict) -> list[str]:
     keys = sorted((set(bundle_features) | set(other)) - set(FEATURE_KEYS_IGNORED) - {"_target_"})
     return [f"features.{k}: bundle {bundle_features.get(k)!r} != {other.get(k)!r}"
             for k in keys if bundle_features.get(k) != other.get(k)]
+
+
+# ------------------------------------------------------------------- reuse in training
+def load_tokenizer_from(path: str | Path):
+    """A trained tokenizer to reuse (``tokenizer.from_path``): a bundle file or a tokens
+    artifact folder. Returns the Tokenizer and the digest of the tokens it was fitted for,
+    so a base model pretrained on those tokens is accepted by fine-tuning."""
+    from seisbert.tokenizer import Tokenizer
+
+    path = Path(path)
+    if path.is_file():
+        bundle = load_bundle(path)
+        return bundle.tokenizer(), bundle.info["tokenizer"]["digest"]
+    if (path / "tokenizer" / "tokenizer.json").is_file():
+        return Tokenizer.load(path / "tokenizer"), path.name
+    raise ValueError(f"tokenizer.from_path={str(path)!r} is neither a bundle file nor a tokens "
+                     "artifact folder (cache/tokens/<hash>/ with tokenizer/ inside)")
+
+
+def encoder_from_bundle(path: str | Path) -> tuple[dict, dict, str]:
+    """Encoder config (dict), encoder weights and tokenizer digest of a bundle, for
+    ``task.params.checkpoint=<bundle>``: fine-tuning a bundle on one's own labels."""
+    import torch
+
+    bundle = load_bundle(path)
+    hp = bundle.info["hyper_parameters"]
+    state = {k[len("encoder."):]: torch.from_numpy(np.array(v)) for k, v in bundle.state_dict.items()
+             if k.startswith("encoder.")}
+    return hp["model"], state, bundle.info["tokenizer"]["digest"]

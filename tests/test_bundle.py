@@ -78,3 +78,21 @@ def test_foreign_files_are_refused(run, tmp_path):
     save_file(load_file(str(run["bundle"])), str(tmp_path / "plain.safetensors"))
     with pytest.raises(ValueError, match="without a seisbert header"):
         load_bundle(tmp_path / "plain.safetensors")
+
+
+def test_tokenizer_and_encoder_can_be_reused_from_a_bundle_or_tokens_artifact(run, tmp_path):
+    from seisbert.bundle import encoder_from_bundle, load_tokenizer_from
+
+    fset = FeatureSet.load(run["features"])
+    expected = np.asarray(TokenSet.load(run["tokens"]).tokens)
+    for path in (run["bundle"], run["tokens"]):
+        tokenizer, digest = load_tokenizer_from(path)
+        assert digest == run["tokens"].name
+        np.testing.assert_array_equal(tokenizer.tokenize(np.asarray(fset.features)), expected)
+    model, state, digest = encoder_from_bundle(run["bundle"])
+    module = load_bundle(run["bundle"]).module()
+    assert model["vocab_size"] == 16 and digest == run["tokens"].name
+    for name, weight in module.encoder.state_dict().items():
+        np.testing.assert_array_equal(state[name].numpy(), weight.numpy())
+    with pytest.raises(ValueError, match="neither a bundle file nor a tokens artifact"):
+        load_tokenizer_from(tmp_path)
