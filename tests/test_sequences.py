@@ -95,3 +95,32 @@ def test_left_neighbour_baseline_skips_masked_positions():
     t = torch.tensor([[0, 0, 1, 2, 3, 4, 5]])
     pred = left_visible_token(inputs, K, torch.tensor([9] * 6), t)
     assert pred[0, 2:4].tolist() == [4, 4] and pred[0, 5].item() == 7 and pred[0, 1].item() == 9
+
+
+def test_windows_are_aligned_with_ids_and_zero_at_specials():
+    tokens, meta = toy_metadata()
+    feats = np.random.default_rng(1).normal(size=(len(meta), 90, 5)).astype(np.float32)
+    item = TokenDataModule(tokens, meta, K, features=feats).datasets["train"][3]
+    row = int(item["row"])
+    assert item["psd"].shape == (92, 5) and item["psd"][[0, -1]].abs().max() == 0
+    np.testing.assert_array_equal(item["psd"][1:-1].numpy(), feats[row])
+    assert "psd" not in TokenDataModule(tokens, meta, K).datasets["train"][3]
+
+
+def test_pair_windows_follow_the_pair_layout():
+    tokens, meta = toy_metadata()
+    feats = np.random.default_rng(1).normal(size=(len(meta), 90, 5)).astype(np.float32)
+    ds = PairDataset(tokens, meta.event_id.to_numpy(), meta.station_id.to_numpy(), np.arange(len(meta)),
+                     Specials(K), features=feats)
+    item = ds[5]
+    r, p = int(item["row"]), int(item["partner_row"])
+    assert item["psd"].shape == (93, 5) and item["psd"][[0, 46, 92]].abs().max() == 0  # [CLS], [SEP], [SEP]
+    np.testing.assert_array_equal(item["psd"][1:46].numpy(), feats[r, :45])
+    np.testing.assert_array_equal(item["psd"][47:92].numpy(), feats[p, 45:])
+    assert (item["ids"][1:46].numpy() == tokens[r, :45]).all()
+
+
+def test_windows_must_match_the_tokens_row_for_row():
+    tokens, meta = toy_metadata()
+    with pytest.raises(ValueError, match=r"features \(5, 90, 3\) do not match tokens"):
+        TokenDataModule(tokens, meta, K, features=np.zeros((5, 90, 3), np.float32))

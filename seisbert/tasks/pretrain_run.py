@@ -79,6 +79,7 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
     if trainer.is_global_zero:
+        Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         if module.p.target == "kmeans":  # the paper's Fig. 6 is over k-means tokens
             log_image(trainer, "test/mlm_confusion", confusion_figure(cfg, module, dm))
         if best:
