@@ -2,7 +2,9 @@
 
 Each stage's artifact lives in ``<paths.cache_dir>/<stage>/<hash>/`` where the hash
 covers the config of the stage and of every stage upstream (DESIGN.md). A stage that
-finds its complete artifact reuses it; otherwise it builds it atomically.
+finds its artifact whole (``seisbert.cache.verify_artifact`` at the level ``paths.verify``)
+reuses it; otherwise it builds it atomically. ``prepare`` resolves each stage once and
+hands the folders downstream, so no stage looks its upstream up again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from seisbert.cache import artifact_dir, atomic_artifact, config_hash, is_complete
+from seisbert.cache import artifact_dir, atomic_artifact, check_verify_mode, config_hash, verified
 from seisbert.config import build
 from seisbert.data.records import RecordSet, empty_rejected, rejection
 from seisbert.data.splits import split_by_event
@@ -44,24 +46,36 @@ def stage_path(cfg: DictConfig, stage: str) -> Path:
     return artifact_dir(cfg.paths.cache_dir, stage, config_hash(stage_config(cfg, stage)))
 
 
+def verify_mode(cfg: DictConfig) -> str:
+    return check_verify_mode(cfg.paths.verify)
+
+
 def cached(cfg: DictConfig, stage: str) -> tuple[Path, bool]:
-    """The stage's artifact folder and whether a complete artifact is already there."""
+    """The stage's artifact folder and whether a whole artifact is already there (a failing
+    one is warned about and removed, so the stage builds it again)."""
     path = stage_path(cfg, stage)
-    done = is_complete(path)
+    done = verified(path, verify_mode(cfg), stage)
     if done:
         log.info("%s: reusing %s", stage, path)
     return path, done
 
 
+def upstream_path(cfg: DictConfig, upstream: dict | None, stage: str) -> Path:
+    """The folder of an upstream stage: the one ``prepare`` resolved, else resolved now."""
+    if upstream is not None and stage in upstream:
+        return upstream[stage]
+    return BUILDERS[stage](cfg, upstream)
+
+
 # ----------------------------------------------------------------------------- records
-def records_artifact(cfg: DictConfig) -> Path:
+def records_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     """Load the source's records once and cache them (waveforms.npy + metadata.parquet)."""
     path, done = cached(cfg, "records")
     if done:
         return path
     source = build(cfg.data, "data")
     records = source.load(progress=True)
-    with atomic_artifact(path, stage_config(cfg, "records")) as tmp:
+    with atomic_artifact(path, stage_config(cfg, "records"), verify=verify_mode(cfg)) as tmp:
         np.save(tmp / "waveforms.npy", records.waveforms.astype(np.float32, copy=False))
         records.metadata.to_parquet(tmp / "metadata.parquet")
         records.rejected.to_csv(tmp / "rejected.csv", index=False)
@@ -116,14 +130,14 @@ def featurize_records(records: RecordSet, fcfg, progress: bool = True):
     return out, reasons
 
 
-def features_artifact(cfg: DictConfig) -> Path:
+def features_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     """Featurize the cached records and assign event splits (features.npy + metadata)."""
     path, done = cached(cfg, "features")
     if done:
         return path
     fcfg = build(cfg.features, "features")
     scfg = build(cfg.split, "split")
-    records = load_records(records_artifact(cfg))
+    records = load_records(upstream_path(cfg, upstream, "records"))
     feats, reasons = featurize_records(records, fcfg)
     keep = reasons == ""
     meta = records.metadata.reset_index(drop=True).copy()
@@ -132,7 +146,7 @@ def features_artifact(cfg: DictConfig) -> Path:
     meta = meta[keep].reset_index(drop=True)
     if not (scfg.use_source_split and "split" in meta.columns):
         meta["split"] = split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
-    with atomic_artifact(path, stage_config(cfg, "features")) as tmp:
+    with atomic_artifact(path, stage_config(cfg, "features"), verify=verify_mode(cfg)) as tmp:
         np.save(tmp / "features.npy", feats[keep])
         meta.to_parquet(tmp / "metadata.parquet")
         rejected.to_csv(tmp / "rejected.csv", index=False)
@@ -190,7 +204,7 @@ class TokenSet:
         return cls(path, tokens, pd.read_parquet(path / "metadata.parquet"), info["vocab_size"])
 
 
-def tokens_artifact(cfg: DictConfig) -> Path:
+def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     """Fit the tokenizer on the training split of the cached features; assign every record."""
     from seisbert.analysis.vocabulary import vocabulary_report, write_report
     from seisbert.tokenizer import fit_tokenizer
@@ -199,15 +213,15 @@ def tokens_artifact(cfg: DictConfig) -> Path:
     if done:
         return path
     tcfg = build(cfg.tokenizer, "tokenizer")
-    fset = FeatureSet.load(features_artifact(cfg))
+    fset = FeatureSet.load(upstream_path(cfg, upstream, "features"))
     inputs = np.asarray(fset.features)
     if tcfg.method != "kmeans_psd":  # the paper's alternative: raw 1-s waveform windows
-        inputs = waveform_windows(cfg, fset)
+        inputs = waveform_windows(cfg, fset, upstream_path(cfg, upstream, "records"))
     tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
     # always judged on the PSD windows, so every method's report is in the same space
     report = vocabulary_report(np.asarray(fset.features), tokens, tokenizer.centroids, fset.metadata,
-                               build(tcfg.report, "tokenizer.report"))
-    with atomic_artifact(path, stage_config(cfg, "tokens")) as tmp:
+                               build(tcfg.report, "tokenizer.report"), build(cfg.features, "features"))
+    with atomic_artifact(path, stage_config(cfg, "tokens"), verify=verify_mode(cfg)) as tmp:
         write_report(report, tmp / "vocabulary_report.json")
         np.save(tmp / "tokens.npy", tokens.astype(np.int16))
         tokenizer.save(tmp / "tokenizer")
@@ -220,12 +234,12 @@ def tokens_artifact(cfg: DictConfig) -> Path:
     return path
 
 
-def waveform_windows(cfg: DictConfig, fset: FeatureSet) -> np.ndarray:
+def waveform_windows(cfg: DictConfig, fset: FeatureSet, records_path: Path) -> np.ndarray:
     """Raw vertical windows ``(N, T, window_samples)`` of the kept records, as segmented."""
     from seisbert.features import cut_segments
 
     fcfg = build(cfg.features, "features")
-    records = load_records(records_artifact(cfg))
+    records = load_records(records_path)
     rows = fset.metadata["record_index"].to_numpy()
     meta = records.metadata.iloc[rows]
     seg, _ = cut_segments(np.asarray(records.waveforms[rows, 0]), meta["trace_p_arrival_sample"].to_numpy(),
@@ -233,8 +247,13 @@ def waveform_windows(cfg: DictConfig, fset: FeatureSet) -> np.ndarray:
     return seg.reshape(len(rows), fcfg.n_windows, fcfg.window_samples).astype(np.float32)
 
 
+BUILDERS = {"records": records_artifact, "features": features_artifact, "tokens": tokens_artifact}
+
+
 def prepare(cfg: DictConfig, until: str = "tokens") -> dict[str, Path]:
-    """Build or reuse every stage up to ``until``; returns their artifact folders."""
-    order = ["records", "features", "tokens"]
-    builders = {"records": records_artifact, "features": features_artifact, "tokens": tokens_artifact}
-    return {s: builders[s](cfg) for s in order[: order.index(until) + 1]}
+    """Build or reuse every stage up to ``until``, each once; returns their artifact folders."""
+    order = list(BUILDERS)
+    paths: dict[str, Path] = {}
+    for stage in order[: order.index(until) + 1]:
+        paths[stage] = BUILDERS[stage](cfg, paths)
+    return paths

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from seisbert.cache import file_digest
 from seisbert.config import build, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -238,22 +239,33 @@ class Tokenizer:
         np.save(path / "centroids.npy", self.centroids)
         meta = {"config": dataclasses.asdict(self.cfg), "inertia": self.inertia,
                 "n_fit_windows": self.n_fit_windows}
-        (path / "tokenizer.json").write_text(json.dumps(meta, indent=2))
         if self.reducer is not None:
             with open(path / "reducer.pkl", "wb") as fh:
                 pickle.dump(self.reducer, fh)
+            meta["reducer_sha256"] = file_digest(path / "reducer.pkl")  # checked before unpickling
+        (path / "tokenizer.json").write_text(json.dumps(meta, indent=2))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
         path = Path(path)
         meta = json.loads((path / "tokenizer.json").read_text())
-        reducer = None
-        if (path / "reducer.pkl").is_file():
-            with open(path / "reducer.pkl", "rb") as fh:
-                reducer = pickle.load(fh)  # written by save(); only load folders you trust
+        reducer = _load_reducer(path / "reducer.pkl", meta.get("reducer_sha256"))
         return cls(TokenizerConfig(**meta["config"]), np.load(path / "centroids.npy"), reducer,
                    meta["inertia"], meta["n_fit_windows"])
+
+
+def _load_reducer(path: Path, sha256: str | None) -> Any:
+    """The pickled UMAP reducer, unpickled only when its SHA-256 is the one save() recorded
+    (pickle runs code: a swapped or damaged file must never reach it)."""
+    if not path.is_file():
+        return None
+    if sha256 is None or file_digest(path) != sha256:
+        raise ValueError(f"{path}: its SHA-256 is not the one recorded in {path.parent / 'tokenizer.json'} "
+                         f"(reducer_sha256={sha256}); refusing to unpickle it. Delete the tokens "
+                         f"artifact so it is rebuilt")
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
 
 
 def training_windows(features: np.ndarray, metadata: pd.DataFrame, max_windows: int | None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import random
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import hydra.utils
 import lightning as L
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.cache import artifact_dir, config_hash
+from seisbert.cache import artifact_dir, atomic_artifact, config_hash, is_temporary, verified
 from seisbert.logs import EpochLog
 
 log = logging.getLogger(__name__)
@@ -140,14 +142,31 @@ def model_artifact_dir(cfg: DictConfig, tokens_digest: str) -> Path:
     return artifact_dir(cfg.paths.cache_dir, cfg.task.name, config_hash(parts))
 
 
-def publish_checkpoint(ckpt: str | Path, target: Path, info: dict) -> Path:
-    """Copy a finished checkpoint into the cache so later runs can find it by config."""
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / "model.ckpt.tmp"
-    shutil.copyfile(ckpt, tmp)
-    tmp.replace(target / "model.ckpt")
-    (target / "model.json").write_text(json.dumps(info, indent=2, default=str))
+def publish_checkpoint(ckpt: str | Path, target: Path, info: dict, verify: str) -> Path:
+    """Copy a finished checkpoint into the cache (``model.ckpt`` + ``model.json``, an
+    artifact with hashes) so later runs find it by config. Written under a temporary name
+    unique to this process; when two jobs publish the same model the first rename wins and
+    the other's copy is dropped (``verify``: the level ``paths.verify`` judges theirs at)."""
+    with atomic_artifact(target, {"model": {k: v for k, v in info.items() if k != "metrics"}},
+                         verify=verify) as tmp:
+        shutil.copyfile(ckpt, tmp / "model.ckpt")
+        (tmp / "model.json").write_text(json.dumps(info, indent=2, default=str))
     return target / "model.ckpt"
+
+
+def published_model(target: Path, verify: str) -> Path | None:
+    """``model.ckpt`` of the base model published in ``target`` if it verifies; a folder
+    that fails is warned about and removed (so the model is trained and published again)."""
+    return target / "model.ckpt" if verified(target, verify, "base model") else None
+
+
+def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> Path | None:
+    """The newest whole published model folder under ``root`` whose ``model.json`` matches."""
+    folders = [p.parent for p in Path(root).glob("*/model.json") if not is_temporary(p.parent.name)]
+    for folder in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True):
+        if match(json.loads((folder / "model.json").read_text())) and published_model(folder, verify):
+            return folder
+    return None
 
 
 def save_metrics(cfg: DictConfig, metrics: dict, name: str = "metrics.json") -> Path:
@@ -160,11 +179,26 @@ def scalar_metrics(results: list[dict]) -> dict:
     return {k: float(v) for r in results for k, v in r.items()}
 
 
+def best_callback(trainer: L.Trainer):
+    """The checkpoint callback that monitors a metric (the best model), if any: the other
+    one writes ``last.ckpt`` at every validation."""
+    monitoring = [cb for cb in trainer.checkpoint_callbacks if cb.monitor is not None]
+    return monitoring[0] if monitoring else None
+
+
 def monitored_score(trainer: L.Trainer) -> float | None:
     """Best value of the task's monitored metric (the checkpoint callback's), if any."""
-    cb = trainer.checkpoint_callback
+    cb = best_callback(trainer)
     score = None if cb is None else cb.best_model_score
     return None if score is None else float(score)
+
+
+def fit_safely(trainer: L.Trainer, module, ckpt_path: str | None, **data) -> None:
+    """``trainer.fit``, resuming from ``ckpt_path`` with ``weights_only=True`` (tensors and
+    plain containers only, no pickled code); ``data``: ``datamodule=`` or the dataloaders.
+    Lightning < 2.6 has no such argument; there torch >= 2.6 makes it torch.load's default."""
+    kwargs = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
+    trainer.fit(module, ckpt_path=ckpt_path, **data, **kwargs)
 
 
 def fit_best(cfg: DictConfig, build, artifacts: dict):
@@ -177,8 +211,9 @@ def fit_best(cfg: DictConfig, build, artifacts: dict):
     tset = TokenSet.load(artifacts["tokens"])
     module, dm = build(cfg, tset)
     trainer = build_trainer(cfg)
-    trainer.fit(module, dm, ckpt_path=resolve_ckpt(cfg))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    fit_safely(trainer, module, resolve_ckpt(cfg), datamodule=dm)
+    cb = best_callback(trainer)
+    best = cb.best_model_path if cb is not None else ""
     if best:
         module = type(module).load_from_checkpoint(best, weights_only=True)
     return trainer, module, dm, tset, best, monitored_score(trainer)
