@@ -71,18 +71,31 @@ def detrended_tapered(data: np.ndarray, taper_samples: int) -> np.ndarray:
     """Least-squares line (mean and trend) removed, Hann taper on both ends (float64).
 
     The same numbers as obspy's ``detrend("demean").detrend("linear").taper(0.5, type="hann",
-    max_length=...)``, without its per-call plugin lookup (half the load time).
+    max_length=...)``, without its per-call plugin lookup (half the load time); the line
+    is fitted in closed form (SciPy's ``detrend`` solves a least-squares system per call).
     """
-    from scipy.signal import detrend
-    from scipy.signal.windows import hann
-
-    x = detrend(np.asarray(data, np.float64), type="linear")
-    n, w = len(x), min(taper_samples, len(x) // 2)
+    x = np.array(data, np.float64)
+    n = len(x)
+    if n > 1:
+        t = np.arange(n) - (n - 1) / 2.0  # centred: slope and mean are independent
+        # einsum, not np.dot: a BLAS call took 12 ms instead of 10 us on a loaded machine
+        slope = np.einsum("i,i", t, x) / np.einsum("i,i", t, t)
+        x -= x.mean() + slope * t
+    elif n == 1:
+        x[:] = 0.0
+    w = min(taper_samples, n // 2)
     if w > 0:
-        side = hann(2 * w if 2 * w == n else 2 * w + 1)
+        side = _hann(2 * w if 2 * w == n else 2 * w + 1)
         x[:w] *= side[:w]
         x[n - w:] *= side[len(side) - w:]
     return x
+
+
+@functools.lru_cache(maxsize=16)
+def _hann(n: int) -> np.ndarray:
+    from scipy.signal.windows import hann
+
+    return hann(n)
 
 
 # ----------------------------------------------------------------------------- resampling

@@ -17,20 +17,21 @@ cached. See docs/your_own_data.md.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from seisbert.config import check_choice, check_range
 from seisbert.data.catalog import (DEFAULT_CSV_COLUMNS, DEFAULT_EVENT_TYPES, CatalogEvent,
                                    load_catalog, map_event_type)
+from seisbert.data.geometry import binned_p_seconds, distance_baz, taup_p_seconds
+from seisbert.data.parallel import map_chunks
 from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, empty_rejected,
                                    reason_counts, rejection)
 from seisbert.data.stores import FileStore, SdsStore, read_inventory, station_coordinates
@@ -40,7 +41,9 @@ from seisbert.data.traces import (check_finite, detrended_tapered, merged_withou
 log = logging.getLogger(__name__)
 
 SOURCE = "waveforms"
-__all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "check_fits_features"]
+__all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "distance_baz",
+           "check_fits_features"]
+CHUNKS_PER_WORKER = 8  # events are sent to workers in this many chunks each (load balance)
 
 # Column order of the metadata table (seisbench names where they exist).
 METADATA_COLUMNS = (
@@ -67,6 +70,7 @@ class WaveformSource:
     p_phases: list = field(default_factory=lambda: ["P", "Pg", "Pn", "Pb", "p"])
     p_from_taup: bool = True
     taup_model: str = "ak135"
+    taup_bin_km: float | None = 0.1  # TauP once per bin of distance and depth; None: per pair
     search_s: float = 300.0  # candidates: stations with data in [origin - pre_s, origin + search_s]
     max_distance_km: float | None = None
     pre_s: float = 20.0
@@ -81,6 +85,7 @@ class WaveformSource:
     remove_response: bool = False
     pre_filt_hz: list | None = None  # remove_response corners, e.g. [0.3, 0.5, 40, 45]
     water_level_db: float = 60.0
+    num_workers: int = 0  # worker processes reading events (0: this process); same records
 
     def __post_init__(self):
         check_choice("data.archive", self.archive, ("files", "sds"))
@@ -98,6 +103,9 @@ class WaveformSource:
                         ("sampling_rate_hz", 1.0), ("min_sampling_rate_hz", 0.0)):
             check_range(f"data.{key}", getattr(self, key), lo)
         check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
+        check_range("data.num_workers", self.num_workers, 0)
+        if self.taup_bin_km is not None:
+            check_range("data.taup_bin_km", self.taup_bin_km, 1e-6)
         if self.fmax_hz is not None:
             check_range("data.fmax_hz", self.fmax_hz, 0.0, self.sampling_rate_hz / 2)
         if self.pre_filt_hz is not None and len(self.pre_filt_hz) != 4:
@@ -140,6 +148,7 @@ class WaveformSource:
         Raises ValueError, with the count of each reason, when no record is usable.
         """
         self.check_paths()
+        started = time.perf_counter()
         catalog = load_catalog(self.catalog, self.catalog_format, self.csv_columns,
                                self.picks_csv, tuple(self.p_phases))
         inventory = read_inventory(self.inventory) if self.inventory not in UNSET else None
@@ -149,8 +158,14 @@ class WaveformSource:
                  else SdsStore(self.waveform_dir))
         coords = station_coordinates(inventory, store)
         waves, rows, rejected, n_far = [], [], catalog.rejected + store.rejected, 0
-        for ev in tqdm(catalog.events, desc="events", disable=not progress):
-            n_far += self._event_records(ev, store, coords, inventory, waves, rows, rejected)
+        state = {"source": self, "store": store, "coords": coords, "inventory": inventory}
+        for out in map_chunks(_event_chunk, self._chunks(catalog.events), state,
+                              self.num_workers, progress, desc="events"):
+            waves += out[0]
+            rows += out[1]
+            rejected += out[2]
+            n_far += out[3]
+            store.named |= out[4]
         rejected += store.unused(self.pre_s, self.search_s)
         if n_far:
             log.info("waveforms: %d event-station pairs farther than data.max_distance_km=%g "
@@ -158,7 +173,14 @@ class WaveformSource:
         if not rows:
             raise ValueError(self._nothing_usable(rejected, len(catalog.events), n_far,
                                                   catalog.unused_columns))
-        return self._record_set(waves, rows, rejected, len(catalog.events))
+        return self._record_set(waves, rows, rejected, len(catalog.events),
+                                time.perf_counter() - started)
+
+    def _chunks(self, events: list) -> list:
+        if self.num_workers == 0:
+            return [[ev] for ev in events]
+        n = min(len(events), self.num_workers * CHUNKS_PER_WORKER) or 1
+        return [list(c) for c in np.array_split(np.array(events, dtype=object), n)]
 
     def _event_records(self, ev: CatalogEvent, store, coords: dict, inventory,
                        waves: list, rows: list, rejected: list) -> int:
@@ -224,12 +246,13 @@ class WaveformSource:
         return (f"data=waveforms: no usable record from {n_events} catalogue events "
                 f"(rejected {counts}{far}); nothing was cached.{examples}{hint}")
 
-    def _record_set(self, waves, rows, rejected, n_events) -> RecordSet:
+    def _record_set(self, waves, rows, rejected, n_events, seconds: float) -> RecordSet:
         waveforms = np.stack(waves)  # (N, C, S)
         metadata = pd.DataFrame(rows, columns=list(METADATA_COLUMNS))
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
-        log.info("waveforms: %d records from %d events; rejected %d %s",
-                 len(metadata), n_events, len(rejected), reason_counts(rejected))
+        log.info("waveforms: %d records from %d events in %.1f s (%.0f records/s, %d workers); "
+                 "rejected %d %s", len(metadata), n_events, seconds, len(metadata) / seconds,
+                 self.num_workers, len(rejected), reason_counts(rejected))
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
     # ------------------------------------------------------------------- one record
@@ -270,7 +293,8 @@ class WaveformSource:
             raise Rejected(Reason.MISSING_PICK, "no P pick, and no event origin or station "
                            "coordinates for TauP (give data.inventory)")
         depth = ev.depth_km if math.isfinite(ev.depth_km) else 0.0
-        return ev.origin_time + taup_p_seconds(dist_km, depth, self.taup_model), "taup"
+        return ev.origin_time + binned_p_seconds(dist_km, depth, self.taup_model,
+                                                 self.taup_bin_km), "taup"
 
     def _select(self, stream, comp: str, like=None) -> list:
         """One channel's traces; of several matching channels the highest rate, then first id.
@@ -368,32 +392,11 @@ def check_fits_features(data, features) -> None:
                          "leave data.fmax_hz as ${features.fmax_hz}")
 
 
-# ------------------------------------------------------------------ geometry, TauP
-def distance_baz(ev: CatalogEvent, sta_lat: float, sta_lon: float) -> tuple[float, float]:
-    """Epicentral distance (km) and back azimuth (deg) on the WGS84 ellipsoid, NaN if unknown."""
-    values = (ev.latitude, ev.longitude, sta_lat, sta_lon)
-    if not all(math.isfinite(v) for v in values):
-        return math.nan, math.nan
-    from obspy.geodetics import gps2dist_azimuth
-
-    dist_m, _, baz = gps2dist_azimuth(*values)
-    return dist_m / 1000.0, baz
-
-
-@functools.lru_cache(maxsize=4)
-def _taup(model: str):
-    from obspy.taup import TauPyModel
-
-    return TauPyModel(model)
-
-
-def taup_p_seconds(dist_km: float, depth_km: float, model: str = "ak135") -> float:
-    """First P-type travel time (s) from TauP; sources above the datum count as depth 0."""
-    from obspy.geodetics import kilometers2degrees
-
-    arrivals = _taup(model).get_travel_times(source_depth_in_km=max(depth_km, 0.0),
-                                             distance_in_degree=kilometers2degrees(dist_km),
-                                             phase_list=["ttp"])
-    if not arrivals:
-        raise Rejected(Reason.MISSING_PICK, f"TauP {model} has no P at {dist_km:.0f} km")
-    return min(a.time for a in arrivals)
+def _event_chunk(state: dict, events: list) -> tuple:
+    """Records of a chunk of events (in a worker or here): waves, rows, rejected, far, named."""
+    source, store = state["source"], state["store"]
+    waves, rows, rejected, n_far = [], [], [], 0
+    for ev in events:
+        n_far += source._event_records(ev, store, state["coords"], state["inventory"],
+                                       waves, rows, rejected)
+    return waves, rows, rejected, n_far, set(store.named)
