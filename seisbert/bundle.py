@@ -40,6 +40,7 @@ CENTROIDS_KEY = "tokenizer.centroids"
 ALLOWED_MODULE_PREFIX = "seisbert."
 # Feature keys that change speed, not values (or values by < 1e-3 in log10): never refused.
 FEATURE_KEYS_IGNORED = ("chunk_records",)
+INPUTS = ("tokens", "psd", "both")  # what the encoder embeds a position from (model.input)
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Bundle:
         return list(self.info["class_names"])
 
     @property
-    def input_kind(self) -> str:  # "tokens": the module reads [CLS] t [SEP] token ids
+    def input_kind(self) -> str:  # tokens | psd | both (model.input): what the encoder reads
         return self.info["input"]
 
     def feature_config(self):
@@ -97,7 +98,8 @@ def write_bundle(path: str | Path, module, centroids: np.ndarray, info: dict) ->
     path = Path(path)
     header = {"format": BUNDLE_FORMAT, "seisbert_version": seisbert.__version__,
               "module_class": f"{type(module).__module__}.{type(module).__qualname__}",
-              "class_names": list(CLASS_NAMES), "input": "tokens", "versions": versions(), **info}
+              "class_names": list(CLASS_NAMES), "input": getattr(module.cfg, "input", "tokens"),
+              "versions": versions(), **info}
     tensors = {WEIGHT_PREFIX + k: v.detach().cpu().contiguous().clone()  # clone: no shared storage
                for k, v in module.state_dict().items()}
     tensors[CENTROIDS_KEY] = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
@@ -205,8 +207,8 @@ def check_compatible(info: dict, path: Path) -> None:
         problems.append(f"written by seisbert {theirs}, this is {ours} (major.minor must agree)")
     if not str(info.get("module_class", "")).startswith(ALLOWED_MODULE_PREFIX):
         problems.append(f"module class {info.get('module_class')!r} is not a seisbert class")
-    if info.get("input") != "tokens":
-        problems.append(f"input {info.get('input')!r} (this seisbert scores 'tokens' bundles)")
+    if info.get("input") not in INPUTS:
+        problems.append(f"input {info.get('input')!r} (this seisbert reads {list(INPUTS)})")
     problems += _config_problems("features", info.get("features", {}), "seisbert.features.FeatureConfig")
     problems += _config_problems("tokenizer", info.get("tokenizer", {}).get("config", {}),
                                  "seisbert.tokenizer.TokenizerConfig")

@@ -15,12 +15,12 @@ from conftest import CONFIG_DIR, compose_cfg
 FINETUNE = ["experiment=scratch", "trainer.max_epochs=1", "task.params.masked_eval=false"]
 
 
-@functools.lru_cache(maxsize=1)
-def trained(root: str) -> dict:
+@functools.lru_cache(maxsize=2)
+def trained(root: str, *overrides: str) -> dict:
     """Fine-tune from scratch on the tiny synthetic set; paths of bundle, checkpoint, tokens."""
     from seisbert.run import run_task
 
-    cfg = compose_cfg(Path(root), FINETUNE, Path(root) / "cache")
+    cfg = compose_cfg(Path(root), [*FINETUNE, *overrides], Path(root) / "cache")
     metrics = run_task(cfg)
     out = Path(cfg.paths.output_dir)
     arts = {s: Path(p) for s, p in _artifacts(cfg).items()}
@@ -43,11 +43,22 @@ def predict_cfg(out: Path, overrides=()) -> DictConfig:
 
 
 def pipeline_probabilities(run: dict, rows: np.ndarray) -> np.ndarray:
-    """P(blast) of tokens-artifact rows from the fine-tuning run's best checkpoint."""
-    from seisbert.inference.predict import probabilities
+    """P(blast) of tokens-artifact rows from the fine-tuning run's best checkpoint, fed
+    through the training data path (RecordDataset: ids, segments and, for PSD inputs, windows)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from seisbert.data.sequences import RecordDataset, Specials
     from seisbert.pipeline import TokenSet
     from seisbert.tasks.finetune import FinetuneModule
 
     module = FinetuneModule.load_from_checkpoint(run["checkpoint"], weights_only=True).eval()
-    tokens = np.asarray(TokenSet.load(run["tokens"]).tokens)[rows]
-    return probabilities(module, tokens, 64, progress=False)
+    tset = TokenSet.load(run["tokens"])
+    windows = np.load(run["tokens"] / "features.npy") if module.cfg.input != "tokens" else None
+    data = RecordDataset(tset.tokens, tset.metadata["label"].to_numpy(), rows, Specials(tset.vocab_size), windows)
+    probs = []
+    with torch.inference_mode():
+        for batch in DataLoader(data, batch_size=64):
+            logits = module(batch["ids"], batch["segments"], batch.get("psd"))
+            probs.append(logits.softmax(-1)[:, 1].float().numpy())
+    return np.concatenate(probs)

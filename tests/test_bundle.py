@@ -28,6 +28,17 @@ def test_round_trip_gives_identical_predictions(run):
     assert 0 < from_bundle.min() < from_bundle.max() < 1  # a real classifier, not a constant
 
 
+def test_round_trip_of_a_psd_input_model(tmp_path_factory):
+    run = trained(str(tmp_path_factory.mktemp("bundle_psd")), "model.input=both")
+    bundle = load_bundle(run["bundle"])
+    assert bundle.input_kind == "both"
+    tset = TokenSet.load(run["tokens"])
+    windows = np.asarray(FeatureSet.load(run["features"]).features)
+    rows = np.arange(len(tset.metadata))
+    from_bundle = probabilities(bundle.module(), np.asarray(tset.tokens), 64, False, windows)
+    np.testing.assert_allclose(from_bundle, pipeline_probabilities(run, rows), rtol=0, atol=1e-6)
+
+
 def test_bundle_tokenizer_reproduces_the_training_tokens(run):
     bundle = load_bundle(run["bundle"])
     fset = FeatureSet.load(run["features"])

@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seisbert.config import build, check_choice
 
@@ -32,8 +32,10 @@ def run(cfg: DictConfig) -> dict:
 
     check_choice("mode", cfg.mode, MODES)
     pcfg = build(cfg.predict, "predict")
-    source = build(cfg.data, "data")
     bundle = load_bundle(cfg.bundle)
+    with open_dict(cfg):  # the data group may interpolate ${features.*}: the bundle's features
+        cfg.features = bundle.info["features"]
+    source = build(cfg.data, "data")
     predict.check_source(bundle, source)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -107,8 +107,13 @@ def tokens_of(bundle, features: np.ndarray) -> np.ndarray:
     return bundle.tokenizer().tokenize(np.ascontiguousarray(features))
 
 
-def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
-    """P(blast) (N,) for token rows (N, T): ``[CLS] t [SEP]`` through the module, batched."""
+def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
+                  features: np.ndarray | None = None) -> np.ndarray:
+    """P(blast) (N,) for token rows (N, T): ``[CLS] t [SEP]`` through the module, batched.
+
+    A module that embeds PSD windows (``model.input`` psd/both) also gets ``features``
+    (N, T, F), with zero windows at [CLS] and [SEP] as in training.
+    """
     import torch
 
     from seisbert.data.sequences import Specials
@@ -117,12 +122,18 @@ def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool) -
     n, T = tokens.shape
     ids = np.empty((n, T + 2), np.int64)  # (N, T+2): [CLS] t1..tT [SEP]
     ids[:, 0], ids[:, 1:-1], ids[:, -1] = sp.cls, tokens, sp.sep
+    reads_psd = getattr(module.cfg, "input", "tokens") != "tokens"
     out = np.empty(n, np.float32)
     starts = tqdm(range(0, n, batch_size), desc="classify", unit="batch", disable=not progress)
     with torch.inference_mode():
         for i in starts:
             x = torch.from_numpy(ids[i:i + batch_size])
-            out[i:i + batch_size] = module(x, torch.zeros_like(x)).softmax(-1)[:, 1].float().numpy()
+            psd = None
+            if reads_psd:
+                w = np.asarray(features[i:i + batch_size], np.float32)
+                psd = torch.from_numpy(np.pad(w, ((0, 0), (1, 1), (0, 0))))  # (B, T+2, F)
+            logits = module(x, torch.zeros_like(x), psd) if reads_psd else module(x, torch.zeros_like(x))
+            out[i:i + batch_size] = logits.softmax(-1)[:, 1].float().numpy()
     return out
 
 
@@ -131,7 +142,7 @@ def score(bundle, records: RecordSet, pcfg: PredictConfig) -> Scored:
     progress = pcfg.show_progress
     feats, meta, rejected = featurize(bundle, records, progress)
     tokens = tokens_of(bundle, feats)
-    prob = probabilities(bundle.module(), tokens, pcfg.batch_size, progress) if len(tokens) \
+    prob = probabilities(bundle.module(), tokens, pcfg.batch_size, progress, feats) if len(tokens) \
         else np.zeros(0, np.float32)
     return Scored(meta, feats, tokens, prob, rejected)
 
