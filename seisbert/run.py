@@ -67,6 +67,7 @@ def validate(cfg: DictConfig) -> None:
     task node, the trainer/callbacks/logger arguments (against the classes' signatures,
     nothing built) and the keys that two groups must agree on."""
     build({"_target_": f"{__name__}.RunConfig", **{k: cfg[k] for k in cfg if k not in ROOT_GROUPS}}, "")
+    check_data_window(cfg)  # before the sources are built: they may look for files
     for group in VALIDATED_GROUPS:
         if group in cfg and cfg[group] is not None:
             build(cfg[group], group)
@@ -79,7 +80,6 @@ def validate(cfg: DictConfig) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if node is not None and "_target_" in node:  # a leftover (W&B tags with logger=csv) builds nothing
                 check_arguments(node, f"{group}.{name}")
-    check_data_window(cfg)
 
 
 def check_data_window(cfg: DictConfig) -> None:
@@ -88,10 +88,11 @@ def check_data_window(cfg: DictConfig) -> None:
         raise ValueError(f"data.channels={cfg.data.get('channels', 'Z')!r} and features.channels="
                          f"{cfg.features.channels!r} must agree")
     for side in ("pre_s", "post_s"):
-        if side in cfg.data and cfg.data[side] < cfg.features[side]:
-            raise ValueError(f"data.{side}={cfg.data[side]} is shorter than features.{side}="
-                             f"{cfg.features[side]}: the records cannot hold the feature window; "
-                             f"set data.{side} >= {cfg.features[side]}")
+        data_s, features_s = cfg.data.get(side), cfg.features.get(side)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (data_s, features_s))
+        if numbers and data_s < features_s:  # other types: the groups' dataclasses name them
+            raise ValueError(f"data.{side}={data_s} is shorter than features.{side}={features_s}: "
+                             f"the records cannot hold the feature window; set data.{side} >= {features_s}")
 
 
 def git_commit() -> str:

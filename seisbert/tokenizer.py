@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from seisbert.cache import file_digest
 from seisbert.config import build, check_choice, check_range
+from seisbert.features import FeatureConfig
 
 log = logging.getLogger(__name__)
 
@@ -315,19 +316,23 @@ def fit_tokenizer(features: np.ndarray, metadata: pd.DataFrame,
     return tokenizer, tokens
 
 
-def standin_features(n_records: int = 600, n_windows: int = 90, n_bins: int = 20, seed: int = 0,
-                     p_window: int = 10, stations_per_event: int = 3) -> tuple[np.ndarray, pd.DataFrame]:
+def standin_features(n_records: int = 600, seed: int = 0, features: FeatureConfig | None = None,
+                     stations_per_event: int = 3) -> tuple[np.ndarray, pd.DataFrame]:
     """Stand-in for the feature stage, for tests and demos: (N, T, F) float32 median-scaled
     log10 PSD windows with noise before P, a high-frequency P, a stronger lower-frequency S
-    at a distance-dependent S-P time and a decaying coda; blasts get a spectral notch."""
+    at a distance-dependent S-P time and a decaying coda; blasts get a spectral notch.
+    The window grid (T, F, where P falls) is that of ``features`` (default FeatureConfig())."""
+    fcfg = features if features is not None else FeatureConfig()
+    n_windows, rate = fcfg.n_windows, fcfg.sampling_rate_hz
     rng = np.random.default_rng(seed)
     event = np.arange(n_records) // stations_per_event
     n_events = event[-1] + 1
     blast = (rng.random(n_events) < 0.4)[event]
     split = rng.choice(np.array(["train", "dev", "test"]), size=n_events, p=[0.7, 0.15, 0.15])[event]
     sp_s = rng.uniform(10, 150, n_records) * (1 / 3.55 - 1 / 6.1)  # S-P time (s) at 10-150 km
-    t = np.arange(n_windows)[None, :, None] + 0.5 - p_window  # (1, T, 1) seconds after P
-    f = np.arange(1, n_bins + 1)[None, None, :]  # (1, 1, F) Hz
+    t = (np.arange(n_windows)[None, :, None] + 0.5) * fcfg.window_s - fcfg.pre_s  # (1, T, 1) s after P
+    f = np.asarray(fcfg.frequencies_hz)[None, None, :]  # (1, 1, F) Hz
+    n_bins = f.shape[-1]
     ts = t - sp_s[:, None, None]  # (N, T, 1) seconds after S
     p_env = np.where(t >= 0, np.exp(-np.maximum(t, 0) / 2.5), 0.0)
     s_env = np.where(ts >= 0, 3 * np.exp(-np.maximum(ts, 0) / 12.0), 0.0)
@@ -338,9 +343,9 @@ def standin_features(n_records: int = 600, n_windows: int = 90, n_bins: int = 20
     power = power * rng.gamma(4.0, 0.25, (n_records, n_windows, n_bins))  # periodogram scatter
     logp = np.log10(power)
     features = (logp - np.median(logp, axis=1, keepdims=True)).astype(np.float32)  # median scaling
-    p_sample = np.full(n_records, 1000)
+    p_sample = np.full(n_records, round(fcfg.pre_s * rate))  # records start at P - pre_s
     metadata = pd.DataFrame({
         "event_id": [f"ev{e:05d}" for e in event], "split": split, "label": blast.astype(int),
-        "trace_p_arrival_sample": p_sample, "trace_s_arrival_sample": p_sample + np.round(sp_s * 100).astype(int),
+        "trace_p_arrival_sample": p_sample, "trace_s_arrival_sample": p_sample + np.round(sp_s * rate).astype(int),
     })
     return features, metadata
