@@ -243,3 +243,75 @@ def test_unmasked_labels_are_ignored_by_every_classification_target():
         out = m.losses(b, inputs, labels, b["psd"])
     assert len(out["targets"]) == int((labels != IGNORE).sum()) == int(sel.sum())
     assert torch.equal(out["targets"], m.rp_target(b["psd"])[sel])
+
+
+# ------------------------------------------------------------------------------ gap filling
+@pytest.mark.parametrize("target", ["psd", "kmeans"])
+def test_gap_filling_never_alters_windows_outside_the_gap(target):
+    from seisbert.tasks.gapfill import fill_windows, gap_mask
+
+    m, b = module("psd", target), batch(4)
+    gap = gap_mask(b["ids"], torch.tensor([0, 3, 5, T - 4]), 4, K)
+    assert gap.sum() == 16 and not gap[:, [0, -1]].any()
+    centroids = torch.randn(K, F)
+    filled = fill_windows(m, b["ids"], b["psd"], gap, centroids)
+    assert torch.equal(filled[~gap], b["psd"][~gap])  # bit for bit
+    assert not torch.isclose(filled[gap], b["psd"][gap]).all()
+    leaked = b["psd"].clone()
+    leaked[gap] = 50.0  # what the gap held is never read
+    torch.testing.assert_close(fill_windows(m, b["ids"], leaked, gap, centroids)[gap], filled[gap], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="target='random_projection'"):
+        fill_windows(module("psd", "random_projection"), b["ids"], b["psd"], gap)
+
+
+def test_gap_positions_start_at_the_named_phase():
+    from seisbert.tasks.gapfill import gap_starts
+
+    meta = pd.DataFrame({"trace_sampling_rate_hz": [100.0, 100.0], "trace_p_arrival_sample": [1000, 1000],
+                         "trace_s_arrival_sample": [2237, 9500]})
+    starts = {p: gap_starts(meta, p, 5, 10.0, 1.0, 90).tolist() for p in ("pre_p", "p", "s", "coda")}
+    assert starts == {"pre_p": [0, 0], "p": [10, 10], "s": [22, 85], "coda": [50, 50]}  # S clipped to fit
+    with pytest.raises(ValueError, match="gap position 'late' is not allowed"):
+        gap_starts(meta, "late", 5, 10.0, 1.0, 90)
+
+
+def gappy_trace(tmp_path: Path) -> Path:
+    """100 s of noise at 100 Hz with a real 5-s gap (40-45 s), written as miniSEED."""
+    import obspy
+
+    rng = np.random.default_rng(0)
+    t0 = obspy.UTCDateTime("2020-01-01T00:00:00")
+    data = rng.normal(size=10000).astype(np.float32) * np.r_[np.ones(2000), 8 * np.ones(8000)].astype(np.float32)
+    a = obspy.Trace(data[:4000], header={"sampling_rate": 100.0, "starttime": t0, "station": "GAP", "channel": "HHZ"})
+    b = obspy.Trace(data[4500:], header={"sampling_rate": 100.0, "starttime": t0 + 45, "station": "GAP", "channel": "HHZ"})
+    path = tmp_path / "gappy.mseed"
+    obspy.Stream([a, b]).write(str(path), format="MSEED")
+    return path
+
+
+def test_trace_windows_find_a_real_gap(tmp_path):
+    from seisbert.tasks.gapfill import trace_windows
+
+    fcfg = {"_target_": "seisbert.features.FeatureConfig"}
+    feats, in_gap = trace_windows(gappy_trace(tmp_path), fcfg, p_time="2020-01-01T00:00:20")
+    assert feats.shape == (90, 20) and np.isfinite(feats).all()
+    assert np.flatnonzero(in_gap).tolist() == [30, 31, 32, 33, 34]  # 40-45 s, cut from 10 s
+    with pytest.raises(ValueError, match="sampling rate 100.0 Hz but features.sampling_rate_hz=50.0"):
+        trace_windows(gappy_trace(tmp_path), {**fcfg, "sampling_rate_hz": 50.0})
+
+
+def test_fill_gaps_script_fills_an_obspy_trace(tiny_cfg, tmp_path, shared_cache):
+    import importlib.util
+
+    pre = tiny_cfg("experiment=mlm_psd_regress", "model=tiny", "trainer.max_epochs=1")
+    ckpt = run_task(pre)["checkpoint"]
+    spec = importlib.util.spec_from_file_location("fill_gaps", Path(__file__).parents[1] / "scripts" / "fill_gaps.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["trace", str(gappy_trace(tmp_path)), "--checkpoint", ckpt, "--cache-dir", str(shared_cache),
+                 "--out", str(tmp_path / "out"), "--p-time", "2020-01-01T00:00:20"])
+    out = np.load(tmp_path / "out" / "gappy_filled.npz")
+    gap = out["gap"]
+    assert gap.sum() == 5 and np.array_equal(out["filled"][~gap], out["features"][~gap])
+    assert not np.allclose(out["filled"][gap], out["features"][gap])
+    assert (tmp_path / "out" / "gappy_filled.png").is_file()
