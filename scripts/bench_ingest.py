@@ -1,0 +1,114 @@
+"""Ingestion speed of ``data=waveforms`` beside a plain one-process ObsPy read loop.
+
+    python scripts/bench_ingest.py [--events 20] [--stations 20] [--workers 2]
+
+Writes E events x S stations of 100 Hz miniSEED (ObsPy's bundled BW.UH4 recording,
+re-stamped, one 230-s file per pair), a QuakeML catalogue with P picks at the even
+stations and a StationXML inventory, so the odd stations need TauP. Then times
+(a) plain: per pair ``obspy.read(file, starttime, endtime)``, ``detrend``, ``taper``, the
+    cut, and ``TauPyModel.get_travel_times`` per unpicked pair; it is handed the pairs and
+    P picks, so it skips indexing and catalogue parsing (the comparison favours it);
+(b) seisbert: ``WaveformSource.load()`` end to end (index, QuakeML, inventory, TauP per
+    0.1 km bin, checks), in this process and with ``--workers`` processes.
+Prints records/s and the ratio to (a). Other load on the machine shifts every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import obspy
+from obspy import UTCDateTime
+from obspy.core.event import Catalog, Event, Origin, Pick, WaveformStreamID
+from obspy.core.inventory import Inventory, Network, Station
+from obspy.geodetics import kilometers2degrees
+
+from seisbert.data.geometry import _p_at_bin
+from seisbert.data.waveforms import WaveformSource
+
+UH4 = Path(obspy.__file__).parent / "signal/tests/data/BW.UH4._.EHZ.D.2010.147.cut.slist.gz"
+ORIGIN = UTCDateTime("2010-05-27T16:24:33")  # the recording's event; its P is 1.2 s later
+EVENT_LAT, EVENT_LON, DEPTH_KM = 48.0, 11.6, 8.0
+PRE_S, POST_S, PAD_S, FS = 20.0, 100.0, 5.0, 100.0  # the data config's defaults
+
+
+def build(folder: Path, n_events: int, n_stations: int) -> list[tuple]:
+    """Write the dataset; returns the plain loop's pairs (path, pick or None, origin, deg)."""
+    uh4 = obspy.read(str(UH4))[0]
+    (folder / "wf").mkdir(parents=True)
+    dist_km = np.linspace(10.0, 150.0, n_stations)
+    stations = [Station(f"S{s:02d}", EVENT_LAT + d / 111.19, EVENT_LON, 0.0)
+                for s, d in enumerate(dist_km)]
+    Inventory([Network("XX", stations=stations)]).write(str(folder / "stations.xml"), "STATIONXML")
+    events, pairs = [], []
+    for e in range(n_events):
+        origin, picks = ORIGIN + 3600 * e, []
+        for s, station in enumerate(stations):
+            tr = uh4.copy()
+            tr.stats.network, tr.stats.station = "XX", station.code
+            tr.stats.starttime += 3600 * e
+            path = folder / "wf" / f"e{e:03d}_{station.code}.mseed"
+            tr.write(str(path), format="MSEED")
+            pick = origin + 1.16 if s % 2 == 0 else None
+            if pick is not None:
+                picks.append(Pick(time=pick, phase_hint="P",
+                                  waveform_id=WaveformStreamID("XX", station.code)))
+            pairs.append((str(path), pick, origin, kilometers2degrees(dist_km[s])))
+        events.append(Event(event_type="earthquake", picks=picks, origins=[Origin(
+            time=origin, latitude=EVENT_LAT, longitude=EVENT_LON, depth=DEPTH_KM * 1000)]))
+    Catalog(events).write(str(folder / "events.xml"), format="QUAKEML")
+    return pairs
+
+
+def plain_loop(pairs: list[tuple]) -> float:
+    """Records/s of the straightforward ObsPy way, one pair after another."""
+    from obspy.taup import TauPyModel
+
+    taup, out = TauPyModel("ak135"), []
+    start = time.perf_counter()
+    for path, pick, origin, dist_deg in pairs:
+        p = pick if pick is not None else origin + min(a.time for a in taup.get_travel_times(
+            source_depth_in_km=DEPTH_KM, distance_in_degree=dist_deg, phase_list=["ttp"]))
+        tr = obspy.read(path, starttime=p - PRE_S - PAD_S, endtime=p + POST_S + PAD_S)[0]
+        tr.detrend("demean").detrend("linear").taper(0.5, type="hann", max_length=PAD_S)
+        first = round((p - PRE_S - tr.stats.starttime) * FS)
+        out.append(tr.data[first:first + round((PRE_S + POST_S) * FS)].astype(np.float32))
+    return len(out) / (time.perf_counter() - start)
+
+
+def seisbert_load(folder: Path, num_workers: int) -> tuple[float, int]:
+    _p_at_bin.cache_clear()  # no TauP times carried over from an earlier run
+    source = WaveformSource(waveform_dir=str(folder / "wf"), catalog=str(folder / "events.xml"),
+                            inventory=str(folder / "stations.xml"), num_workers=num_workers)
+    start = time.perf_counter()
+    records = source.load(progress=False)
+    return len(records) / (time.perf_counter() - start), len(records)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=20)
+    ap.add_argument("--stations", type=int, default=20)
+    ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = build(Path(tmp), args.events, args.stations)
+        seisbert_load(Path(tmp), 0)  # warm-up: imports, TauP model, plugin lookup
+        plain = plain_loop(pairs)
+        print(f"{len(pairs)} pairs of 100 Hz miniSEED, QuakeML, "
+              f"{sum(p[1] is None for p in pairs)} P from TauP")
+        print(f"plain ObsPy loop, 1 process : {plain:7.0f} records/s")
+        for workers in [0, *args.workers]:
+            rate, n = seisbert_load(Path(tmp), workers)
+            print(f"seisbert, num_workers={workers:<2d}     : {rate:7.0f} records/s "
+                  f"({n} records)  ratio {rate / plain:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
