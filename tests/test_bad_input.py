@@ -215,9 +215,10 @@ def test_conflicting_event_types_reject_the_event_naming_both(tmp_path, uh4):
                     origins=[Origin(time=UH_ORIGIN, latitude=48.0, longitude=11.6)],
                     picks=[Pick(time=UH_P, phase_hint="P", waveform_id=WaveformStreamID("XX", "GOOD"))])
               for kind in ("earthquake", "explosion")]
-    Catalog([*events, Event(resource_id=ResourceIdentifier("smi:local/good"), event_type="earthquake",
-                            origins=[Origin(time=UH_ORIGIN)], picks=[Pick(time=UH_P, phase_hint="P", waveform_id=WaveformStreamID("XX", "GOOD"))])]).write(
-        str(tmp_path / "cat.xml"), format="QUAKEML")
+    good = Event(resource_id=ResourceIdentifier("smi:local/good"), event_type="earthquake",
+                 origins=[Origin(time=UH_ORIGIN)],
+                 picks=[Pick(time=UH_P, phase_hint="P", waveform_id=WaveformStreamID("XX", "GOOD"))])
+    Catalog([*events, good]).write(str(tmp_path / "cat.xml"), format="QUAKEML")
     rs = WaveformSource(waveform_dir=str(tmp_path / "wf"), catalog=str(tmp_path / "cat.xml")).load(
         progress=False)
     assert detail(rs, Reason.CONFLICTING_TYPE) == (

@@ -253,7 +253,7 @@ def _csv_event(row: dict, columns: dict, p_phases) -> CatalogEvent:
     event_id = get("event_id")
     if not event_id[0]:
         raise BadValue(event_id[1], event_id[0], "an event id")
-    ev = CatalogEvent(event_id=event_id[0], event_type=normalize_type(get("event_type")[0] or None),
+    ev = CatalogEvent(event_id=event_id[0], event_type=normalize_type(get("event_type")[0]),
                       origin_time=_time(*get("origin_time")),
                       latitude=_number(*get("latitude"), lo=-90.0, hi=90.0),
                       longitude=_number(*get("longitude"), lo=-180.0, hi=360.0),

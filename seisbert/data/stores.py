@@ -5,8 +5,9 @@ stream of one station in a time span. A file ObsPy cannot parse, or whose data i
 reader flags (libmseed's "Corrupt data?", "Not a SEED record", a Steim integrity
 failure: any ``InternalMSEEDWarning`` or a warning saying "corrupt"), is rejected with
 the warning's text. Other reader warnings (e.g. SAC's sample-spacing rounding) keep the
-file and are logged once per message, with a count; ``FileStore`` also lists the readable files no event reached, so a
-misnamed station or a catalogue from another year shows up as a count, not as silence.
+file and are logged once per message, with a count. ``FileStore`` also lists the
+readable files no event reached, so a misnamed station or a catalogue from another year
+shows up as a count, not as silence.
 """
 
 from __future__ import annotations

@@ -124,10 +124,10 @@ class WaveformSource:
         Cheap (no file is parsed): the validate step calls it before any work, and
         ``load`` calls it first.
         """
-        for key in ("waveform_dir", "catalog"):
+        for key, example in (("waveform_dir", "waveforms"), ("catalog", "events.xml")):
             if getattr(self, key) in UNSET:
                 raise ValueError(f"data.{key} is not set; data=waveforms needs it, e.g. "
-                                 f"data.{key}=/path/to/{'waveforms' if key == 'waveform_dir' else 'events.xml'}")
+                                 f"data.{key}=/path/to/{example}")
         if not Path(self.waveform_dir).is_dir():
             raise FileNotFoundError(f"data.waveform_dir={self.waveform_dir!r} is not a folder")
         for key in ("catalog", "picks_csv"):
@@ -187,21 +187,20 @@ class WaveformSource:
         """Append one event's records and rejections; returns its pairs beyond max distance."""
         # first, so the files near a rejected event count as named by the catalogue
         stations = store.stations_near(ev, self.pre_s, self.search_s)
-        source_type = map_event_type(ev.event_type, self.event_types)
-        if source_type is None:
-            rejected.append(rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE,
-                                      f"event type {ev.event_type or '(unset)'!r} is not in "
-                                      "data.event_types"))
+        source_type, why = self._event_check(ev)
+        if why is not None:
+            rejected.append(why)
             return 0
-        unplaceable = self._unplaceable(ev)
-        if unplaceable:
-            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_ORIGIN, unplaceable))
-            return 0
-        n_before, n_far = len(rejected), 0
         for station_id in sorted(set(ev.p_picks) - set(stations)):
             rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, Reason.NO_WAVEFORM,
                                       f"P pick at {ev.p_picks[station_id]}, but data.waveform_dir "
                                       f"holds no data of {station_id}"))
+        if not stations and not ev.p_picks:
+            t = ev.origin_time
+            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_DATA, (
+                f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
+                f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick")))
+        n_far = 0
         for station_id in stations:
             try:
                 out = self._record(ev, source_type, station_id, coords, store, inventory)
@@ -213,24 +212,24 @@ class WaveformSource:
             else:
                 waves.append(out[0])
                 rows.append(out[1])
-        if not stations and len(rejected) == n_before:
-            t = ev.origin_time
-            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_DATA, (
-                f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
-                f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick")))
         return n_far
 
-    def _unplaceable(self, ev: CatalogEvent) -> str:
-        """Why an event without picks can have no P at any station, or "" when it can."""
+    def _event_check(self, ev: CatalogEvent) -> tuple[str | None, dict | None]:
+        """The event's class, or the rejection of an event no record can come from."""
+        source_type = map_event_type(ev.event_type, self.event_types)
+        if source_type is None:
+            return None, rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE, (
+                f"event type {ev.event_type or '(unset)'!r} is not in data.event_types"))
         if ev.p_picks:
-            return ""
-        if ev.origin_time is None:
-            return f"event {ev.event_id} has no P pick and no origin time"
+            return source_type, None
         located = math.isfinite(ev.latitude) and math.isfinite(ev.longitude)
-        if self.p_from_taup and not located:
-            return (f"event {ev.event_id} has no P pick and no epicentre (latitude, longitude) "
-                    "for TauP")
-        return ""
+        if ev.origin_time is None:
+            why = f"event {ev.event_id} has no P pick and no origin time"
+        elif self.p_from_taup and not located:
+            why = f"event {ev.event_id} has no P pick and no epicentre (latitude, longitude) for TauP"
+        else:
+            return source_type, None
+        return None, rejection(ev.event_id, SOURCE, Reason.NO_ORIGIN, why)
 
     def _nothing_usable(self, rejected: list, n_events: int, n_far: int, unused: list) -> str:
         counts = reason_counts(rejected)
