@@ -1,13 +1,18 @@
 """Training runs through the real Lightning Trainer on the tiny synthetic set."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from seisbert.data.sequences import TokenDataModule
 from seisbert.pipeline import TokenSet, prepare
 from seisbert.run import run_task, validate, write_run_info
 from seisbert.tasks.finetune_run import build_finetuning
@@ -26,8 +31,21 @@ def test_fast_dev_run(tiny_cfg, experiment):
     cfg = tiny_cfg(f"experiment={experiment}", "debug=fdr", "model=tiny")
     validate(cfg)
     metrics = run_task(cfg)
-    key = "test/mlm_acc" if experiment.startswith("mlm") else "test/balanced_accuracy"
-    assert key in metrics and 0.0 <= metrics[key] <= 1.0
+    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text()) == metrics
+    test_rows = len(TokenSet.load(prepare(cfg)["tokens"]).metadata.query("split == 'test'"))
+    one_batch = min(cfg.task.params.batch_size, test_rows)  # fast_dev_run: one test batch
+    if experiment == "scratch":
+        (tn, fp), (fn, tp) = metrics["test/confusion_matrix"]
+        assert tn + fp + fn + tp == metrics["test/n"] == one_batch
+        assert metrics["test/accuracy"] == pytest.approx((tn + tp) / one_batch)
+        assert metrics["test/balanced_accuracy"] == pytest.approx(
+            np.mean([r[i] / sum(r) for i, r in enumerate(metrics["test/confusion_matrix"]) if sum(r)]))
+        return
+    assert metrics["test/baseline_random_acc"] == pytest.approx(1 / 16)
+    assert metrics["test/mlm_top5"] >= metrics["test/mlm_acc"]  # the top-1 guess is among the top 5
+    assert ("test/sl_acc" in metrics) == (experiment == "mlm_nsp")
+    if experiment == "mlm_nsp":  # a fraction of the batch's pairs
+        assert (metrics["test/sl_acc"] * one_batch) == pytest.approx(round(metrics["test/sl_acc"] * one_batch))
 
 
 def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(tiny_cfg):
@@ -35,7 +53,16 @@ def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(ti
     write_run_info(pre)
     metrics = run_task(pre)
     ckpt = Path(metrics["checkpoint"])
-    assert ckpt.exists() and json.loads((ckpt.parent / "model.json").read_text())["vocab_size"] == 16
+    assert json.loads((ckpt.parent / "model.json").read_text())["vocab_size"] == 16
+    # the cache holds the run's best checkpoint, and the reported dev score is the best epoch's
+    published = torch.load(ckpt, weights_only=True)
+    best = torch.load(Path(pre.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
+    assert all(torch.equal(w, best["state_dict"][k]) for k, w in published["state_dict"].items())
+    scores = [s["best_model_score"] for k, s in best["callbacks"].items() if "val/mlm_acc" in k]
+    assert metrics["val/mlm_acc"] == pytest.approx(float(scores[0]))
+    # even one epoch of a tiny model beats guessing: 1/K, and 5/K for the top 5
+    assert metrics["test/mlm_acc"] > 1.5 * metrics["test/baseline_random_acc"]
+    assert metrics["test/mlm_top5"] > 1.2 * 5 * metrics["test/baseline_random_acc"]
 
     ft = tiny_cfg("experiment=finetune", "model=tiny")
     module, _ = build_finetuning(ft, TokenSet.load(prepare(ft)["tokens"]))
@@ -69,3 +96,81 @@ def test_compiled_pretraining_keeps_plain_checkpoint_keys():
     assert type(compiled._forward).__name__ == "OptimizedModule" and plain._forward is plain.encoder
     assert compiled.state_dict().keys() == plain.state_dict().keys()
     assert not any("_orig_mod" in k for k in compiled.state_dict())
+
+
+# ------------------------------------------------------------- numbers that could be wrong
+def predict_test(module, dm, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and blast probabilities of the test split, computed here, not by the module's hooks."""
+    module.eval()
+    rows, probs = [], []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(precision).startswith("bf16")):
+        for batch in dm.test_dataloader():
+            probs.append(module(batch["ids"], batch["segments"]).float().softmax(-1)[:, 1])
+            rows.append(batch["row"])
+    return torch.cat(rows).numpy(), torch.cat(probs).numpy()
+
+
+def test_finetune_metrics_are_those_of_its_best_checkpoint(tiny_cfg):
+    """metrics.json recomputed with scikit-learn from the best checkpoint's own predictions."""
+    from sklearn import metrics as skm
+
+    from seisbert.tasks.finetune import FinetuneModule
+
+    # 8 epochs at 2e-3: predictions of both classes and a dev score that changes between epochs
+    cfg = tiny_cfg("experiment=scratch", "model=tiny", "trainer.max_epochs=8", "task.params.lr=2e-3",
+                   "task.params.masked_eval=false", "logger=csv")
+    run_task(cfg)
+    out = Path(cfg.paths.output_dir)
+    saved = json.loads((out / "metrics.json").read_text())
+    tset = TokenSet.load(prepare(cfg)["tokens"])
+    _, dm = build_finetuning(cfg, tset)
+    module = FinetuneModule.load_from_checkpoint(out / "checkpoints" / "best.ckpt", weights_only=True)
+    rows, prob = predict_test(module, dm, cfg.trainer.precision)
+    meta = tset.metadata.iloc[rows]
+    y, pred = meta["label"].to_numpy(), (prob >= 0.5).astype(int)
+    assert saved["test/n"] == len(rows) == len(dm.rows["test"])
+    assert saved["test/confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    assert saved["test/balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert saved["test/roc_auc"] == pytest.approx(skm.roc_auc_score(y, prob), abs=1e-6)
+    # per event: the mean probability of its stations against the event's label
+    events = pd.DataFrame({"event": meta["event_id"].to_numpy(), "y": y, "p": prob}).groupby("event")
+    assert (events["y"].nunique() == 1).all()  # labels are per event
+    ey, ep = events["y"].first().to_numpy(), events["p"].mean().to_numpy()
+    assert saved["test/event_balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(ey, ep >= 0.5))
+    # the dev score returned to a sweeper is the best epoch's, as logged
+    logged = pd.read_csv(next((out / "csv").rglob("metrics.csv")))["val/balanced_accuracy"].dropna()
+    assert len(logged) == cfg.trainer.max_epochs
+    assert saved["val/balanced_accuracy"] == pytest.approx(logged.max())
+
+
+def fit_and_test(module, dm, epochs: int) -> dict:
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, dm)
+    return trainer.test(module, dm, verbose=False)[0]
+
+
+TINY_MODEL = dict(vocab_size=16, layers=2, heads=2, d_model=32, ffn=64)
+
+
+def test_tiny_classifier_beats_the_constant_predictor_on_an_easy_set(easy_tokens):
+    from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule
+
+    L.seed_everything(0)
+    dm = TokenDataModule(*easy_tokens("class"), vocab_size=16, batch_size=32)
+    params = dataclasses.asdict(FinetuneConfig(init="scratch", lr=3e-3, masked_eval=False))
+    m = fit_and_test(FinetuneModule(TINY_MODEL, params, "easy"), dm, epochs=8)
+    assert m["test/n"] == len(dm.rows["test"])
+    assert m["test/balanced_accuracy"] >= 0.9 and m["test/roc_auc"] >= 0.95  # constant predictor: 0.5, 0.5
+
+
+def test_tiny_mlm_beats_the_trivial_baselines_on_an_easy_set(easy_tokens):
+    from seisbert.tasks.pretrain import PretrainConfig, PretrainModule
+
+    L.seed_everything(0)
+    dm = TokenDataModule(*easy_tokens("copy"), vocab_size=16, batch_size=32)
+    params = dataclasses.asdict(PretrainConfig(lr=3e-3, batch_size=32))
+    m = fit_and_test(PretrainModule(TINY_MODEL, params, "easy", dm.step_mode().tolist()), dm, epochs=8)
+    trivial = max(m["test/baseline_random_acc"], m["test/baseline_step_mode_acc"])
+    assert trivial < 0.1 and m["test/baseline_left_neighbour_acc"] > 0.95  # the set is what it claims
+    assert m["test/mlm_acc_all_masked"] > 4 * trivial and m["test/mlm_top5"] > 0.9
