@@ -109,8 +109,10 @@ def quiet_progress_bars() -> None:
 
 
 class EpochLog(L.Callback):
-    """One log line per training epoch: epoch, step, the epoch's train/* and the latest
-    val/* metrics. Only off a terminal (a file or a pipe), where no progress bar shows them."""
+    """One log line per training epoch: epoch, optimizer steps so far, the train/* metrics of
+    the epoch's last logged step (what a progress bar shows) and the val/* metrics of the
+    validation since the previous line. Only off a terminal (a file or a pipe), where no
+    progress bar shows them. Also logs the module's parameter count once per fit."""
 
     def __init__(self, enabled: bool | None = None):
         self.enabled = not on_terminal(sys.stdout) if enabled is None else enabled

@@ -119,7 +119,7 @@ def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, w
     (png,) = image_row["test/mlm_confusion/filenames"]
     assert png in run["files"] and (run["dir"] / "files" / png).read_bytes()[:4] == b"\x89PNG"
 
-    assert run["artifacts"]["mlm-model"] == ("model", {"model.ckpt", "model.json"})
+    assert run["artifacts"]["mlm-model"] == ("model", {"model.ckpt", "model.json", "artifact.json"})
     kind, files = run["artifacts"]["tokenizer"]
     assert kind == "tokenizer" and files
 
@@ -148,3 +148,99 @@ def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.delenv("WANDB_API_KEY")
     assert not wandb_offline()
+
+
+# ------------------------------------------------------------------- the console and the log file
+def run_train(tmp_path: Path, cache: Path, *overrides: str) -> tuple[str, Path]:
+    """A real ``python train.py`` whose output is a pipe (not a terminal), as under nohup or SLURM."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "train.py", "experiment=mlm", "data.n_events=80", "tokenizer.vocab_size=16",
+           "model=tiny", "logger=csv", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "torch_threads=1",
+           f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}", *overrides]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr, run_dir
+
+
+def test_a_run_off_a_terminal_logs_each_line_once_and_one_line_per_epoch(tmp_path, shared_cache):
+    import re
+
+    import pandas as pd
+
+    out, run_dir = run_train(tmp_path, shared_cache)
+    assert "\r" not in out  # no progress bar (tqdm or Rich) off a terminal
+    assert "faiss.loader" not in out and "INFO: " not in out and "GPU available" not in out
+    messages = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in out.splitlines() if line.strip()]
+    repeated = {m for m in messages if messages.count(m) > 1}
+    assert not repeated, f"printed more than once: {repeated}"
+    assert len([m for m in messages if "parameters" in m]) == 1
+
+    epochs = [m for m in messages if m.startswith("seisbert.train: epoch ")]
+    assert [m.split(":")[1].split()[1] for m in epochs] == ["1/2", "2/2"]
+    metrics = pd.read_csv(next(run_dir.glob("csv/version_*/metrics.csv")))
+    val = metrics.dropna(subset=["val/mlm_acc"]).sort_values("epoch")
+    train = metrics.dropna(subset=["train/loss"]).groupby("epoch").last()  # the epoch's last step
+    assert len(val) == len(epochs) == 2
+    for line, (_, row) in zip(epochs, val.iterrows()):  # the line says what the logger stored
+        logged = dict(re.findall(r"(\S+/\S+) (\S+)", line))
+        assert float(logged["val/mlm_acc"]) == pytest.approx(row["val/mlm_acc"], rel=1e-3)
+        assert float(logged["train/loss"]) == pytest.approx(train.loc[row["epoch"], "train/loss"], rel=1e-3)
+        assert f"step {int(row['step']) + 1}:" in line  # optimizer steps done (Lightning logs at step - 1)
+
+    log_file = (run_dir / "train.log").read_text()
+    assert "\r" not in log_file and log_file.count("seisbert.train: epoch ") == 2
+    assert "faiss.loader" not in log_file
+    print(f"{len(out.splitlines())} lines of output")  # measured: see the README's console note
+
+
+@pytest.fixture
+def logging_state():
+    """setup_logging changes process-wide state: put the root's and lightning's back after."""
+    import logging
+
+    from tqdm import std
+
+    names = ("", "lightning", "lightning.pytorch", "seisbert", "py.warnings")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
+             for n in names}
+    init = std.tqdm.__init__
+    yield
+    std.tqdm.__init__ = init
+    logging.captureWarnings(False)
+    for n, (level, handlers, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+
+
+def test_setup_logging_levels_handlers_and_a_second_call(logging_state, tmp_path):
+    import logging
+
+    from tqdm import std
+
+    from seisbert.logs import setup_logging
+
+    setup_logging(tmp_path / "a.log")
+    setup_logging(tmp_path / "b.log", app_loggers=["my_script"])  # a script after train: still one set
+    root = logging.getLogger()
+    assert [type(h).__name__ for h in root.handlers] == ["StreamHandler", "FileHandler"]
+    assert root.handlers[1].baseFilename == str(tmp_path / "b.log")
+    assert logging.getLogger("lightning").handlers == [] and logging.getLogger("lightning").propagate
+    assert logging.getLogger("seisbert.pipeline").isEnabledFor(logging.INFO)
+    assert logging.getLogger("my_script").isEnabledFor(logging.INFO)
+    for library in ("faiss.loader", "lightning.pytorch.utilities.rank_zero", "matplotlib.font_manager"):
+        assert not logging.getLogger(library).isEnabledFor(logging.INFO), library
+        assert logging.getLogger(library).isEnabledFor(logging.WARNING), library
+    logging.getLogger("seisbert.x").info("one line")
+    logging.getLogger("lightning.pytorch").warning("lightning says")
+    text = (tmp_path / "b.log").read_text()
+    assert text.count("one line") == 1 and text.count("lightning says") == 1
+    bar = std.tqdm(range(3), disable=False)  # off a terminal (pytest's capture) even an explicit bar is off
+    assert bar.disable
