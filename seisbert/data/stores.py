@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from seisbert.data.parallel import map_chunks
 from seisbert.data.records import Reason, Rejected, rejection
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ class KeptWarnings:
         for w in caught:
             self.files.setdefault(str(w.message), set()).add(name)
 
+    def merge(self, files: dict) -> None:
+        for message, names in files.items():
+            self.files.setdefault(message, set()).update(names)
+
     def log(self) -> None:
         for message, names in self.files.items():
             log.warning("obspy warned on %d kept file(s), e.g. %s: %s", len(names), min(names), message)
@@ -72,19 +76,17 @@ def warning_text(caught: list) -> str:
 class FileStore:
     """ObsPy-readable files indexed by their headers: which station has data when."""
 
-    def __init__(self, root: str, pattern: str, progress: bool = True):
+    def __init__(self, root: str, pattern: str, progress: bool = True, num_workers: int = 0):
         files = sorted(p for p in Path(root).glob(pattern) if p.is_file())
         if not files:
             raise ValueError(f"data.file_glob={pattern!r} matches no files under {root}")
         self.rejected, rows, self.formats, self.kept = [], [], {}, KeptWarnings()
-        for path in tqdm(files, desc="index files", disable=not progress):
-            try:
-                stream = _read_checked(path, self.kept, _guess_format(path), headonly=True)
-            except Rejected as r:
-                self.rejected.append(rejection(str(path), SOURCE, r.reason, r.detail))
-                continue
-            rows += [_index_row(path, tr) for tr in stream]
-            self.formats[str(path)] = stream[0].stats._format if stream else None
+        chunks = chunked(files, num_workers)
+        for out in map_chunks(_index_files, chunks, {}, num_workers, progress, desc="index files"):
+            rows += out[0]
+            self.rejected += out[1]
+            self.formats.update(out[2])
+            self.kept.merge(out[3])
         self.index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         # per station: (paths, starts, ends) as arrays, for the per-record lookup
         self.by_station = {s: (g["path"].to_numpy(), g["start"].to_numpy(), g["end"].to_numpy())
@@ -167,6 +169,28 @@ class SdsStore:
 
     def unused(self, pre_s: float, search_s: float) -> list[dict]:
         return []  # an archive is not listed file by file
+
+
+def chunked(items: list, num_workers: int, per_worker: int = 8) -> list[list]:
+    """One item per chunk in this process; else ``per_worker`` chunks per worker, in order."""
+    if num_workers == 0:
+        return [[x] for x in items]
+    n = min(len(items), num_workers * per_worker) or 1
+    return [list(c) for c in np.array_split(np.array(items, dtype=object), n)]
+
+
+def _index_files(state: dict, paths: list) -> tuple:
+    """Header rows, rejections, formats and kept warnings of some files (in a worker or here)."""
+    rows, rejected, formats, kept = [], [], {}, KeptWarnings()
+    for path in paths:
+        try:
+            stream = _read_checked(path, kept, _guess_format(path), headonly=True)
+        except Rejected as r:
+            rejected.append(rejection(str(path), SOURCE, r.reason, r.detail))
+            continue
+        rows += [_index_row(path, tr) for tr in stream]
+        formats[str(path)] = stream[0].stats._format if stream else None
+    return rows, rejected, formats, kept.files
 
 
 def _read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None = None,

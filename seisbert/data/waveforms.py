@@ -34,7 +34,8 @@ from seisbert.data.geometry import binned_p_seconds, distance_baz, taup_p_second
 from seisbert.data.parallel import map_chunks
 from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, empty_rejected,
                                    reason_counts, rejection)
-from seisbert.data.stores import FileStore, SdsStore, read_inventory, station_coordinates
+from seisbert.data.stores import (FileStore, SdsStore, chunked, read_inventory,
+                                  station_coordinates)
 from seisbert.data.traces import (check_finite, detrended_tapered, merged_without_gaps,
                                   place_window, power_gain, resampled, to_north_east)
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 SOURCE = "waveforms"
 __all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "distance_baz",
            "check_fits_features"]
-CHUNKS_PER_WORKER = 8  # events are sent to workers in this many chunks each (load balance)
 
 # Column order of the metadata table (seisbench names where they exist).
 METADATA_COLUMNS = (
@@ -154,12 +154,12 @@ class WaveformSource:
         inventory = read_inventory(self.inventory) if self.inventory not in UNSET else None
         if self.remove_response and inventory is None:
             raise ValueError("data.remove_response=true needs data.inventory (StationXML)")
-        store = (FileStore(self.waveform_dir, self.file_glob, progress) if self.archive == "files"
-                 else SdsStore(self.waveform_dir))
+        store = (FileStore(self.waveform_dir, self.file_glob, progress, self.num_workers)
+                 if self.archive == "files" else SdsStore(self.waveform_dir))
         coords = station_coordinates(inventory, store)
         waves, rows, rejected, n_far = [], [], catalog.rejected + store.rejected, 0
         state = {"source": self, "store": store, "coords": coords, "inventory": inventory}
-        for out in map_chunks(_event_chunk, self._chunks(catalog.events), state,
+        for out in map_chunks(_event_chunk, chunked(catalog.events, self.num_workers), state,
                               self.num_workers, progress, desc="events"):
             waves += out[0]
             rows += out[1]
@@ -175,12 +175,6 @@ class WaveformSource:
                                                   catalog.unused_columns))
         return self._record_set(waves, rows, rejected, len(catalog.events),
                                 time.perf_counter() - started)
-
-    def _chunks(self, events: list) -> list:
-        if self.num_workers == 0:
-            return [[ev] for ev in events]
-        n = min(len(events), self.num_workers * CHUNKS_PER_WORKER) or 1
-        return [list(c) for c in np.array_split(np.array(events, dtype=object), n)]
 
     def _event_records(self, ev: CatalogEvent, store, coords: dict, inventory,
                        waves: list, rows: list, rejected: list) -> int:
