@@ -91,14 +91,16 @@ def test_predict_on_miniseed_equals_the_fine_tuning_run(run, tmp_path):
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
     expected = pipeline_probabilities(run, rows)
     tset_meta = TokenSet.load(run["tokens"]).metadata.iloc[rows]
-    key = [f"smi:local/event/{e}|{s}" for e, s in zip(tset_meta["event_id"], tset_meta["station_id"])]
-    got = pred.set_index(pred["event_id"] + "|" + pred["station_id"]).loc[key, "prob_blast"]
+    key = [f"{e}|{s}" for e, s in zip(tset_meta["event_id"], tset_meta["station_id"])]
+    short = pred["event_id"].str.rsplit("/", n=1).str[-1]  # the URI's id, or the short id itself
+    got = pred.set_index(short + "|" + pred["station_id"]).loc[key, "prob_blast"]
     np.testing.assert_allclose(got.to_numpy(), expected, rtol=0, atol=1e-6)
     # the same tokens as the training run's tokenizer stage gave these records
     bundle = load_bundle(run["bundle"])
     source = build(cfg.data, "data")
     scored = score(bundle, source.load(progress=False), PredictConfig(progress=False))
-    order = [key.index(f"{e}|{s}") for e, s in zip(scored.metadata["event_id"], scored.metadata["station_id"])]
+    order = [key.index(f"{str(e).rsplit('/', 1)[-1]}|{s}")
+             for e, s in zip(scored.metadata["event_id"], scored.metadata["station_id"])]
     np.testing.assert_array_equal(scored.tokens, np.asarray(TokenSet.load(run["tokens"]).tokens)[rows[order]])
     events = pd.read_csv(tmp_path / "out" / "events.csv")
     assert len(events) == 2 and events["n_stations"].sum() == len(rows)

@@ -1,0 +1,105 @@
+"""A SeisBench model class wrapping a seisbert bundle: ``model.classify(stream, p_time=...)``.
+
+SeisBench's model zoo picks phases and estimates magnitudes; it has no event-type
+classifier. ``SeisBertClassifier`` is a ``seisbench.models.WaveformModel`` whose
+``classify`` takes an ObsPy stream (one or more stations of one event) and the P arrival
+(one time, or one per "NET.STA"), and returns a ``ClassifyOutput`` with P(blast) per
+station, the event's mean probability and its decision. The stream goes through exactly
+the ``data=waveforms`` route of ``seisbert predict`` (written to miniSEED + QuakeML in a
+temporary folder and read back), so ``classify`` and ``predict`` agree on the same trace.
+Optional dependency: ``pip install seisbert[seisbench]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+try:
+    from seisbench.models import WaveformModel
+    from seisbench.util import ClassifyOutput
+except ImportError as err:  # fail where used, naming the install command
+    raise ImportError("seisbert.seisbench_model needs SeisBench: pip install 'seisbert[seisbench]' "
+                      "(or pip install seisbench)") from err
+
+from seisbert.bundle import load_bundle
+from seisbert.inference.predict import PredictConfig, check_source, prediction_table, score
+
+log = logging.getLogger(__name__)
+
+CITATION = ("Linville, L. Exploring Foundation Models for Seismic Event Processing (Sandia); "
+            "seisbert's earthquake vs. quarry-blast classifier")
+# The QuakeML written for classify needs an event type the waveforms source accepts; it is
+# a placeholder: classify reports probabilities, never this label.
+PLACEHOLDER_TYPE = "earthquake"
+
+
+class SeisBertClassifier(WaveformModel):
+    """Earthquake vs. quarry-blast classification of one event's stream from a P time.
+
+    Args:
+        bundle: path of a ``model.bundle.safetensors`` written by fine-tuning.
+        predict: ``PredictConfig`` fields (``threshold``, ``prior_blast``, ``batch_size``).
+        data: ``WaveformSource`` fields for reading the stream (``pre_s``, ``pad_s``, ...).
+    """
+
+    def __init__(self, bundle: str | Path, predict: dict | None = None, data: dict | None = None):
+        self.bundle = load_bundle(bundle)
+        fcfg = self.bundle.feature_config()
+        super().__init__(citation=CITATION, component_order="ZNE" if fcfg.channels == "ZRT" else "Z",
+                         sampling_rate=fcfg.sampling_rate_hz, output_type="point",
+                         in_samples=round((fcfg.pre_s + fcfg.post_s) * fcfg.sampling_rate_hz),
+                         pred_sample=0, labels=self.bundle.class_names, grouping="instrument")
+        self.pcfg = PredictConfig(**{"progress": False, **(predict or {})})
+        self.data_args = {"channels": fcfg.channels, **(data or {})}
+        self.classifier = self.bundle.module()  # a submodule: .to(device), .eval() reach it
+
+    def annotate(self, *args, **kwargs):
+        raise NotImplementedError("SeisBertClassifier classifies events from a P time; "
+                                  "call classify(stream, p_time=...)")
+
+    def classify(self, stream, p_time=None, event_id: str = "event", **kwargs) -> ClassifyOutput:
+        """P(blast) per station of ``stream`` and the event's decision.
+
+        ``p_time``: an ``obspy.UTCDateTime`` for every station, or {"NET.STA": time}.
+        Returns ``ClassifyOutput`` with ``stations`` (list of dicts: station_id, prob_blast,
+        predicted), ``prob_blast`` (mean over stations), ``decision`` and ``rejected``
+        (station records that could not be used, with their reason).
+        """
+        if p_time is None:
+            raise ValueError("classify needs p_time: the P arrival, one time or {'NET.STA': time}")
+        with tempfile.TemporaryDirectory() as tmp:
+            source = self._write(stream, p_time, event_id, Path(tmp))
+            check_source(self.bundle, source)
+            records = source.load(progress=False)
+        scored = score(self.bundle, records, self.pcfg)
+        table = prediction_table(scored, self.bundle, self.pcfg)
+        col = "prob_blast_shifted" if "prob_blast_shifted" in table else "prob_blast"
+        mean = float(table[col].mean()) if len(table) else float("nan")
+        names = self.bundle.class_names
+        decision = None if not len(table) else names[int(mean >= self.pcfg.threshold)]
+        return ClassifyOutput(self.name, stations=table[["station_id", col, "predicted"]].to_dict("records"),
+                              prob_blast=mean, decision=decision,
+                              rejected=scored.rejected[["record", "reason", "detail"]].to_dict("records"))
+
+    def _write(self, stream, p_time, event_id: str, folder: Path):
+        """The stream as miniSEED per station and a one-event QuakeML with the P picks."""
+        from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
+
+        from seisbert.data.waveforms import WaveformSource
+
+        ev = Event(resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"), event_type=PLACEHOLDER_TYPE)
+        for station_id in sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in stream}):
+            net, sta = station_id.split(".", 1)
+            st = stream.select(network=net, station=sta)
+            st.write(str(folder / f"{station_id}.mseed"), format="MSEED")
+            t = p_time.get(station_id) if isinstance(p_time, dict) else p_time
+            if t is not None:
+                ev.picks.append(Pick(time=t, phase_hint="P", waveform_id=WaveformStreamID(net, sta)))
+        Catalog([ev]).write(str(folder / "catalog.xml"), format="QUAKEML")
+        return WaveformSource(waveform_dir=str(folder), catalog=str(folder / "catalog.xml"), file_glob="*.mseed",
+                              p_from_taup=False, **self.data_args)
+
+    def get_model_args(self):
+        return {**super().get_model_args(), "bundle": str(self.bundle.path)}
