@@ -179,3 +179,36 @@ def test_vocabulary_report_reads_train_rows_only():
     flipped = meta.assign(label=np.where(some_train, 1 - meta["label"], meta["label"]))
     changed = vocabulary_report(features, tokens, tok.centroids, flipped, ReportConfig(sample_windows=2000))
     assert changed["class_pnmi"] != report["class_pnmi"]  # train labels do count
+
+
+# ----------------------------------------------------------------------------- packaging
+CONDA_TO_PYPI = {"pytorch": "torch"}  # conda-forge names that differ from pyproject's
+
+
+def requirement(spec: str) -> tuple[str, str]:
+    """``'name>=1.2  # comment'`` -> ``('name', '>=1.2')``, the name normalised as pip does."""
+    import re
+
+    spec = spec.split("#")[0].strip()
+    name, bound = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec).groups()
+    name = name.lower().replace("_", "-")
+    return CONDA_TO_PYPI.get(name, name), bound.replace(" ", "")
+
+
+def test_environment_yml_lists_pyprojects_dependencies_with_the_same_bounds():
+    import tomllib
+
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(requirement(d) for d in project["dependencies"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    (pip,) = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    assert "-e ." in pip  # the package itself, on top of its requirements
+    listed = [requirement(d) for d in conda + pip if not d.startswith(("python=", "pip", "-e"))]
+    names = [n for n, _ in listed]
+    assert len(names) == len(set(names)), "a package is listed twice"
+    assert dict(listed) == wanted  # same packages, same lower bounds
+    assert any(d.startswith("python=3.11") for d in conda)
