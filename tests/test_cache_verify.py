@@ -66,6 +66,18 @@ def test_large_files_are_sampled_by_block_and_fully_checked_in_full_mode(tmp_pat
     assert "sampled block" in verify_artifact(target, "sampled")
 
 
+def test_an_artifact_without_hashes_is_set_aside_with_its_reason(tmp_path, caplog):
+    old = tmp_path / "features" / "abc"
+    old.mkdir(parents=True)
+    (old / "features.npy").write_bytes(b"x")
+    (old / COMPLETE_MARKER).write_text(json.dumps({"config": {}}))  # written before the hashes
+    assert "lists no file sizes and hashes" in verify_artifact(old, "size")
+    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+        assert not verified(old, "sampled", "features")
+    assert f"features: cached {old} fails verification" in caplog.text
+    assert list((tmp_path / "features").iterdir()) == []  # removed, so the stage builds it again
+
+
 def test_bad_verify_mode_names_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"paths.verify='fast' is not allowed.*size.*sampled.*full"):
         verified(tmp_path, "fast", "features")
