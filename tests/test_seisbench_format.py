@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from seisbert.data.records import RecordSet, Reason
 from seisbert.data.seisbench_format import SeisBenchSource, export_seisbench
+from seisbert.data.traces import antialias_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_COLUMNS = ["event_id", "station_id", "source_type", "label", "trace_p_arrival_sample",
@@ -117,9 +118,10 @@ def test_foreign_dataset_blocks_resampling_rotation_and_rejections(tmp_path):
     # P 10 s into a 50 s trace: sample 0 is the first sample, not P - 20 s.
     assert (b.trace_p_arrival_sample, b.trace_npts) == (1000, 5000)
     r, t = rotate_ne_rt(block[0, :, 1].astype(np.float64), block[0, :, 2].astype(np.float64), 30.0)
-    from obspy import Trace
+    from scipy.signal import resample_poly
 
-    want = [Trace(x.astype(np.float64), header={"sampling_rate": 50.0}).resample(100.0).data
+    # the same polyphase anti-aliased resampling as data=waveforms (seisbert/data/traces.py)
+    want = [resample_poly(x.astype(np.float64), 2, 1, window=antialias_filter(2, 1).copy())
             for x in (block[0, :, 0], r, t)]
     np.testing.assert_allclose(rs.waveforms[0, :, :6000], np.stack(want), rtol=1e-4, atol=1e-5)
 
@@ -166,3 +168,12 @@ def test_export_script_reexports_a_configured_source(tmp_path):
     with h5py.File(tmp_path / "a/waveforms.hdf5") as fa, h5py.File(tmp_path / "b/waveforms.hdf5") as fb:
         for name in a.trace_name:
             np.testing.assert_array_equal(fa["data"][name][()], fb["data"][name][()])
+
+
+def test_rate_whose_nyquist_cannot_carry_fmax_is_rejected(tmp_path):
+    """50 Hz keeps the PSD at 20 Hz; asked for 24 Hz (above 50 Hz's Nyquist) every 50 Hz trace goes."""
+    foreign_dataset(tmp_path)
+    kept = SeisBenchSource(path=str(tmp_path), fmax_hz=20.0).load(progress=False)
+    assert len(kept.metadata) == 3
+    with pytest.raises(ValueError, match="nyquist below fmax"):
+        SeisBenchSource(path=str(tmp_path), fmax_hz=24.0).load(progress=False)

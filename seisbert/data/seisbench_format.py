@@ -26,6 +26,7 @@ from seisbert.config import check_choice, check_range
 from seisbert.data.catalog import DEFAULT_EVENT_TYPES, map_event_type
 from seisbert.data.records import (CLASS_NAMES, REQUIRED_COLUMNS, RecordSet, Reason, empty_rejected,
                                    rejection)
+from seisbert.data.traces import nyquist_problem, resampled
 from seisbert.data.waveforms import Rejected, place_window
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class SeisBenchSource:
     post_s: float = 100.0
     sampling_rate_hz: float = 100.0
     min_sampling_rate_hz: float = 40.0
+    fmax_hz: float | None = None  # the YAML sets ${features.fmax_hz}; None: no Nyquist check
+    min_power_at_fmax: float = 0.9  # resampling must keep this fraction of the PSD at fmax_hz
     type_columns: list = field(default_factory=lambda: ["trace_category", "source_type"])
     event_types: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
     p_columns: list = field(default_factory=lambda: [
@@ -135,6 +138,7 @@ class SeisBenchSource:
         for key, lo in (("pre_s", 0.0), ("post_s", 1.0), ("sampling_rate_hz", 1.0),
                         ("min_sampling_rate_hz", 0.0)):
             check_range(f"data.{key}", getattr(self, key), lo)
+        check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
 
     @property
     def n_samples(self) -> int:  # S
@@ -156,6 +160,11 @@ class SeisBenchSource:
         metadata = metadata[list(REQUIRED_COLUMNS) + [c for c in metadata if c not in REQUIRED_COLUMNS]]
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
         counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
+        if not len(metadata):  # an empty set must not be cached as if it were data
+            first = rejected.drop_duplicates("reason").head(5)
+            examples = "; ".join(f"{r.reason}: {r.record} {r.detail}" for r in first.itertuples())
+            raise ValueError(f"data=seisbench {self.path}: no usable record (rejected {counts}); "
+                             f"nothing was cached. First of each: {examples or 'none'}")
         log.info("seisbench %s: %d records; rejected %d %s", self.path, len(metadata),
                  len(rejected), counts)
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
@@ -184,9 +193,13 @@ class SeisBenchSource:
         if fs < self.min_sampling_rate_hz:
             raise Rejected(Reason.BAD_RATE, f"{fs} Hz < data.min_sampling_rate_hz="
                            f"{self.min_sampling_rate_hz}")
+        problem = nyquist_problem(fs, self.sampling_rate_hz, self.fmax_hz, self.min_power_at_fmax)
+        if problem is not None:
+            raise Rejected(Reason.LOW_NYQUIST, problem)
         data = self._components(read_trace(f, row["trace_name"], fmt), fmt, row)  # (C, n)
         if fs != self.sampling_rate_hz:
-            data, p = _resample(data, fs, self.sampling_rate_hz), p * self.sampling_rate_hz / fs
+            data = np.stack([resampled(c, fs, self.sampling_rate_hz) for c in data.astype(np.float64)]).astype(np.float32)  # (C, n')
+            p = p * self.sampling_rate_hz / fs
         wave, p_sample, npts, offset_s = place_window(
             data, 0.0, p / self.sampling_rate_hz, self.pre_s, self.n_samples, self.sampling_rate_hz)
         out = row.to_dict()
@@ -289,17 +302,6 @@ def _sampling_rate(row: pd.Series, fmt: dict) -> float:
         return 1.0 / float(row["trace_dt_s"])
     raise Rejected(Reason.BAD_RATE, "no sampling rate (trace_sampling_rate_hz, "
                    "data_format/sampling_rate or trace_dt_s)")
-
-
-def _resample(data: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
-    """FFT resampling per channel with ``obspy.Trace.resample``, as the waveforms source."""
-    from obspy import Trace
-
-    out = []
-    for channel in data.astype(np.float64):
-        tr = Trace(channel, header={"sampling_rate": from_hz})
-        out.append(tr.resample(to_hz).data)
-    return np.stack(out).astype(np.float32)  # (C, n')
 
 
 def _event_id(row: pd.Series) -> str:

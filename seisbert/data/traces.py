@@ -177,3 +177,18 @@ def place_window(data: np.ndarray, start, p_time, pre_s: float, n_samples: int,
     out = np.full((data.shape[0], n_samples), np.nan, np.float32)  # (C, S)
     out[:, :seg.shape[1]] = seg
     return out, p_index - first, seg.shape[1], start + first / fs
+
+
+def nyquist_problem(rate_hz: float, target_hz: float, fmax_hz: float | None, min_power: float) -> str | None:
+    """Why a record at ``rate_hz`` cannot carry the PSD up to ``fmax_hz``, or None when it can.
+
+    Resampled to ``target_hz``, the record must keep ``min_power`` of its power at ``fmax_hz``
+    (40 Hz keeps 0.25 at 20 Hz, 45 Hz 0.90, 50 Hz 1.00).
+    """
+    if fmax_hz is None:
+        return None
+    gain = power_gain(rate_hz, target_hz, fmax_hz)
+    if gain >= min_power:
+        return None
+    return (f"at {rate_hz:g} Hz (Nyquist {rate_hz / 2:g} Hz): resampled to {target_hz:g} Hz it keeps "
+            f"{gain:.0%} of the power at features.fmax_hz={fmax_hz:g} Hz < data.min_power_at_fmax={min_power:g}")

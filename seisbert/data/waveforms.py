@@ -37,7 +37,7 @@ from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, emp
 from seisbert.data.stores import (FileStore, SdsStore, chunked, read_inventory,
                                   station_coordinates)
 from seisbert.data.traces import (check_finite, detrended_tapered, merged_without_gaps,
-                                  place_window, power_gain, resampled, to_north_east)
+                                  nyquist_problem, place_window, resampled, to_north_east)
 
 log = logging.getLogger(__name__)
 
@@ -313,15 +313,9 @@ class WaveformSource:
         if rate < self.min_sampling_rate_hz:
             raise Rejected(Reason.BAD_RATE, f"{trace_id} at {rate} Hz < "
                            f"data.min_sampling_rate_hz={self.min_sampling_rate_hz}")
-        if self.fmax_hz is None:
-            return
-        gain = power_gain(rate, self.sampling_rate_hz, self.fmax_hz)
-        if gain < self.min_power_at_fmax:
-            raise Rejected(Reason.LOW_NYQUIST, (
-                f"{trace_id} at {rate:g} Hz (Nyquist {rate / 2:g} Hz): resampled to "
-                f"{self.sampling_rate_hz:g} Hz it keeps {gain:.0%} of the power at "
-                f"features.fmax_hz={self.fmax_hz:g} Hz < data.min_power_at_fmax="
-                f"{self.min_power_at_fmax:g}"))
+        problem = nyquist_problem(rate, self.sampling_rate_hz, self.fmax_hz, self.min_power_at_fmax)
+        if problem is not None:
+            raise Rejected(Reason.LOW_NYQUIST, f"{trace_id} {problem}")
 
     def _prepared(self, traces: list, t0, t1, inventory):
         """One preprocessed trace at ``sampling_rate_hz`` from one channel's traces."""
