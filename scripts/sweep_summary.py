@@ -10,8 +10,10 @@ differs between jobs, every metric), ``summary.md`` and ``summary.png`` (the met
 heads, layers and vocabulary size: one dot per job, the line joins the means over the other
 settings) into ``--out`` (default: the multirun folder) and prints the markdown table.
 
-The default metric is the task's monitor (``task.monitor``, e.g. ``val/mlm_acc``) read on
-the test split (``test/mlm_acc``) when the jobs report it there, else the monitor itself.
+Jobs are ranked by a **dev** metric, never a test one: choosing the best job on test and
+then reporting its test number is selection on the test set. The default is the task's
+monitor (``task.monitor``, e.g. ``val/mlm_acc``); ``--metric`` picks another dev metric,
+and ``--show`` adds columns beside it (test metrics included, for reading only).
 """
 
 from __future__ import annotations
@@ -90,17 +92,27 @@ def swept_keys(jobs: pd.DataFrame) -> list[str]:
     return keys
 
 
+TEST_PREFIX = "test/"
+
+
 def default_metric(jobs: pd.DataFrame) -> str:
+    """The task's monitor: a dev metric (what the checkpoint and a sweeper select on)."""
     monitor = jobs.get("cfg:task.monitor", pd.Series([None])).dropna()
     if monitor.empty:
         raise ValueError("the jobs' configs have no task.monitor; pass --metric")
-    monitor = str(monitor.iloc[0])
-    test = "test/" + monitor.split("/", 1)[-1]
-    return test if test in jobs.columns else monitor
+    return check_ranking_metric(str(monitor.iloc[0]))
+
+
+def check_ranking_metric(metric: str) -> str:
+    if metric.startswith(TEST_PREFIX):
+        raise ValueError(f"--metric={metric} is a test metric; jobs are ranked on dev only (e.g. "
+                         f"val/{metric[len(TEST_PREFIX):]}); show test columns with --show {metric}")
+    return metric
 
 
 def summary_table(jobs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Swept settings and every numeric metric, best job first (by the task's monitor mode)."""
+    """Swept settings and every numeric metric, best job first by the dev ``metric``."""
+    check_ranking_metric(metric)
     if metric not in jobs.columns:
         raise ValueError(f"metric {metric!r} is in no job's metrics.json; found: "
                          f"{sorted(c for c in jobs.columns if '/' in c and not c.startswith('cfg:'))}")
@@ -161,7 +173,8 @@ def plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("multirun", type=Path, help="a multirun folder (hydra.sweep.dir)")
-    parser.add_argument("--metric", help="metric to rank and plot (default: the task's monitor, on test)")
+    parser.add_argument("--metric", help="dev metric to rank and plot (default: the task's monitor); never test/")
+    parser.add_argument("--show", nargs="*", default=[], help="more metric columns for the markdown table")
     parser.add_argument("--out", type=Path, help="output folder (default: the multirun folder)")
     args = parser.parse_args(argv)
     setup_logging(app_loggers=[log.name])
@@ -172,7 +185,8 @@ def main(argv=None) -> pd.DataFrame:
     out = args.out or args.multirun
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "summary.csv", index=False)
-    md = markdown(table, ["job", "status", *swept_keys(jobs), metric])
+    shown = [c for c in args.show if c in table.columns and c != metric]
+    md = markdown(table, ["job", "status", *swept_keys(jobs), metric, *shown])
     (out / "summary.md").write_text(md + "\n")
     plot(table, metric, out / "summary.png")
     print(md)

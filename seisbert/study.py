@@ -1,13 +1,23 @@
 """The paper's study in one call: pretrain, fine-tune every arm at every label count, baselines.
 
-Follows DESIGN.md's "How to compare honestly": every arm sees the same nested,
-class-balanced, event-drawn label subsets and the same test set at a given seed; each
-transformer arm's learning rate is chosen on dev per label count from the same grid;
-each baseline chooses its own knob on dev; results are mean ± sd over seeds.
+The protocol (``configs/paper/``, schema ``seisbert.study_config.StudyConfig``):
+
+- every transformer arm tunes its learning rate on dev from one shared log-spaced grid,
+  extended by one grid step while the chosen value sits on an edge; the CNN and trees
+  tune their knob over a grid of the same size;
+- every neural arm gets the same budget in epochs (``budget``), early stopping on dev
+  balanced accuracy, and its best dev checkpoint restored before the test;
+- a pretrained arm is handed its base model's checkpoint explicitly
+  (``task.params.checkpoint``): the one this study trained, at the base seed paired with
+  its fine-tuning seed;
+- every run folder is named by the hash of its full resolved config, so a rerun reuses a
+  finished run only when nothing about it changed;
+- every run leaves its test predictions behind; the report bootstraps over test events.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,131 +29,244 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seisbert.baselines import fit_baseline
-from seisbert.data.subsets import label_subsets
+from seisbert.cache import config_hash
+from seisbert.config import build
+from seisbert.data.subsets import labelled_rows
+from seisbert.metrics import PREDICTIONS_FILE, save_predictions
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
 from seisbert.run import run_task, validate, write_run_info
-from seisbert.tasks.common import model_artifact_dir
+from seisbert.study_config import StudyConfig
 
 log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+_PLACEHOLDER = "<run folder>"  # output_dir while hashing: the folder is named by the hash
+TRANSFORMER_KNOB = "lr"
 
 
-def compose_run(study: DictConfig, overrides: list, output_dir: Path) -> DictConfig:
+def load_study(scale: str = "quick", overrides: list | None = None) -> StudyConfig:
+    """``configs/paper/<scale>.yaml`` with ``key=value`` overrides, checked by its dataclass."""
+    with initialize_config_dir(config_dir=str(CONFIGS / "paper"), version_base="1.3"):
+        node = compose(scale, overrides=list(overrides or []))
+    return build(node, "paper")
+
+
+def compose_run(study: StudyConfig, overrides: list) -> DictConfig:
+    """The run's full config (base overrides first) with ``paths.output_dir`` left to name."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[*study.base_overrides, *overrides])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.output_dir = _PLACEHOLDER
     validate(cfg)
     return cfg
 
 
+def run_hash(cfg: DictConfig) -> str:
+    """Hash of the full resolved config, independent of the folder it will run in."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.paths.output_dir = _PLACEHOLDER
+    return config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+def place(cfg: DictConfig, study: StudyConfig, *parts: str) -> DictConfig:
+    """Set the run folder: ``run_dir/<parts...>-<config hash>``."""
+    folder = Path(study.run_dir, *parts[:-1], f"{parts[-1]}-{run_hash(cfg)}")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(folder)
+    return cfg
+
+
 def run_once(cfg: DictConfig) -> dict:
-    """Run a task unless this run folder already holds its metrics (a resumed study)."""
-    done = Path(cfg.paths.output_dir) / "metrics.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    """Run a task unless its folder (named by its config hash) already holds its metrics."""
+    out = Path(cfg.paths.output_dir)
+    if (out / "metrics.json").exists():
+        log.info("reusing %s (same resolved config)", out)
+        return json.loads((out / "metrics.json").read_text())
     write_run_info(cfg)
     return run_task(cfg)
 
 
-def pretrain(study: DictConfig, tokens_digest: str) -> dict:
-    """Train (or reuse from the cache) each base model; returns its test metrics."""
+def pretrain(study: StudyConfig) -> dict:
+    """Train every base model at every pretraining seed; {(arm, seed): metrics + checkpoint}."""
     out = {}
     for name, overrides in study.pretrain.items():
-        cfg = compose_run(study, list(overrides), Path(study.run_dir) / "pretrain" / name)
-        cached = model_artifact_dir(cfg, tokens_digest) / "model.json"
-        start = time.perf_counter()
-        metrics = json.loads(cached.read_text())["metrics"] if cached.exists() else run_once(cfg)
-        metrics["seconds"] = time.perf_counter() - start
-        metrics.setdefault("output_dir", cfg.paths.output_dir)
-        out[name] = metrics
+        for seed in study.pretrain_seeds:
+            cfg = place(compose_run(study, [*overrides, f"seed={seed}"]), study, "pretrain", name, f"seed{seed}")
+            start = time.perf_counter()
+            metrics = dict(run_once(cfg))
+            ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+            if not ckpt.is_file():
+                raise FileNotFoundError(f"pretraining arm {name!r} (seed {seed}) left no {ckpt}; "
+                                        f"its task must keep a best checkpoint (callbacks.model_checkpoint)")
+            metrics.update(seconds=time.perf_counter() - start, base_checkpoint=str(ckpt),
+                           output_dir=cfg.paths.output_dir, arm=name, seed=seed)
+            out[(name, seed)] = metrics
     return out
 
 
-def finetune_overrides(study: DictConfig, arm: str, size, seed: int, lr: float) -> list:
-    ft = study.finetune
-    return [*ft.arms[arm], f"seed={seed}", f"task.params.labels={'null' if size is None else size}",
-            f"task.params.subset_seed={seed}", f"task.params.lr={lr}", f"task.params.batch_size={ft.batch_size}",
-            f"trainer.max_steps={ft.max_steps}", "trainer.max_epochs=-1", "trainer.check_val_every_n_epoch=null",
-            f"trainer.val_check_interval={ft.val_every_steps}",
-            f"task.params.masked_eval={size is None}"]  # the paper masks inputs of the all-label model
+def protocol_overrides(study: StudyConfig, arm, plan: dict, size, seed: int, lr: float, checkpoint) -> list:
+    """What the protocol fixes for a fine-tuning run, appended after the arm's own overrides."""
+    b = study.budget
+    over = [*arm.overrides, f"seed={seed}", f"task.params.labels={'null' if size is None else size}",
+            f"task.params.subset_seed={seed}", f"task.params.lr={lr}", f"task.params.batch_size={b.batch_size}",
+            f"trainer.max_epochs={plan['epochs']}", "trainer.max_steps=-1", "trainer.val_check_interval=1.0",
+            f"trainer.check_val_every_n_epoch={plan['val_every_epochs']}", f"task.monitor={b.monitor}",
+            "task.monitor_mode=max",
+            "++callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
+            f"++callbacks.early_stopping.monitor={b.monitor}", "++callbacks.early_stopping.mode=max",
+            f"++callbacks.early_stopping.patience={b.patience}",
+            "++callbacks.test_predictions._target_=seisbert.study_callbacks.SaveTestPredictions",
+            "++callbacks.test_predictions.output_dir=${paths.output_dir}",
+            f"++callbacks.test_predictions.masked={arm.masked_eval and size is None}"]
+    if arm.masked_eval:  # the paper masks the inputs of the all-label classifier only
+        over.append(f"task.params.masked_eval={size is None}")
+    if checkpoint is not None:
+        over.append(f"task.params.checkpoint={checkpoint}")
+    return over
 
 
-def finetune_arm(study: DictConfig, arm: str) -> list[dict]:
+def next_edge_value(tried: dict, step: float) -> float | None:
+    """One grid step beyond the edge the best value sits on, or None when it is inside.
+
+    Ties go to the smaller value (the grid is tried in increasing order).
+    """
+    values = sorted(tried)
+    best = max(values, key=lambda v: tried[v])
+    if best == values[0]:
+        return float(f"{values[0] / step:.3g}")
+    if best == values[-1]:
+        return float(f"{values[-1] * step:.3g}")
+    return None
+
+
+def tune(grid: list, step: float, max_extensions: int, score) -> tuple[float, dict]:
+    """``score(value)`` over ``grid``, extended while the best sits on an edge; (best, {value: score})."""
+    tried = {float(v): score(float(v)) for v in grid}
+    for _ in range(max_extensions):
+        value = next_edge_value(tried, step)
+        if value is None:
+            break
+        log.info("best %s sits on the grid's edge: trying %g", TRANSFORMER_KNOB, value)
+        tried[value] = score(value)
+    best = max(sorted(tried), key=lambda v: tried[v])
+    return best, tried
+
+
+def dev_score(metrics: dict, monitor: str) -> float:
+    value = metrics.get(monitor, metrics.get("val/balanced_accuracy_best"))
+    return -np.inf if value is None or np.isnan(value) else float(value)
+
+
+def finetune_arm(study: StudyConfig, name: str, meta: pd.DataFrame, bases: dict) -> list[dict]:
     """Every label count and seed of one arm; the lr is chosen on dev at the tuning seed."""
-    rows = []
+    arm, ft, rows = study.finetune.arms[name], study.finetune, []
     for size in study.label_sizes:
         def one(seed, lr):
-            name = f"n{size or 'all'}/seed{seed}/lr{lr:g}"
-            cfg = compose_run(study, finetune_overrides(study, arm, size, seed, lr),
-                              Path(study.run_dir) / "finetune" / arm / name)
-            return run_once(cfg)
-        tried = {lr: one(study.finetune.tune_seed, lr) for lr in study.finetune.lr_grid[arm]}
-        best_lr = max(tried, key=lambda lr: tried[lr].get("val/balanced_accuracy_best", -1))
+            plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
+            base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
+            cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
+            cfg = place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}")
+            return {**run_once(cfg), "plan": plan, "output_dir": cfg.paths.output_dir, "base_checkpoint": base}
+
+        runs = {}
+        best_lr, tried = tune(ft.lr_grid, ft.lr_step, ft.max_extensions,
+                              lambda lr: dev_score(runs.setdefault(lr, one(ft.tune_seed, lr)), study.budget.monitor))
         for seed in study.seeds:
-            m = tried[best_lr] if seed == study.finetune.tune_seed else one(seed, best_lr)
-            rows.append(result_row(arm, size, seed, m, {"lr": best_lr},
-                                   {f"{lr:g}": tried[lr].get("val/balanced_accuracy_best") for lr in tried}))
+            m = runs[best_lr] if seed == ft.tune_seed else one(seed, best_lr)
+            rows.append(result_row(name, size, seed, m, {TRANSFORMER_KNOB: best_lr},
+                                   {f"{lr:g}": s for lr, s in sorted(tried.items())}))
     return rows
 
 
 def result_row(arm, size, seed, m: dict, chosen: dict, tried) -> dict:
+    plan = m.get("plan") or {}
     row = {"arm": arm, "labels": "all" if size is None else int(size), "seed": seed,
            "train_records": m.get("train_records"), "chosen": json.dumps(chosen, default=str),
-           "tried": json.dumps(tried, default=str)}
+           "tried": json.dumps(tried, default=str), "epochs": plan.get("epochs"), "steps": plan.get("steps"),
+           "val_every_epochs": plan.get("val_every_epochs"), "output_dir": m.get("output_dir"),
+           "base_checkpoint": m.get("base_checkpoint"), "dev_balanced_accuracy": m.get("val/balanced_accuracy_best")}
     for key in ("accuracy", "balanced_accuracy", "f1", "roc_auc", "event_accuracy", "event_balanced_accuracy"):
         row[key] = m.get(f"test/{key}")
-    for key, value in m.items():
-        if key.startswith("masked_"):
-            row[key] = value
+    row.update({k: v for k, v in m.items() if k.startswith("masked_")})
     return row
 
 
-def baselines(study: DictConfig, paths: dict) -> list[dict]:
-    """Random forest (tokens), boosted trees and CNN (PSD windows) on the same subsets."""
+def baseline_grid_size(study: StudyConfig, name: str, cfg) -> None:
+    n, want = len(cfg.grid()), len(study.finetune.lr_grid)
+    if n != want:
+        raise ValueError(f"paper.baselines.{name} tries {n} settings ({cfg.grid()}) but the transformers' "
+                         f"paper.finetune.lr_grid has {want}: give every arm a grid of the same size")
+
+
+def with_budget(cfg, plan: dict, study: StudyConfig):
+    """A neural baseline (the CNN) trained under the transformers' budget; trees unchanged."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    if "max_epochs" not in fields:
+        return cfg
+    every = plan["val_every_epochs"] * plan["steps_per_epoch"]
+    return dataclasses.replace(cfg, max_epochs=plan["epochs"], max_steps=plan["steps"], val_every_steps=every,
+                               batch_size=study.budget.batch_size, patience=study.budget.patience)
+
+
+def baselines(study: StudyConfig, paths: dict) -> list[dict]:
+    """Random forests (tokens), boosted trees and CNN (PSD windows) on the same subsets."""
     fset, tset = FeatureSet.load(paths["features"]), TokenSet.load(paths["tokens"])
     features, tokens, meta = np.asarray(fset.features), np.asarray(tset.tokens), tset.metadata
-    subsets = {seed: label_subsets(meta, sizes=tuple(study.label_sizes), seed=seed) for seed in study.seeds}
     rows = []
     for name, overrides in study.baselines.items():
-        cfg = compose_run(study, [f"experiment=baseline_{name}", *overrides],
-                          Path(study.run_dir) / "baselines" / name)
+        cfg = compose_run(study, list(overrides))
+        kind, base_cfg = cfg.task.baseline, build(cfg.baseline, "baseline")
+        baseline_grid_size(study, name, base_cfg)
         for seed in study.seeds:
-            for size, idx in subsets[seed].items():
-                r = fit_baseline(name, cfg.baseline, features, tokens, meta, idx, seed=seed)
-                m = {f"test/{k}": v for k, v in r.test.items()}
-                m["train_records"] = r.n_train
-                row = result_row(name, size, seed, m, r.chosen,
-                                 [{"params": t["params"], **t["dev"]} for t in r.tried])
-                row["train_accuracy"] = r.train["accuracy"]
-                rows.append(row)
+            for size in study.label_sizes:
+                idx = labelled_rows(meta, size, seed)
+                plan = study.budget.plan(len(idx))
+                bcfg = with_budget(base_cfg, plan, study)
+                folder = Path(study.run_dir, "baselines", name, f"n{size or 'all'}", f"seed{seed}-" + config_hash(
+                    run_hash(cfg), dataclasses.asdict(bcfg), size, seed))
+                m = baseline_run(kind, bcfg, folder, features, tokens, meta, idx, seed)
+                m["plan"] = plan if bcfg is not base_cfg else None
+                rows.append(result_row(name, size, seed, m, m["chosen"], m["tried"]))
     return rows
 
 
-def run_study(study: DictConfig) -> dict:
-    """Everything the report needs, as plain data (also written to results.json / .csv)."""
+def baseline_run(kind, bcfg, folder: Path, features, tokens, meta, idx, seed) -> dict:
+    """Fit one baseline (or reuse its folder), writing metrics and test predictions."""
+    if (folder / "metrics.json").exists():
+        return json.loads((folder / "metrics.json").read_text())
+    r = fit_baseline(kind, bcfg, features, tokens, meta, idx, seed=seed)
+    save_predictions(folder / PREDICTIONS_FILE, meta, r.test_rows, r.test_prob)
+    m = {f"test/{k}": v for k, v in r.test.items()}
+    m.update(train_records=r.n_train, chosen=r.chosen, output_dir=str(folder),
+             tried=[{"params": t["params"], **t["dev"]} for t in r.tried],
+             **{"val/balanced_accuracy_best": r.dev.get("balanced_accuracy"), "train_accuracy": r.train["accuracy"]})
+    (folder / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
+    return m
+
+
+def run_study(study: StudyConfig) -> dict:
+    """Everything the report needs, as plain data (runs also written to runs.csv)."""
     out = Path(study.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    base = compose_run(study, ["task=prepare"], Path(study.run_dir) / "prepare")
-    paths = prepare(base)
-    tokens_digest = Path(paths["tokens"]).name
+    paths = prepare(place(compose_run(study, ["task=prepare"]), study, "prepare"))
+    meta = TokenSet.load(paths["tokens"]).metadata
     timings = {}
     t = time.perf_counter()
-    pre = pretrain(study, tokens_digest)
+    bases = pretrain(study)
     timings["pretrain"] = time.perf_counter() - t
     rows = []
     for arm in study.finetune.arms:
         t = time.perf_counter()
-        rows += finetune_arm(study, arm)
+        rows += finetune_arm(study, arm, meta, bases)
         timings[f"finetune_{arm}"] = time.perf_counter() - t
     t = time.perf_counter()
     rows += baselines(study, paths)
     timings["baselines"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
-    results = pd.DataFrame(rows)
-    results.to_csv(out / "results.csv", index=False)
-    summary = {"scale": study.scale, "pretrain": pre, "timings_s": timings, "artifacts": {k: str(v) for k, v in paths.items()},
-               "study": OmegaConf.to_container(study, resolve=True)}
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    return {"results": results, **summary}
+    runs = pd.DataFrame(rows)
+    runs.to_csv(out / "runs.csv", index=False)
+    summary = {"scale": study.scale, "pretrain": list(bases.values()), "timings_s": timings,
+               "artifacts": {k: str(v) for k, v in paths.items()}, "study": dataclasses.asdict(study)}
+    (out / "runs.json").write_text(json.dumps(summary, indent=2, default=str))
+    return {"runs": runs, "config": study, "metadata": meta, **summary}

@@ -1,12 +1,23 @@
-"""The paper study end to end at a tiny scale: every row of the report gets our number."""
+"""The study protocol: lr edge extension, config-hash run folders, explicit base checkpoints,
+numbers recomputed from saved predictions, dev-only ranking, README numbers from results.csv."""
 
+from __future__ import annotations
+
+import json
+import re
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+import yaml
+
+from seisbert.metrics import PREDICTIONS_FILE, classification_metrics, load_predictions
+from seisbert.study import compose_run, load_study, place, protocol_overrides, run_once, tune
 
 ROOT = Path(__file__).resolve().parents[1]
-
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def hlist(*items) -> str:
@@ -14,35 +25,203 @@ def hlist(*items) -> str:
     return "[" + ",".join(f"'{i}'" for i in items) + "]"
 
 
+TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none", "~callbacks.progress_bar",
+        "trainer.enable_progress_bar=false"]
 TINY_STUDY = [
-    "seeds=[0]", "label_sizes=[50,null]", "umap=false", "attention=false",
-    "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1"),
-    "pretrain.mlm_nsp=" + hlist("experiment=mlm_nsp", "trainer.max_epochs=1"),
-    "finetune.lr_grid.mlm=[1e-4,3e-4]", "finetune.lr_grid.mlm_nsp=[1e-4]", "finetune.lr_grid.scratch=[3e-4]",
-    "finetune.max_steps=12", "finetune.val_every_steps=6",
-    "baselines.rf=" + hlist("baseline.n_estimators=10", "baseline.max_depth_grid=[6,12]"),
-    "baselines.hgb=" + hlist("baseline.max_iter=10", "baseline.learning_rate_grid=[0.1]",
+    "seeds=[0,1]", "pretrain_seeds=[0]", "label_sizes=[50,null]", "umap=false", "attention=false",
+    "~pretrain.mlm_nsp", "~finetune.arms.mlm_nsp", "finetune.max_extensions=1",
+    "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
+    "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
+    "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
+    "baselines.rf_hist=" + hlist("experiment=baseline_rf", "baseline.features=histogram", "baseline.n_estimators=10",
+                                 "baseline.max_depth_grid=[2,4,6,8]"),
+    "baselines.hgb=" + hlist("experiment=baseline_hgb", "baseline.max_iter=5", "baseline.learning_rate_grid=[0.05,0.1,0.2,0.4]",
                              "baseline.max_leaf_nodes_grid=[7]"),
-    "baselines.cnn=" + hlist("baseline.max_steps=10", "baseline.val_every_steps=5", "baseline.lr_grid=[1e-3]"),
+    "baselines.cnn=" + hlist("experiment=baseline_cnn", "baseline.lr_grid=[1e-4,1e-3,1e-2,1e-1]"),
 ]
 
 
-def test_tiny_study_writes_a_report_with_every_row(tmp_path, shared_cache):
-    tiny = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none",
-            "~callbacks.progress_bar", "trainer.enable_progress_bar=false", f"paths.cache_dir={shared_cache}"]
-    base = "base_overrides=" + hlist(*tiny)
+# ------------------------------------------------------------------ the grid
+def peak_at(x0: float):
+    return lambda lr: -abs(np.log10(lr) - np.log10(x0))
+
+
+def test_lr_grid_extends_while_the_choice_sits_on_an_edge():
+    grid = [1e-4, 3e-4, 9e-4, 2.7e-3]
+    best, tried = tune(grid, 3.0, 2, peak_at(2e-2))  # far above the top: two steps up, then stop
+    assert sorted(tried) == [1e-4, 3e-4, 9e-4, 2.7e-3, 8.1e-3, 2.43e-2] and best == 2.43e-2
+    best, tried = tune(grid, 3.0, 2, peak_at(4e-5))  # below the bottom: down until the best is inside
+    assert sorted(tried) == [1.11e-5, 3.33e-5, 1e-4, 3e-4, 9e-4, 2.7e-3] and best == 3.33e-5
+    best, tried = tune(grid, 3.0, 2, peak_at(1.5e-4))  # the bottom edge's neighbour wins: one step is enough
+    assert sorted(tried) == [3.33e-5, 1e-4, 3e-4, 9e-4, 2.7e-3] and best == 1e-4
+    best, tried = tune(grid, 3.0, 2, peak_at(3e-4))  # inside: nothing added
+    assert sorted(tried) == grid and best == 3e-4
+    best, tried = tune(grid, 3.0, 0, peak_at(1.0))  # extensions switched off
+    assert sorted(tried) == grid and best == 2.7e-3
+
+
+@pytest.mark.parametrize("override, match", [
+    ("finetune.lr_grid=[1e-4,3e-4,1e-3]", "has 3 values; the protocol needs at least 4"),
+    ("finetune.lr_grid=[1e-4,3e-4,1e-3,3e-3]", "is not log-spaced"),
+    ("finetune.arms.mlm.base=nope", r"arms.mlm.base='nope' is not a pretraining arm"),
+    ("finetune.tune_seed=9", "tune_seed=9 is not one of paper.seeds"),
+    ("budget.patience=0", r"paper.budget.patience=0 is out of range"),
+    ("+finetune.arms.mlm.lr=1", r"paper.finetune.arms.mlm.lr is not a known key"),
+])
+def test_the_paper_schema_refuses_bad_protocols(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_study("quick", [override])
+
+
+def test_every_preset_follows_the_protocol():
+    quick, full = load_study("quick"), load_study("full")
+    assert len(full.seeds) >= 5 and len(full.pretrain_seeds) >= 3
+    for study in (quick, full):
+        assert len(study.finetune.lr_grid) >= 4
+        assert {a.base for a in study.finetune.arms.values()} >= set(study.pretrain)
+
+
+# ---------------------------------------------------------- run folders by hash
+def test_a_run_folder_is_named_by_its_config_and_a_stale_one_is_not_reused(tmp_path, shared_cache):
+    def folder(*study_overrides):
+        study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY), *study_overrides])
+        arm = study.finetune.arms["scratch"]
+        cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(50), 50, 0, 3e-4, None))
+        return place(cfg, study, "finetune", "scratch", "n50", "seed0", "lr3e-4")
+
+    first, same, longer = folder(), folder(), folder("budget.epochs=40")
+    assert folder("budget.patience=9").paths.output_dir != first.paths.output_dir  # early stopping is budget too
+    assert first.paths.output_dir == same.paths.output_dir
+    assert longer.paths.output_dir != first.paths.output_dir
+    assert longer.trainer.max_epochs != first.trainer.max_epochs
+    stale = Path(first.paths.output_dir)
+    stale.mkdir(parents=True)
+    (stale / "metrics.json").write_text(json.dumps({"test/balanced_accuracy": 0.123}))
+    assert run_once(first)["test/balanced_accuracy"] == 0.123  # identical config: reused
+    assert not (Path(longer.paths.output_dir) / "metrics.json").exists()  # the changed budget runs afresh
+
+
+def test_the_protocol_sets_budget_early_stopping_and_the_base_checkpoint(tmp_path):
+    study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
+    plan = study.budget.plan(50)
+    cfg = compose_run(study, protocol_overrides(study, study.finetune.arms["mlm"], plan, 50, 1, 1e-3, "/x/best.ckpt"))
+    assert cfg.task.params.checkpoint == "/x/best.ckpt" and cfg.task.params.lr == 1e-3
+    assert cfg.trainer.max_epochs == plan["epochs"] == 30 and cfg.trainer.max_steps == -1
+    stop = cfg.callbacks.early_stopping
+    assert (stop._target_, stop.monitor, stop.mode, stop.patience) == (
+        "lightning.pytorch.callbacks.EarlyStopping", "val/balanced_accuracy", "max", study.budget.patience)
+    assert cfg.callbacks.model_checkpoint.monitor == "val/balanced_accuracy"  # the best dev checkpoint is restored
+    assert cfg.task.params.masked_eval is False  # masked inputs: the all-label classifier only
+
+
+# ---------------------------------------------------------------- sweep ranking
+def test_sweep_summary_ranks_by_dev_never_test(tmp_path):
+    summary = runpy.run_path(str(ROOT / "scripts" / "sweep_summary.py"))
+    for job, (dev, test) in enumerate([(0.6, 0.9), (0.8, 0.5), (0.7, 0.7)]):
+        (tmp_path / str(job)).mkdir()
+        cfg = {"task": {"monitor": "val/acc", "monitor_mode": "max"}, "model": {"layers": job + 1}}
+        (tmp_path / str(job) / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp_path / str(job) / "metrics.json").write_text(json.dumps({"val/acc": dev, "test/acc": test}))
+    table = summary["main"]([str(tmp_path)])
+    assert table.job.tolist() == ["1", "2", "0"]  # by dev; by test it would be 0, 2, 1
+    with pytest.raises(ValueError, match="test/acc is a test metric; jobs are ranked on dev only"):
+        summary["main"]([str(tmp_path), "--metric", "test/acc"])
+
+
+# ------------------------------------------------------------ README vs results
+def numbers_outside_headers(block: str) -> list[float]:
+    """Every number of a results block except table headers and link targets/code spans."""
+    lines = block.splitlines()
+    keep = [ln for i, ln in enumerate(lines) if not (i + 1 < len(lines) and lines[i + 1].startswith("|---"))]
+    text = re.sub(r"`[^`]*`|\]\([^)]*\)", " ", "\n".join(keep))
+    return [float(x) for x in NUMBER.findall(text)]
+
+
+def check_block_against_results(readme_text: str, base: Path) -> int:
+    block = readme_text[readme_text.index("<!-- results:start -->"):readme_text.index("<!-- results:end -->")]
+    cited = re.search(r"\[[^\]]*results\.csv\]\(([^)]+)\)", block).group(1)
+    cells = pd.read_csv(base / cited)
+    known = {round(abs(float(v)), 1) for c in ("value", "lo", "hi", "n_seeds", "n_events") for v in cells[c].dropna()}
+    known |= {float(v) for v in cells["labels"].dropna() if str(v).isdigit()}
+    numbers = numbers_outside_headers(block)
+    missing = [n for n in numbers if round(n, 1) not in known]
+    assert not missing, f"numbers in the README results block that {cited} does not hold: {missing}"
+    return len(numbers)
+
+
+def test_readme_results_block_numbers_are_in_its_results_csv():
+    text = (ROOT / "README.md").read_text()
+    if "<!-- results:start -->" not in text:
+        pytest.skip("README.md has no generated results block yet (make paper writes it)")
+    assert check_block_against_results(text, ROOT) > 20
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    cache = tmp / "cache"
+    readme = tmp / "README.md"
+    readme.write_text("# x\n\n## Results\n\nold words 12.3\n\n### Benchmarks\n\nkept 7\n")
     main = runpy.run_path(str(ROOT / "scripts" / "reproduce_paper.py"))["main"]
-    report = main([base, *TINY_STUDY, f"out_dir={tmp_path}/report", f"run_dir={tmp_path}/runs"])
+    argv = ["base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"), *TINY_STUDY, f"out_dir={tmp}/report",
+            f"run_dir={tmp}/runs", f"readme={readme}"]
+    report = main(argv)
+    return tmp, report, argv, main
+
+
+def test_tiny_study_reports_every_row_from_saved_predictions(tiny_study):
+    tmp, report, _, _ = tiny_study
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    cells = pd.read_csv(tmp / "report" / "results.csv")
+    assert set(runs.arm) == {"mlm", "scratch", "rf", "rf_hist", "hgb", "cnn"}
+    assert runs.groupby(["labels", "seed"]).train_records.nunique().eq(1).all()  # same subsets for every arm
+    for _, r in runs.iterrows():  # every reported metric is the one its saved predictions give
+        p = load_predictions(Path(r.output_dir) / PREDICTIONS_FILE)
+        m = classification_metrics(p.label, p.prob, p.event_id)
+        assert r.balanced_accuracy == pytest.approx(m["balanced_accuracy"]), r.output_dir
+        assert r.event_balanced_accuracy == pytest.approx(m["event_balanced_accuracy"])
+    ft = cells[(cells.table == "finetune") & (cells.metric == "balanced_accuracy")]
+    for _, c in ft.iterrows():
+        seeds = runs[(runs.arm == c.arm) & (runs["labels"].astype(str) == str(c["labels"]))]
+        assert c.value == pytest.approx(round(100 * seeds.balanced_accuracy.mean(), 1), abs=0.051)
+        assert c.lo <= c.value <= c.hi and c.n_seeds == 2
+    assert set(cells[cells.table == "gain"].arm) == {"mlm - scratch"}
+    assert len(cells[cells.table == "vs_baseline"]) == 2
+    masked = cells[(cells.table == "masked") & (cells.metric == "all/predicted_blast_fraction")]
+    assert set(masked.arm) == {"mlm", "scratch"}
     text = report.read_text()
-    results = pd.read_csv(tmp_path / "report" / "results.csv")
-    assert set(results.arm) == {"mlm", "mlm_nsp", "scratch", "rf", "hgb", "cnn"}
-    assert set(results["labels"].astype(str)) == {"50", "all"}
-    assert results.balanced_accuracy.between(0, 1).all()
-    # the same labelled subset for every arm at a given size and seed
-    assert results.groupby("labels").train_records.nunique().eq(1).all()
-    for row in ("MLM-pretrained", "MLM+SL-pretrained", "scratch", "random forest", "boosted trees", "CNN on PSD",
-                "first half masked", "~30%", "Label-limited curve", "What was tried"):
-        assert row in text, row
-    mlm = results[(results.arm == "mlm")]
-    assert mlm.chosen.str.contains("lr").all() and mlm.tried.str.contains("0.0003").all()
-    assert (tmp_path / "report" / "label_curve.png").exists()
+    for words in ("all masked", "source linking", "random forest on token histogram", "Budgets", "What was tried",
+                  "predicted blast", "Best SeisBert arm − best baseline"):
+        assert words in text, words
+
+
+def test_tiny_study_tunes_one_grid_and_fine_tunes_the_checkpoint_it_pretrained(tiny_study):
+    tmp, *_ = tiny_study
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    pre = json.loads((tmp / "report" / "runs.json").read_text())["pretrain"]
+    ckpt = {m["arm"]: m["base_checkpoint"] for m in pre}
+    assert Path(ckpt["mlm"]).is_file() and str(tmp / "runs" / "pretrain" / "mlm") in ckpt["mlm"]
+    for _, r in runs[runs.arm.isin(["mlm", "scratch"])].iterrows():
+        cfg = yaml.safe_load((Path(r.output_dir) / "config.yaml").read_text())
+        assert cfg["task"]["params"]["checkpoint"] == (ckpt["mlm"] if r.arm == "mlm" else None)
+        assert cfg["callbacks"]["early_stopping"]["monitor"] == "val/balanced_accuracy"
+        tried = json.loads(r.tried)
+        assert {"0.0001", "0.0003", "0.0009", "0.0027"} <= set(tried)
+    pretrain_cfg = yaml.safe_load((Path(pre[0]["output_dir"]) / "config.yaml").read_text())
+    assert pretrain_cfg["callbacks"]["model_checkpoint"]["monitor"] == "val/mlm_acc_all_masked"
+
+
+def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny_study):
+    tmp, _, argv, main = tiny_study
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    stamps = {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in runs.output_dir}
+    main(argv)
+    again = pd.read_csv(tmp / "report" / "runs.csv")
+    assert again.output_dir.tolist() == runs.output_dir.tolist()
+    assert {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in again.output_dir} == stamps
+    text = (tmp / "README.md").read_text()
+    assert "old words" not in text and "### Benchmarks\n\nkept 7" in text and text.count("<!-- results:start -->") == 1
+    assert check_block_against_results(text, tmp) > 20
+    with pytest.raises(AssertionError, match="does not hold"):  # the check can fail: a number drifts
+        check_block_against_results(text.replace("<!-- results:end -->", "extra 987.6\n<!-- results:end -->"), tmp)

@@ -1,7 +1,15 @@
-"""The paper report: our number beside the paper's for every row of DESIGN.md's table."""
+"""The paper report and the README's results block, written from ``results.csv`` alone.
+
+``seisbert.analysis.study_results.result_cells`` holds every number (percent, one
+decimal, with its interval); the functions here only lay those rows out. The README
+block sits between ``<!-- results:start -->`` and ``<!-- results:end -->`` and names the
+results file it was written from, so ``tests/test_study.py`` can check every number in
+it against that file.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -12,134 +20,205 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from seisbert.analysis import save_figure  # noqa: E402
+from seisbert.analysis.study_results import MASKED, lookup  # noqa: E402
 
 ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch": "scratch (no pretraining)",
-             "rf": "random forest on tokens", "hgb": "boosted trees on PSD", "cnn": "CNN on PSD"}
-PAPER_FINETUNE = {"mlm": "95%", "mlm_nsp": "93%", "scratch": "–", "rf": "81%", "hgb": "–", "cnn": "96–98%"}
-PAPER_MASKED = {"first_half": "66.6%", "second_half": "70.3%", "random_76": "86.4%", "all": "100%"}
+             "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
+             "hgb": "boosted trees on PSD", "cnn": "CNN on PSD"}
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
+                "random_76": "76% random masked", "all": "all masked"}
+TOKEN_COLUMNS = {"mlm_acc_all_masked": "all masked", "mlm_acc": "80/10/10", "mlm_top5": "top-5 (80/10/10)",
+                 "baseline_random_acc": "random 1/K", "baseline_step_mode_acc": "per-step mode",
+                 "baseline_left_neighbour_acc": "left neighbour", "sl_acc": "source linking",
+                 "sl_chance": "source-linking chance"}
 
 
-def mean_sd(values) -> str:
-    v = np.asarray([x for x in values if x is not None and not pd.isna(x)], dtype=float)
-    if not len(v):
+def name(arm: str) -> str:
+    return " − ".join(ARM_NAMES.get(a, a) for a in arm.split(" - "))
+
+
+def fmt(r, interval: bool = True, sign: bool = False) -> str:
+    """``79.1 [76.0, 82.3]`` from a results row (– when missing)."""
+    if r is None or pd.isna(r.value):
         return "–"
-    return f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
+    v = f"{r.value:+.1f}" if sign else f"{r.value:.1f}"
+    return f"{v} [{r.lo:.1f}, {r.hi:.1f}]" if interval and not pd.isna(r.lo) else v
 
 
-def label_curve_table(results: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
-    """arm x label count: mean ± sd over seeds of the test ``metric`` (percent)."""
-    order = [a for a in ARM_NAMES if a in set(results.arm)]
-    sizes = list(dict.fromkeys(results["labels"]))
-    table = {ARM_NAMES[a]: {str(n): mean_sd(results[(results.arm == a) & (results["labels"] == n)][metric])
-                            for n in sizes} for a in order}
-    return pd.DataFrame(table).T
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(r) + " |" for r in rows]]
 
 
-def markdown_table(df: pd.DataFrame) -> list[str]:
-    cols = [str(c) for c in df.columns]
-    return ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
-            *[f"| {idx} | " + " | ".join(str(v) for v in row) + " |" for idx, row in df.iterrows()]]
+def arms_of(cells: pd.DataFrame, kind: str) -> list[str]:
+    return list(dict.fromkeys(cells[cells.table == kind].arm))
 
 
-def plot_label_curve(results: pd.DataFrame, path: Path, metric: str = "balanced_accuracy") -> Path:
-    """Paper Fig. 7 for every arm: test metric vs. labelled records (mean ± sd over seeds)."""
+def label_counts(cells: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(cells[cells.table == "finetune"]["labels"]))
+
+
+def curve_table(cells: pd.DataFrame, metric: str = "balanced_accuracy") -> list[str]:
+    """arm x label count: the test ``metric`` with its interval."""
+    sizes = label_counts(cells)
+    rows = [[name(a), *[fmt(lookup(cells, "finetune", a, n, metric)) for n in sizes]] for a in arms_of(cells, "finetune")]
+    return table(["model", *sizes], rows)
+
+
+def headline_table(cells: pd.DataFrame) -> list[str]:
+    rows = []
+    for a in arms_of(cells, "finetune"):
+        paper = lookup(cells, "paper", a, "all", "accuracy")
+        rows.append([name(a), fmt(lookup(cells, "finetune", a, "all", "balanced_accuracy")),
+                     fmt(lookup(cells, "finetune", a, "all", "event_balanced_accuracy")),
+                     fmt(lookup(cells, "finetune", a, "all", "accuracy")), fmt(paper, interval=False)])
+    return table(["model", "balanced accuracy", "event-level balanced accuracy", "accuracy", "paper accuracy"], rows)
+
+
+def difference_table(cells: pd.DataFrame, kind: str) -> list[str]:
+    sizes = list(dict.fromkeys(cells[cells.table == kind]["labels"]))
+    rows = [[name(a), *[fmt(lookup(cells, kind, a, n, "balanced_accuracy"), sign=True) for n in sizes]]
+            for a in arms_of(cells, kind)]
+    return table(["difference (points)", *sizes], rows)
+
+
+def verdict(r) -> str:
+    if r.lo > 0:
+        return "the interval lies above zero"
+    if r.hi < 0:
+        return "the interval lies below zero"
+    return "the interval spans zero: no clear difference"
+
+
+def difference_sentences(cells: pd.DataFrame, kind: str) -> list[str]:
+    """One sentence per paired difference, its words decided by its interval."""
+    out = []
+    for _, r in cells[cells.table == kind].iterrows():
+        out.append(f"- {name(r.arm)} at {r['labels']} labels: {fmt(r, sign=True)} points; {verdict(r)}.")
+    return out
+
+
+def masked_table(cells: pd.DataFrame) -> list[str]:
+    header, rows = ["fine-tuned from"], []
+    for m in MASKED:
+        header += [f"{MASKED_NAMES[m]}: balanced acc", "predicted blast"]
+    for a in arms_of(cells, "masked"):
+        rows.append([name(a), *[fmt(lookup(cells, "masked", a, "all", f"{m}/{k}"))
+                                for m in MASKED for k in ("balanced_accuracy", "predicted_blast_fraction")]])
+    return table(header, rows)
+
+
+def token_table(cells: pd.DataFrame) -> list[str]:
+    rows = [[name(a), *[fmt(lookup(cells, "tokens", a, "", k)) for k in TOKEN_COLUMNS]] for a in arms_of(cells, "tokens")]
+    return table(["base model", *TOKEN_COLUMNS.values()], rows)
+
+
+def budget_table(cells: pd.DataFrame) -> list[str]:
+    sizes = label_counts(cells)
+
+    def cell(arm, n):
+        got = [lookup(cells, "budget", arm, n, k) for k in ("epochs", "steps")]
+        return "/".join(str(int(r.value)) for r in got if r is not None) or "fit to completion"
+
+    return table(["arm: epochs/steps at", *sizes], [[name(a), *[cell(a, n) for n in sizes]]
+                                                   for a in arms_of(cells, "finetune")])
+
+
+def setup(cells: pd.DataFrame) -> dict:
+    s = cells[cells.table == "setup"].set_index("metric")["value"]
+    return {k: (int(v) if float(v).is_integer() else v) for k, v in s.items()}
+
+
+def setup_sentence(cells: pd.DataFrame) -> str:
+    s = setup(cells)
+    return (f"Data: {s['records']} records of {s['events']} synthetic events; the test split holds "
+            f"{s['test_records']} records of {s['test_events']} events. {s['seeds']} fine-tuning seeds, "
+            f"{s['pretrain_seeds']} pretraining seed(s) per base model. Every transformer arm chose its learning "
+            f"rate on dev from one grid of {s['lr_grid_size']} log-spaced values (extended while the choice sat on "
+            f"an edge), the CNN and trees a grid of the same size; every neural arm trained for {s['budget_epochs']} "
+            f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
+            f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: {s['ci_level']}% bootstrap "
+            f"intervals over test events and seeds (masked tokens: range over pretraining seeds). Percent, test "
+            f"split. The study took {s['minutes']} min.")
+
+
+def results_lines(cells: pd.DataFrame) -> list[str]:
+    """The tables and sentences shared by REPORT.md and the README block."""
+    return [setup_sentence(cells), "", "**Masked-token prediction** (every selected position masked first):", "",
+            *token_table(cells), "", "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
+            *headline_table(cells), "", "**Label-limited curve** (balanced accuracy):", "", *curve_table(cells), "",
+            "**Pretraining gain**, paired by seed and test event:", "", *difference_table(cells, "gain"), "",
+            *difference_sentences(cells, "gain"), "",
+            "**Best SeisBert arm − best baseline** (each chosen on dev):", "",
+            *difference_table(cells, "vs_baseline"), "", *difference_sentences(cells, "vs_baseline"), "",
+            "**Masked inputs** (classifier fine-tuned with every label):", "", *masked_table(cells), ""]
+
+
+def readme_block(cells: pd.DataFrame, results_path: str, report_path: str) -> str:
+    lines = [START, f"Written by `scripts/reproduce_paper.py` from [{results_path}]({results_path}); "
+             f"details, figures and what was tried: [{report_path}]({report_path}).", "",
+             *results_lines(cells), END]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, block: str) -> Path:
+    """Replace the marked block, or else the body of the ``## Results`` section up to its next heading."""
+    text = readme.read_text()
+    if START in text and END in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        m = re.search(r"^## Results\n", text, flags=re.M)
+        if m is None:
+            raise ValueError(f"{readme} has no '## Results' section and no {START} block to write into")
+        nxt = re.search(r"^#{2,3} ", text[m.end():], flags=re.M)
+        stop = m.end() + (nxt.start() if nxt else len(text) - m.end())
+        text = text[:m.end()] + "\n" + block + "\n\n" + text[stop:]
+    readme.write_text(text)
+    return readme
+
+
+def plot_label_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_accuracy") -> Path:
+    """Paper Fig. 7 for every arm: test metric vs. labelled records, with its interval."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for arm in [a for a in ARM_NAMES if a in set(results.arm)]:
-        r = results[results.arm == arm]
-        g = r.groupby("labels", sort=False)
-        x = g["train_records"].mean().to_numpy(dtype=float)
-        m, s = (g[metric].mean().to_numpy() * 100, g[metric].std(ddof=1).fillna(0).to_numpy() * 100)
+    for arm in arms_of(cells, "finetune"):
+        sizes = [n for n in label_counts(cells) if lookup(cells, "finetune", arm, n, metric) is not None]
+        x = [lookup(cells, "budget", arm, n, "train_records") for n in sizes]
+        r = [lookup(cells, "finetune", arm, n, metric) for n in sizes]
+        if any(v is None for v in x):
+            continue
+        xs, ys = np.array([v.value for v in x], float), np.array([v.value for v in r], float)
+        err = np.abs(np.array([[v.lo for v in r], [v.hi for v in r]], float) - ys)
         style = "-o" if arm in ("mlm", "mlm_nsp", "scratch") else "--s"
-        ax.errorbar(x, m, yerr=s, fmt=style, capsize=3, label=ARM_NAMES[arm])
+        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=name(arm))
     ax.set_xscale("log")
     ax.set_xlabel("labelled training records")
     ax.set_ylabel(f"test {metric.replace('_', ' ')} (%)")
     ax.axhline(50, color="grey", lw=0.6, ls=":")
     ax.legend(fontsize=8)
-    ax.set_title("Label-limited fine-tuning (mean ± sd over seeds)")
+    ax.set_title("Label-limited fine-tuning (bootstrap intervals over test events and seeds)")
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 
 
-def headline_rows(results: pd.DataFrame) -> list[str]:
-    allr = results[results["labels"] == "all"]
-    lines = ["| model | paper accuracy | our accuracy | our balanced accuracy | event-level balanced accuracy |",
-             "|---|---|---|---|---|"]
-    for arm in [a for a in ARM_NAMES if a in set(allr.arm)]:
-        r = allr[allr.arm == arm]
-        lines.append(f"| {ARM_NAMES[arm]} | {PAPER_FINETUNE[arm]} | {mean_sd(r.accuracy)} | "
-                     f"{mean_sd(r.balanced_accuracy)} | {mean_sd(r.event_balanced_accuracy)} |")
-    return lines
+def tuning_rows(runs: pd.DataFrame) -> list[str]:
+    first = runs.drop_duplicates(["arm", "labels"])
+    return table(["arm", "labels", "chosen on dev", "tried (dev balanced accuracy)"],
+                 [[name(r.arm), str(r["labels"]), f"`{r.chosen}`", f"`{r.tried}`"] for _, r in first.iterrows()])
 
 
-def token_rows(pre: dict) -> list[str]:
-    lines = ["| base model | masked-token acc (80/10/10) | all masked | top-5 | random 1/K | per-step mode | left neighbour |",
-             "|---|---|---|---|---|---|---|", "| paper | ~30% | – | – | 0.6% | 1.1% | – |"]
-    for name, m in pre.items():
-        f = lambda k: f"{100 * m[k]:.1f}%" if k in m else "–"  # noqa: E731
-        lines.append(f"| {name} | {f('test/mlm_acc')} | {f('test/mlm_acc_all_masked')} | {f('test/mlm_top5')} | "
-                     f"{f('test/baseline_random_acc')} | {f('test/baseline_step_mode_acc')} | "
-                     f"{f('test/baseline_left_neighbour_acc')} |")
-    return lines
-
-
-def masked_rows(results: pd.DataFrame) -> list[str]:
-    allr = results[(results["labels"] == "all") & results.arm.isin(["mlm", "mlm_nsp", "scratch"])]
-    lines = ["| fine-tuned from | first half masked | second half masked | 76% random masked | all masked: predicted blast |",
-             "|---|---|---|---|---|", "| paper (MLM) | " + " | ".join(PAPER_MASKED.values()) + " |"]
-    for arm in ("mlm", "mlm_nsp", "scratch"):
-        r = allr[allr.arm == arm]
-        if len(r) and "masked_first_half/accuracy" in r:
-            lines.append(f"| {ARM_NAMES[arm]} | {mean_sd(r['masked_first_half/accuracy'])} | "
-                         f"{mean_sd(r['masked_second_half/accuracy'])} | {mean_sd(r['masked_random_76/accuracy'])} | "
-                         f"{mean_sd(r['masked_all/predicted_blast_fraction'])} |")
-    return lines
-
-
-def tuning_rows(results: pd.DataFrame) -> list[str]:
-    lines = ["| arm | labels | chosen on dev | tried (dev balanced accuracy) |", "|---|---|---|---|"]
-    first = results.drop_duplicates(["arm", "labels"])
-    for _, r in first.iterrows():
-        lines.append(f"| {ARM_NAMES.get(r.arm, r.arm)} | {r['labels']} | `{r.chosen}` | `{r.tried}` |")
-    return lines
-
-
-def pretraining_gain(results: pd.DataFrame, metric: str = "balanced_accuracy") -> list[str]:
-    """Pretrained minus scratch at each label count, paired by seed (same subsets)."""
-    lines = ["| labels | MLM − scratch | MLM+SL − scratch |", "|---|---|---|"]
-    for n in dict.fromkeys(results["labels"]):
-        cells = []
-        for arm in ("mlm", "mlm_nsp"):
-            a = results[(results.arm == arm) & (results["labels"] == n)].set_index("seed")[metric]
-            b = results[(results.arm == "scratch") & (results["labels"] == n)].set_index("seed")[metric]
-            d = (a - b).dropna()
-            cells.append(mean_sd(d.tolist()) + " pts" if len(d) else "–")
-        lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
-    return lines
-
-
-def write_report(summary: dict, out: Path, figures: dict[str, str], notes: list[str]) -> Path:
-    """REPORT.md: tables with the paper's number beside ours, figures, tuning, timings."""
-    results = summary["results"]
+def write_report(summary: dict, cells: pd.DataFrame, out: Path, figures: dict[str, str], notes: list[str]) -> Path:
+    """REPORT.md: the shared tables, budgets, tuning, figures, notes and timings."""
     t = summary["timings_s"]
     lines = [f"# SeisBert: the paper's study on our data ({summary['scale']} scale)", "",
-             f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}` in "
-             f"{t['total'] / 60:.1f} min. Dataset: {summary['n_records']:,} records of "
-             f"{summary['n_events']:,} synthetic events (train/dev/test by event). Seeds: "
-             f"{summary['study']['seeds']}; numbers are test-set mean ± sd over seeds, in percent.", "",
-             "## Masked-token prediction (pretraining)", "", *token_rows(summary["pretrain"]), "",
-             "## Fine-tuning with every label (earthquake vs. blast)", "", *headline_rows(results), "",
-             "Balanced accuracy is the headline: the classes are not balanced after the SNR cut.", "",
-             "## Label-limited curve (paper Fig. 7, for every model)", "",
-             *markdown_table(label_curve_table(results)), "", "Pretraining gain, paired by seed:", "",
-             *pretraining_gain(results), "",
-             "## Masked-input evaluation of the fine-tuned classifier", "", *masked_rows(results), "",
-             "## Figures", ""]
-    lines += [f"- {caption}: ![{caption}]({path})" for caption, path in figures.items()]
-    lines += ["", "## What was tried (same budget per arm, chosen on dev)", "", *tuning_rows(results), "",
-              "## What differs from the paper, and why", "", *[f"- {n}" for n in notes], "",
-              "## Timings (s)", "", "| step | seconds |", "|---|---|",
-              *[f"| {k} | {v:.0f} |" for k, v in t.items()], ""]
+             f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}`; every number below is a "
+             f"row of [results.csv](results.csv) (per-run rows: [runs.csv](runs.csv)).", "",
+             *results_lines(cells), "## Budgets (the same epochs for every neural arm; trees fit to completion)", "",
+             *budget_table(cells), "", "## Figures", "",
+             *[f"- {caption}: ![{caption}]({path})" for caption, path in figures.items()],
+             "", "## What was tried (one grid per arm kind, chosen on dev)", "", *tuning_rows(summary["runs"]), "",
+             "## What differs from the paper, and why", "", *[f"- {n}" for n in notes], "",
+             "## Timings (s)", "", *table(["step", "seconds"], [[k, f"{v:.0f}"] for k, v in t.items()]), ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines))
     return path

@@ -51,9 +51,14 @@ class BaselineResult:
     n_train: int
     seed: int
     seconds: float
+    test_rows: np.ndarray | None = None  # positional test rows, for intervals over events
+    test_prob: np.ndarray | None = None  # P(blast) of the chosen model on those rows
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out.update({k: None if v is None else np.asarray(v).tolist() for k, v in
+                    (("test_rows", self.test_rows), ("test_prob", self.test_prob))})
+        return out
 
 
 def config_class(name: str) -> type:
@@ -91,11 +96,13 @@ def fit_baseline(
     model, chosen, tried, dev = _select_on_dev(cfg, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx],
                                                events[dev_idx], seed)
     train = classification_metrics(y[train_idx], cfg.predict_proba(model, x[train_idx]), events[train_idx])
-    test = classification_metrics(y[test_idx], cfg.predict_proba(model, x[test_idx]), events[test_idx])
+    test_prob = cfg.predict_proba(model, x[test_idx])
+    test = classification_metrics(y[test_idx], test_prob, events[test_idx])
     seconds = time.perf_counter() - start
     log.info("%s on %d labels: chose %s; test balanced acc %.3f (event %.3f) in %.0f s", name, len(train_idx),
              chosen, test["balanced_accuracy"], test["event_balanced_accuracy"], seconds)
-    return BaselineResult(name, chosen, tried, cfg.selection_metric, train, dev, test, len(train_idx), seed, seconds)
+    return BaselineResult(name, chosen, tried, cfg.selection_metric, train, dev, test, len(train_idx), seed, seconds,
+                          test_idx, np.asarray(test_prob, dtype=float))
 
 
 def baseline_config(name: str, cfg):

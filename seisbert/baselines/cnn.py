@@ -46,6 +46,7 @@ class CNNConfig:
     max_steps: int = 1500
     max_epochs: int = 100  # caps small subsets: 50 records are one batch, so 100 steps
     val_every_steps: int = 50
+    patience: int | None = None  # stop after this many dev checks without a better score; None: never
     class_weight: str | None = "balanced"
     accelerator: str = "cpu"
     deterministic: bool = True
@@ -63,6 +64,8 @@ class CNNConfig:
         check_range("baseline.max_steps", self.max_steps, 1)
         check_range("baseline.max_epochs", self.max_epochs, 1)
         check_range("baseline.val_every_steps", self.val_every_steps, 1, self.max_steps)
+        if self.patience is not None:
+            check_range("baseline.patience", self.patience, 1)
         check_choice("baseline.class_weight", self.class_weight, ("balanced", None))
         check_choice("baseline.accelerator", self.accelerator, ("cpu", "gpu", "auto"))
         check_choice("baseline.selection_metric", self.selection_metric, SELECTION_METRICS)
@@ -90,7 +93,8 @@ class PSDConvNet(pl.LightningModule):
 
     def __init__(self, n_freq: int = 20, channels: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3,
                  dropout: float = 0.1, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 class_weights: tuple[float, float] = (1.0, 1.0), selection_metric: str = "balanced_accuracy"):
+                 class_weights: tuple[float, float] = (1.0, 1.0), selection_metric: str = "balanced_accuracy",
+                 patience: int | None = None):
         super().__init__()
         self.save_hyperparameters()
         blocks, c_in = [], 1
@@ -105,6 +109,7 @@ class PSDConvNet(pl.LightningModule):
         self.register_buffer("input_std", torch.ones(n_freq))
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
         self.best_score, self.best_state, self._dev_probs = -np.inf, None, []
+        self.checks_since_best = 0
 
     def set_input_scaling(self, x_train: np.ndarray) -> None:
         self.input_mean.copy_(torch.from_numpy(x_train.mean(axis=(0, 1))))
@@ -133,8 +138,12 @@ class PSDConvNet(pl.LightningModule):
         score = classification_metrics(labels, probs)[self.hparams.selection_metric]
         self.log(f"val/{self.hparams.selection_metric}", float(score))
         if score > self.best_score:  # keep the best weights seen on dev (NaN never wins)
-            self.best_score = score
+            self.best_score, self.checks_since_best = score, 0
             self.best_state = copy.deepcopy(self.state_dict())
+        else:
+            self.checks_since_best += 1
+        if self.hparams.patience is not None and self.checks_since_best >= self.hparams.patience:
+            self.trainer.should_stop = True  # early stopping; the best weights are restored after fit
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -155,7 +164,7 @@ def train_cnn(cfg: CNNConfig, lr: float, x_train, y_train, x_dev, y_dev, seed: i
     its best dev weights loaded."""
     pl.seed_everything(seed, workers=True, verbose=False)
     model = PSDConvNet(x_train.shape[-1], tuple(cfg.channels), cfg.kernel_size, cfg.dropout, lr, cfg.weight_decay,
-                       _class_weights(y_train, cfg.class_weight), cfg.selection_metric)
+                       _class_weights(y_train, cfg.class_weight), cfg.selection_metric, cfg.patience)
     model.set_input_scaling(x_train)
     with _quiet_lightning(), _torch_threads(cfg.n_jobs):
         # check_val_every_n_epoch=None: validate every val_every_steps batches across epochs.

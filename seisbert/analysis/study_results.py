@@ -1,0 +1,189 @@
+"""Every number the study reports, as one table (``results.csv``): cells with intervals.
+
+One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline,
+masked, tokens, paper), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
+(percent, one decimal, as printed), ``n_seeds``, ``n_events`` and a ``note``. REPORT.md
+and the README's results block are written from this table only, so a sentence cannot
+say more than the numbers.
+
+Intervals: 95% (``bootstrap.level``) bootstrap over test events and seeds
+(``seisbert.stats``) for fine-tuning cells and paired differences; the range over
+pretraining seeds for the masked-token figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from seisbert.metrics import PREDICTIONS_FILE, load_predictions
+from seisbert.stats import bootstrap_cell, paired_difference
+
+log = logging.getLogger(__name__)
+
+CELL_METRICS = ("balanced_accuracy", "event_balanced_accuracy", "accuracy")
+MASKED = ("first_half", "second_half", "random_76", "all")
+TOKEN_METRICS = ("mlm_acc_all_masked", "mlm_acc", "mlm_top5", "baseline_random_acc", "baseline_step_mode_acc",
+                 "baseline_left_neighbour_acc", "sl_acc")
+PAPER = [("paper", "mlm", "all", "accuracy", 95.0), ("paper", "mlm_nsp", "all", "accuracy", 93.0),
+         ("paper", "rf", "all", "accuracy", 81.0), ("paper", "cnn", "all", "accuracy_low", 96.0),
+         ("paper", "cnn", "all", "accuracy_high", 98.0), ("paper", "mlm", "", "mlm_acc", 30.0),
+         ("paper", "mlm", "", "baseline_random_acc", 0.6), ("paper", "mlm", "", "baseline_step_mode_acc", 1.1),
+         ("paper", "mlm", "all", "masked_first_half", 66.6), ("paper", "mlm", "all", "masked_second_half", 70.3),
+         ("paper", "mlm", "all", "masked_random_76", 86.4), ("paper", "mlm", "all", "masked_all_predicted_blast", 100.0)]
+
+
+def pct(x) -> float:
+    return float("nan") if x is None or pd.isna(x) else round(100 * float(x), 1)
+
+
+def row(table, arm, labels, metric, value, lo=np.nan, hi=np.nan, n_seeds=np.nan, n_events=np.nan, note="") -> dict:
+    return {"table": table, "arm": arm, "labels": str(labels), "metric": metric, "value": value, "lo": lo, "hi": hi,
+            "n_seeds": n_seeds, "n_events": n_events, "note": note}
+
+
+def cell_predictions(runs: pd.DataFrame, arm: str, labels, column: str = "prob") -> dict[int, pd.DataFrame]:
+    """{seed: test predictions} of one cell, with ``column`` as the probability."""
+    out = {}
+    for _, r in runs[(runs.arm == arm) & (runs["labels"].astype(str) == str(labels))].iterrows():
+        path = Path(str(r.output_dir)) / PREDICTIONS_FILE
+        if not path.is_file():
+            log.warning("%s: no %s, no interval for this seed", r.output_dir, PREDICTIONS_FILE)
+            continue
+        p = load_predictions(path)
+        if column in p:
+            out[int(r.seed)] = p.assign(prob=p[column])[["event_id", "label", "prob"]]
+    return out
+
+
+def interval_row(table, arm, labels, metric, ci, scale: float = 100.0) -> dict:
+    return row(table, arm, labels, metric, round(scale * ci.value, 1), round(scale * ci.lo, 1),
+               round(scale * ci.hi, 1), ci.n_seeds, ci.n_events)
+
+
+def finetune_cells(runs: pd.DataFrame, boot: dict) -> list[dict]:
+    rows = []
+    for (arm, labels), _ in runs.groupby(["arm", "labels"], sort=False):
+        cell = cell_predictions(runs, arm, labels)
+        for metric in CELL_METRICS:
+            if cell:
+                rows.append(interval_row("finetune", arm, labels, metric, bootstrap_cell(cell, metric, **boot)))
+    return rows
+
+
+def masked_cells(runs: pd.DataFrame, boot: dict) -> list[dict]:
+    """Balanced accuracy and predicted-blast fraction with masked test inputs (all labels)."""
+    rows = []
+    for arm in dict.fromkeys(runs.arm):
+        for name in MASKED:
+            cell = cell_predictions(runs, arm, "all", f"prob_masked_{name}")
+            for metric in ("balanced_accuracy", "predicted_blast_fraction"):
+                if cell:
+                    ci = bootstrap_cell(cell, metric, **boot)
+                    rows.append(interval_row("masked", arm, "all", f"{name}/{metric}", ci))
+    return rows
+
+
+def gain_cells(runs: pd.DataFrame, arms: dict, boot: dict) -> list[dict]:
+    """Pretrained minus its reference arm (``compare_to``), paired by seed and event."""
+    rows = []
+    for name, arm in arms.items():
+        if arm.compare_to is None or name not in set(runs.arm):
+            continue
+        for labels in dict.fromkeys(runs[runs.arm == name]["labels"]):
+            a, b = cell_predictions(runs, name, labels), cell_predictions(runs, arm.compare_to, labels)
+            if a and b and set(a) & set(b):
+                d = paired_difference(a, b, **boot)
+                rows.append(interval_row("gain", f"{name} - {arm.compare_to}", labels, "balanced_accuracy", d))
+    return rows
+
+
+def best_by_dev(runs: pd.DataFrame, arms: list, labels) -> str | None:
+    """The arm of ``arms`` with the highest mean dev balanced accuracy at ``labels`` (never test)."""
+    r = runs[runs.arm.isin(arms) & (runs["labels"].astype(str) == str(labels))]
+    dev = r.groupby("arm")["dev_balanced_accuracy"].mean().dropna()
+    return None if dev.empty else str(dev.idxmax())
+
+
+def vs_baseline_cells(runs: pd.DataFrame, arms: dict, boot: dict) -> list[dict]:
+    """Best pretrained arm minus best baseline at each label count, both chosen on dev."""
+    pretrained = [n for n, a in arms.items() if a.base is not None]
+    baselines = [a for a in dict.fromkeys(runs.arm) if a not in arms]
+    rows = []
+    for labels in dict.fromkeys(runs["labels"]):
+        a, b = best_by_dev(runs, pretrained, labels), best_by_dev(runs, baselines, labels)
+        if a is None or b is None:
+            continue
+        pa, pb = cell_predictions(runs, a, labels), cell_predictions(runs, b, labels)
+        if pa and pb and set(pa) & set(pb):
+            rows.append(interval_row("vs_baseline", f"{a} - {b}", labels, "balanced_accuracy",
+                                     paired_difference(pa, pb, **boot)))
+    return rows
+
+
+def sl_chance(output_dir: str) -> float | None:
+    """Chance level of source linking: 1 / classes (pairs are drawn balanced)."""
+    cfg = Path(output_dir) / "config.yaml"
+    if not cfg.is_file():
+        return None
+    params = (yaml.safe_load(cfg.read_text()).get("task") or {}).get("params") or {}
+    return 1.0 / params["sl_classes"] if params.get("source_linking") else None
+
+
+def token_cells(pretrain: list[dict]) -> list[dict]:
+    """Masked-token figures: mean over pretraining seeds, lo/hi = their range."""
+    rows = []
+    for arm in dict.fromkeys(m["arm"] for m in pretrain):
+        ms = [m for m in pretrain if m["arm"] == arm]
+        for metric in TOKEN_METRICS:
+            v = [m[f"test/{metric}"] for m in ms if m.get(f"test/{metric}") is not None]
+            if v:
+                rows.append(row("tokens", arm, "", metric, pct(np.mean(v)), pct(np.min(v)), pct(np.max(v)), len(v),
+                                note="range over pretraining seeds"))
+        chance = sl_chance(ms[0].get("output_dir", ""))
+        if chance is not None:
+            rows.append(row("tokens", arm, "", "sl_chance", pct(chance), note="1 / source-linking classes"))
+    return rows
+
+
+def budget_cells(runs: pd.DataFrame) -> list[dict]:
+    rows = []
+    for (arm, labels), r in runs.groupby(["arm", "labels"], sort=False):
+        first = r.iloc[0]
+        for key in ("epochs", "steps", "train_records"):
+            if key in r and not pd.isna(first[key]):
+                rows.append(row("budget", arm, labels, key, int(first[key])))
+    return rows
+
+
+def setup_cells(summary: dict, study) -> list[dict]:
+    meta = summary["metadata"]
+    test = meta[meta.split == "test"]
+    values = {"records": len(meta), "events": meta.event_id.nunique(), "test_records": len(test),
+              "test_events": test.event_id.nunique(), "seeds": len(study.seeds),
+              "pretrain_seeds": len(study.pretrain_seeds), "lr_grid_size": len(study.finetune.lr_grid),
+              "ci_level": round(100 * study.bootstrap.level), "budget_epochs": study.budget.epochs,
+              "budget_min_steps": study.budget.min_steps, "patience": study.budget.patience,
+              "minutes": round(summary["timings_s"]["total"] / 60, 1)}
+    return [row("setup", "", "", k, v) for k, v in values.items()]
+
+
+def result_cells(summary: dict) -> pd.DataFrame:
+    """The whole ``results.csv`` of a study summary (``seisbert.study.run_study``'s output)."""
+    study, runs = summary["config"], summary["runs"]
+    boot = {"n_boot": study.bootstrap.n_boot, "level": study.bootstrap.level, "seed": study.bootstrap.seed}
+    rows = [*setup_cells(summary, study), *budget_cells(runs), *finetune_cells(runs, boot),
+            *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
+            *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
+            *[row(*p) for p in PAPER]]
+    return pd.DataFrame(rows)
+
+
+def lookup(cells: pd.DataFrame, table: str, arm: str, labels, metric: str) -> pd.Series | None:
+    hit = cells[(cells.table == table) & (cells.arm == arm) & (cells["labels"] == str(labels))
+                & (cells.metric == metric)]
+    return None if hit.empty else hit.iloc[0]

@@ -1,0 +1,148 @@
+"""The schema of ``configs/paper/*.yaml``: the study protocol, checked before any work.
+
+Like every other group, the paper config names its dataclass in ``_target_`` and is
+built with ``seisbert.config.build``: an unknown key or a bad value fails with the key,
+the value and what is allowed. Nested blocks (``budget``, ``finetune``, its arms,
+``bootstrap``) are dataclasses too, built the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from seisbert.config import build, check_range
+
+_LOG_SPACING_TOLERANCE = 0.02  # relative spread allowed between consecutive grid ratios
+MIN_GRID = 4  # the protocol: at least this many values in every tuning grid
+
+
+def _nested(value, cls: type, key: str):
+    """A nested block as its dataclass (from a dict, as the YAML gives it)."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}={value!r} must be a mapping of {cls.__name__} keys")
+    return build({"_target_": f"{cls.__module__}.{cls.__qualname__}", **value}, key)
+
+
+def check_log_grid(key: str, grid: list[float]) -> float:
+    """At least MIN_GRID increasing, log-spaced values; returns the step ratio."""
+    if len(grid) < MIN_GRID:
+        raise ValueError(f"{key}={list(grid)} has {len(grid)} values; the protocol needs at least {MIN_GRID}")
+    if any(v <= 0 for v in grid) or any(b <= a for a, b in zip(grid, grid[1:])):
+        raise ValueError(f"{key}={list(grid)} must be positive and strictly increasing")
+    ratios = [b / a for a, b in zip(grid, grid[1:])]
+    if max(ratios) / min(ratios) > 1 + _LOG_SPACING_TOLERANCE:
+        raise ValueError(f"{key}={list(grid)} is not log-spaced (ratios {[round(r, 3) for r in ratios]}); "
+                         f"use a constant ratio, e.g. [1e-4, 3e-4, 1e-3, 3e-3] is not, [1e-4, 1e-3, 1e-2, 1e-1] is")
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+@dataclass
+class Budget:
+    """The training budget of every neural arm (transformers and CNN), in epochs."""
+
+    epochs: int = 10  # passes over the labelled subset ...
+    min_steps: int = 100  # ... or more, when a small subset would give fewer optimizer steps
+    batch_size: int = 32
+    validations: int = 10  # dev checks per run, spread evenly over the budget
+    patience: int = 4  # early stopping: dev checks without a better dev balanced accuracy
+    monitor: str = "val/balanced_accuracy"  # what early stopping and checkpoint selection watch
+
+    def __post_init__(self):
+        check_range("paper.budget.epochs", self.epochs, 1)
+        check_range("paper.budget.min_steps", self.min_steps, 0)
+        check_range("paper.budget.batch_size", self.batch_size, 1)
+        check_range("paper.budget.validations", self.validations, 1)
+        check_range("paper.budget.patience", self.patience, 1)
+
+    def plan(self, n_train: int) -> dict:
+        """Epochs, steps and dev-check interval for a labelled subset of ``n_train`` records."""
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
+        epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+        every = max(1, round(epochs / self.validations))
+        return {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
+                "val_every_epochs": every}
+
+
+@dataclass
+class Arm:
+    """One fine-tuning arm: its experiment overrides and the base model it starts from."""
+
+    overrides: list[str] = field(default_factory=list)  # e.g. [experiment=finetune]
+    base: str | None = None  # a pretraining arm's name; the study passes its checkpoint
+    masked_eval: bool = False  # also score masked test inputs (token arms, all labels)
+    compare_to: str | None = None  # the arm its pretraining gain is measured against (e.g. scratch)
+
+
+@dataclass
+class Finetune:
+    """Fine-tuning arms and the one learning-rate grid they share."""
+
+    arms: dict = field(default_factory=dict)  # name -> Arm
+    lr_grid: list[float] = field(default_factory=lambda: [1e-4, 3.16e-4, 1e-3, 3.16e-3])
+    max_extensions: int = 2  # grid steps added while the chosen lr sits on an edge
+    tune_seed: int = 0  # the lr is chosen per (arm, label count) at this seed
+
+    def __post_init__(self):
+        self.lr_step = check_log_grid("paper.finetune.lr_grid", self.lr_grid)
+        check_range("paper.finetune.max_extensions", self.max_extensions, 0, 10)
+        self.arms = {name: _nested(a, Arm, f"paper.finetune.arms.{name}") for name, a in self.arms.items()}
+        if not self.arms:
+            raise ValueError("paper.finetune.arms is empty; give at least one arm")
+
+
+@dataclass
+class Bootstrap:
+    n_boot: int = 2000  # replicates (event draws with seed draws)
+    level: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self):
+        check_range("paper.bootstrap.n_boot", self.n_boot, 100)
+        check_range("paper.bootstrap.level", self.level, 0.5, 0.999)
+
+
+@dataclass
+class StudyConfig:
+    """``configs/paper/<scale>.yaml``: what the study runs, and the protocol it follows."""
+
+    scale: str = "quick"
+    out_dir: str = "reports/paper"
+    run_dir: str = "outputs/paper"
+    readme: str | None = "README.md"  # the results block is written here; null: not written
+    umap: bool = True
+    attention: bool = True
+    base_overrides: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # fine-tuning seeds
+    pretrain_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # base models per arm
+    label_sizes: list = field(default_factory=lambda: [50, 120, 500, None])  # None = every record
+    budget: Budget | dict = field(default_factory=Budget)
+    pretrain: dict = field(default_factory=dict)  # name -> overrides (e.g. [experiment=mlm])
+    finetune: Finetune | dict = field(default_factory=Finetune)
+    baselines: dict = field(default_factory=dict)  # name -> overrides (experiment=baseline_rf, ...)
+    bootstrap: Bootstrap | dict = field(default_factory=Bootstrap)
+
+    def __post_init__(self):
+        self.budget = _nested(self.budget, Budget, "paper.budget")
+        self.finetune = _nested(self.finetune, Finetune, "paper.finetune")
+        self.bootstrap = _nested(self.bootstrap, Bootstrap, "paper.bootstrap")
+        for key in ("seeds", "pretrain_seeds", "label_sizes"):
+            values = getattr(self, key)
+            if not values or len(set(map(str, values))) != len(values):
+                raise ValueError(f"paper.{key}={values} must be a non-empty list without repeats")
+        if self.finetune.tune_seed not in self.seeds:
+            raise ValueError(f"paper.finetune.tune_seed={self.finetune.tune_seed} is not one of "
+                             f"paper.seeds={self.seeds}")
+        for name, arm in self.finetune.arms.items():
+            if arm.base is not None and arm.base not in self.pretrain:
+                raise ValueError(f"paper.finetune.arms.{name}.base={arm.base!r} is not a pretraining arm; "
+                                 f"choose one of {sorted(self.pretrain)} or null (scratch)")
+            if arm.compare_to is not None and arm.compare_to not in self.finetune.arms:
+                raise ValueError(f"paper.finetune.arms.{name}.compare_to={arm.compare_to!r} is not an arm; "
+                                 f"choose one of {sorted(self.finetune.arms)}")
+
+    def pretrain_seed(self, seed: int) -> int:
+        """The base-model seed fine-tuning seed ``seed`` starts from (cycled in order)."""
+        return self.pretrain_seeds[self.seeds.index(seed) % len(self.pretrain_seeds)]
