@@ -268,8 +268,11 @@ def _stage_config(path: Path) -> dict:
 
 
 def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:
-    """The most recently written ``<cache_dir>/<task>/*/model.ckpt``."""
-    found = sorted(Path(cache_dir).glob(f"{task}/*/model.ckpt"), key=lambda p: p.stat().st_mtime)
+    """The most recently written ``<cache_dir>/<task>/*/model.ckpt`` (published, not a temp copy)."""
+    from seisbert.cache import is_temporary
+
+    found = sorted((p for p in Path(cache_dir).glob(f"{task}/*/model.ckpt") if not is_temporary(p.parent.name)),
+                   key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no {cache_dir}/{task}/*/model.ckpt; pretrain one first "
                                 "(python train.py experiment=mlm) or pass --checkpoint")
