@@ -27,8 +27,10 @@ LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorc
                    "lightning_fabric")
 CONSOLE_FORMAT = "%(asctime)s %(name)s: %(message)s"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Lightning's own deprecation against torch internals: nothing a user can act on
-IGNORED_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
+# library warnings about their own internals, nothing a user can act on: Lightning's deprecation
+# against torch, UMAP's note that a seeded (reproducible) fit runs on one thread
+IGNORED_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+                    r"n_jobs value .* overridden to 1 by setting random_state")
 
 
 def on_terminal(stream=None) -> bool:
@@ -81,10 +83,14 @@ def setup_logging(log_file: str | Path | None = None, app_loggers: Iterable[str]
 
 
 class _OneLine(logging.Filter):
-    """A captured warning ends in a newline (``warnings.formatwarning``): drop it, no blank line."""
+    """A captured warning is ``file:line: Category: message``, then the source line and a
+    newline (``warnings.formatwarning``): keep the first part, no quoted code, no blank line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = record.getMessage().rstrip(), ()
+        lines = record.getMessage().rstrip().split("\n")
+        if len(lines) > 1 and lines[-1].startswith("  "):
+            lines = lines[:-1]  # the quoted source line
+        record.msg, record.args = "\n".join(lines), ()
         return True
 
 

@@ -244,3 +244,14 @@ def test_setup_logging_levels_handlers_and_a_second_call(logging_state, tmp_path
     assert text.count("one line") == 1 and text.count("lightning says") == 1
     bar = std.tqdm(range(3), disable=False)  # off a terminal (pytest's capture) even an explicit bar is off
     assert bar.disable
+
+
+def test_a_python_warning_is_one_log_line(logging_state, tmp_path):
+    import warnings
+
+    from seisbert.logs import setup_logging
+
+    setup_logging(tmp_path / "w.log")
+    warnings.warn("careful with that", UserWarning)
+    lines = (tmp_path / "w.log").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("UserWarning: careful with that"), lines
