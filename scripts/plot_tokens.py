@@ -87,7 +87,6 @@ def main(argv=None) -> list[Path]:
     if not args.skip_umap:
         out.append(token_views.plot_umap_map(features, tokens, layout, args.out / "token_umap.png",
                                              args.umap_sample, args.seed))
-    print("\n".join(str(p) for p in out))
     return out
 
 
