@@ -15,7 +15,7 @@ from seisbert.bundle import load_bundle
 from seisbert.config import build
 from seisbert.inference.cli import run as cli_run
 from seisbert.inference.predict import PredictConfig, event_table, prediction_table, prior_shift, score
-from seisbert.pipeline import TokenSet, load_records
+from seisbert.pipeline import FeatureSet, TokenSet, load_records
 
 START = UTCDateTime(2021, 3, 1)
 PAD_S = 5.0  # file data before and after the record: the waveform source's taper lives there
@@ -102,6 +102,8 @@ def test_predict_on_miniseed_equals_the_fine_tuning_run(run, tmp_path):
     order = [key.index(f"{str(e).rsplit('/', 1)[-1]}|{s}")
              for e, s in zip(scored.metadata["event_id"], scored.metadata["station_id"])]
     np.testing.assert_array_equal(scored.tokens, np.asarray(TokenSet.load(run["tokens"]).tokens)[rows[order]])
+    trained_features = np.asarray(FeatureSet.load(run["features"]).features)[rows[order]]
+    np.testing.assert_allclose(scored.features, trained_features, rtol=0, atol=1e-4)  # log10 units
     events = pd.read_csv(tmp_path / "out" / "events.csv")
     assert len(events) == 2 and events["n_stations"].sum() == len(rows)
     assert set(events["decision"]) <= {"earthquake", "blast"}
