@@ -4,6 +4,7 @@ numbers recomputed from saved predictions, dev-only ranking, README numbers from
 from __future__ import annotations
 
 import json
+import os
 import re
 import runpy
 from pathlib import Path
@@ -28,8 +29,8 @@ def hlist(*items) -> str:
 TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none", "~callbacks.progress_bar",
         "trainer.enable_progress_bar=false"]
 TINY_STUDY = [
-    "seeds=[0,1]", "pretrain_seeds=[0]", "label_sizes=[50,null]", "umap=false", "attention=false",
-    "~pretrain.mlm_nsp", "~finetune.arms.mlm_nsp", "finetune.max_extensions=1",
+    "seeds=[0,1]", "pretrain_seeds=[0]", "label_sizes=[null]", "umap=false", "attention=false",
+    "~pretrain.mlm_nsp", "~finetune.arms.mlm_nsp", "finetune.max_extensions=0",
     "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
     "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
     "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
@@ -157,6 +158,21 @@ def test_readme_results_block_numbers_are_in_its_results_csv():
 
 
 # ---------------------------------------------------------------- end to end
+def plant_decoy_base_model(study, cache: Path) -> Path:
+    """A newer cached 'mlm' model on the study's tokens whose checkpoint is not loadable: a
+    study that fell back to "the newest cached base model" would crash on it."""
+    from seisbert.pipeline import prepare
+
+    digest = Path(prepare(place(compose_run(study, ["task=prepare"]), study, "prepare"))["tokens"]).name
+    decoy = cache / "mlm" / "decoy"
+    decoy.mkdir(parents=True)
+    (decoy / "model.ckpt").write_bytes(b"not a checkpoint")
+    (decoy / "model.json").write_text(json.dumps({"tokens": digest, "task": "mlm"}))
+    future = 4_000_000_000  # 2096: newer than anything the study writes
+    os.utime(decoy / "model.json", (future, future))
+    return decoy
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
@@ -166,6 +182,7 @@ def tiny_study(tmp_path_factory):
     main = runpy.run_path(str(ROOT / "scripts" / "reproduce_paper.py"))["main"]
     argv = ["base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"), *TINY_STUDY, f"out_dir={tmp}/report",
             f"run_dir={tmp}/runs", f"readme={readme}"]
+    plant_decoy_base_model(load_study("quick", argv), cache)
     report = main(argv)
     return tmp, report, argv, main
 
@@ -187,7 +204,7 @@ def test_tiny_study_reports_every_row_from_saved_predictions(tiny_study):
         assert c.value == pytest.approx(round(100 * seeds.balanced_accuracy.mean(), 1), abs=0.051)
         assert c.lo <= c.value <= c.hi and c.n_seeds == 2
     assert set(cells[cells.table == "gain"].arm) == {"mlm - scratch"}
-    assert len(cells[cells.table == "vs_baseline"]) == 2
+    assert len(cells[cells.table == "vs_baseline"]) == 1
     masked = cells[(cells.table == "masked") & (cells.metric == "all/predicted_blast_fraction")]
     assert set(masked.arm) == {"mlm", "scratch"}
     text = report.read_text()
@@ -225,3 +242,18 @@ def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny
     assert check_block_against_results(text, tmp) > 20
     with pytest.raises(AssertionError, match="does not hold"):  # the check can fail: a number drifts
         check_block_against_results(text.replace("<!-- results:end -->", "extra 987.6\n<!-- results:end -->"), tmp)
+
+
+def test_the_cnn_stops_after_patience_dev_checks_without_a_better_score():
+    from seisbert.baselines.cnn import CNNConfig, train_cnn
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8, 6)).astype(np.float32), rng.integers(0, 2, 64)  # no signal to learn
+    xd, yd = rng.normal(size=(40, 8, 6)).astype(np.float32), rng.integers(0, 2, 40)
+    common = dict(channels=[4], max_steps=100, max_epochs=100, val_every_steps=5, batch_size=64)
+    stopped = train_cnn(CNNConfig(**common, patience=1), 1e-3, x, y, xd, yd, seed=0)
+    full = train_cnn(CNNConfig(**common), 1e-3, x, y, xd, yd, seed=0)
+    assert full.trainer.global_step == 100
+    assert stopped.trainer.global_step < 100 and stopped.checks_since_best >= 1
+    with pytest.raises(ValueError, match=r"baseline.patience=0 is out of range"):
+        CNNConfig(patience=0)
