@@ -137,6 +137,21 @@ def test_perceiver_output_follows_input_length(length):
     torch.testing.assert_close(padded[:, :length], out, atol=1e-5, rtol=0)  # padding is never read
 
 
+def test_each_input_kind_reads_what_it_names():
+    b, other = batch(), batch(seed=5)  # other: different token ids and windows
+    for kind in ("tokens", "psd", "both"):
+        cfg = EncoderConfig(vocab_size=K, layers=1, heads=2, d_model=16, ffn=32, input=kind, n_features=F,
+                            dropout=0.0, attn_dropout=0.0)
+        torch.manual_seed(0)
+        enc = build_encoder(cfg).eval()
+        with torch.no_grad():
+            base = enc(b["ids"], psd=b["psd"])
+            new_ids = enc(other["ids"], psd=b["psd"])
+            new_psd = enc(b["ids"], psd=other["psd"])
+        assert torch.equal(base, new_psd) == (kind == "tokens")  # only psd/both read the windows
+        assert torch.equal(base, new_ids) == (kind == "psd")  # only tokens/both read the spectral ids
+
+
 def test_psd_input_needs_its_window_size():
     with pytest.raises(ValueError, match=r"model.input='psd' needs model.n_features"):
         build_encoder(EncoderConfig(vocab_size=K, input="psd"))
