@@ -9,6 +9,7 @@ hands the folders downstream, so no stage looks its upstream up again.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm.auto import tqdm
 
 from seisbert.cache import artifact_dir, atomic_artifact, check_verify_mode, config_hash, verified
@@ -38,7 +39,10 @@ def stage_config(cfg: DictConfig, stage: str) -> dict:
     parts = {"records": ["data"], "features": ["data", "split", "features"],
              "tokens": ["data", "split", "features", "tokenizer"]}[stage]
     out = {k: _node(cfg, k) for k in parts}
-    out.get("data", {}).pop("progress", None)
+    for key in ("progress", "num_workers"):  # how records are read, not which: same artifact
+        out.get("data", {}).pop(key, None)
+    if stage == "tokens" and cfg.get("unlabeled") is not None:  # the pool shapes the tokenizer
+        out["unlabeled"] = _node(cfg, "unlabeled")
     return out
 
 
@@ -191,6 +195,8 @@ class TokenSet:
     tokens: np.ndarray
     metadata: pd.DataFrame
     vocab_size: int
+    pool_tokens: np.ndarray | None = None  # (P, T) of the unlabeled pool, when the run has one
+    pool_metadata: pd.DataFrame | None = None
 
     @property
     def digest(self) -> str:
@@ -201,7 +207,28 @@ class TokenSet:
         path = Path(path)
         tokens = np.load(path / "tokens.npy", mmap_mode="r")
         info = json.loads((path / "tokens.json").read_text())
-        return cls(path, tokens, pd.read_parquet(path / "metadata.parquet"), info["vocab_size"])
+        pool = (path / "pool_tokens.npy").is_file()
+        return cls(path, tokens, pd.read_parquet(path / "metadata.parquet"), info["vocab_size"],
+                   np.load(path / "pool_tokens.npy", mmap_mode="r") if pool else None,
+                   pd.read_parquet(path / "pool_metadata.parquet") if pool else None)
+
+    def pretraining_view(self, windows: np.ndarray | None) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
+        """Tokens, metadata and windows that pretraining reads: the labelled set plus the pool.
+
+        Pool rows are appended with split ``train`` (pretraining trains on them); dev and test
+        stay the labelled set's. Fine-tuning reads ``tokens``/``metadata`` and never sees the pool.
+        """
+        if self.pool_tokens is None:
+            return self.tokens, self.metadata, windows
+        pool_meta = self.pool_metadata.assign(split="train", label=-1)  # no label leaves the pool
+        meta = pd.concat([self.metadata, pool_meta[[c for c in self.metadata.columns if c in pool_meta]]],
+                         ignore_index=True)
+        tokens = np.concatenate([np.asarray(self.tokens), np.asarray(self.pool_tokens)])
+        if windows is not None:
+            windows = np.concatenate([np.asarray(windows), np.load(self.path / "pool_features.npy", mmap_mode="r")])
+        log.info("pretraining on %d labelled-set train records + %d unlabeled pool records",
+                 int((self.metadata["split"] == "train").sum()), len(self.pool_tokens))
+        return tokens, meta, windows
 
 
 def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
@@ -217,8 +244,19 @@ def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     inputs = np.asarray(fset.features)
     if tcfg.method != "kmeans_psd":  # the paper's alternative: raw 1-s waveform windows
         inputs = waveform_windows(cfg, fset, upstream_path(cfg, upstream, "records"))
-    tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
-    # always judged on the PSD windows, so every method's report is in the same space
+    pool = pool_features(cfg, fset)
+    if pool is None:
+        tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
+    else:  # fit on the labelled set's train split plus the whole pool; tokenize both
+        pool_inputs = np.asarray(pool.features)
+        if tcfg.method != "kmeans_psd":
+            pcfg = pool_config(cfg)
+            pool_inputs = waveform_windows(pcfg, pool, stage_path(pcfg, "records"))
+        fit_meta = pd.concat([fset.metadata[["split"]], pool.metadata[["split"]].assign(split="train")],
+                             ignore_index=True)
+        tokenizer, all_tokens = fit_tokenizer(np.concatenate([inputs, pool_inputs]), fit_meta, tcfg)
+        tokens, pool_tokens = all_tokens[: len(inputs)], all_tokens[len(inputs):]
+    # always judged on the labelled set's PSD windows, so every method's report is in the same space
     report = vocabulary_report(np.asarray(fset.features), tokens, tokenizer.centroids, fset.metadata,
                                build(tcfg.report, "tokenizer.report"), build(cfg.features, "features"))
     with atomic_artifact(path, stage_config(cfg, "tokens"), verify=verify_mode(cfg)) as tmp:
@@ -229,9 +267,40 @@ def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
         fset.metadata.to_parquet(tmp / "metadata.parquet")
         # so views find the windows beside their tokens (relative: the cache can move)
         os.symlink(Path("..") / ".." / "features" / fset.path.name / "features.npy", tmp / "features.npy")
-        (tmp / "tokens.json").write_text(json.dumps(
-            {"vocab_size": int(tcfg.vocab_size), "features": str(fset.path)}))
+        info = {"vocab_size": int(tcfg.vocab_size), "features": str(fset.path)}
+        if pool is not None:
+            np.save(tmp / "pool_tokens.npy", pool_tokens.astype(np.int16))
+            pool.metadata.to_parquet(tmp / "pool_metadata.parquet")
+            os.symlink(Path("..") / ".." / "features" / pool.path.name / "features.npy", tmp / "pool_features.npy")
+            info.update(pool_features=str(pool.path), pool_records=len(pool.metadata))
+        (tmp / "tokens.json").write_text(json.dumps(info))
     return path
+
+
+# ---------------------------------------------------------------------- unlabeled pool
+def pool_config(cfg: DictConfig) -> DictConfig:
+    """The run's config with the unlabeled pool (``unlabeled``) as its data source."""
+    pool = copy.deepcopy(cfg)
+    with open_dict(pool):
+        pool.data = cfg.unlabeled
+    return pool
+
+
+def pool_features(cfg: DictConfig, labelled: FeatureSet) -> FeatureSet | None:
+    """The pool's features (records and features cached like any source's), every row split
+    ``pool``; None without ``unlabeled``. Its event ids must not meet the labelled set's."""
+    if cfg.get("unlabeled") is None:
+        return None
+    pcfg = pool_config(cfg)
+    pool = FeatureSet.load(prepare(pcfg, "features")["features"])
+    shared = set(pool.metadata["event_id"]) & set(labelled.metadata["event_id"])
+    if shared:
+        raise ValueError(f"unlabeled: {len(shared)} event ids also in the labelled set (e.g. "
+                         f"{sorted(shared)[:3]}); give the pool disjoint ids (unlabeled.event_id_prefix "
+                         f"for a synthetic draw) so no labelled event is pretrained on as unlabeled")
+    pool.metadata["split"] = "pool"
+    log.info("unlabeled pool: %d records of %d events", len(pool.metadata), pool.metadata["event_id"].nunique())
+    return pool
 
 
 def waveform_windows(cfg: DictConfig, fset: FeatureSet, records_path: Path) -> np.ndarray:

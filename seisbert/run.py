@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
+from seisbert.cache import check_verify_mode
 from seisbert.config import build, check_arguments, check_choice, check_range
 from seisbert.logs import terminal_progress_only
 from seisbert.pipeline import prepare, stage_path
@@ -18,7 +19,7 @@ from seisbert.pipeline import prepare, stage_path
 log = logging.getLogger(__name__)
 
 # Groups whose node is a config dataclass (``_target_``), checked before any work.
-VALIDATED_GROUPS = ("data", "split", "features", "tokenizer", "model", "baseline")
+VALIDATED_GROUPS = ("data", "unlabeled", "split", "features", "tokenizer", "model", "baseline")
 # Root keys that are config groups; the other root keys are RunConfig's fields.
 ROOT_GROUPS = (*VALIDATED_GROUPS, "task", "trainer", "logger", "callbacks", "paths")
 STAGES = ("records", "features", "tokens")
@@ -70,7 +71,10 @@ def validate(cfg: DictConfig) -> None:
     check_data_window(cfg)  # before the sources are built: they may look for files
     for group in VALIDATED_GROUPS:
         if group in cfg and cfg[group] is not None:
-            build(cfg[group], group)
+            built = build(cfg[group], group)
+            if hasattr(built, "check_paths"):  # a source's folders and files, before any work
+                built.check_paths()
+    check_verify_mode(cfg.paths.verify)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     build({"_target_": f"{__name__}.TaskConfig", **task}, "task")
     if "params" in cfg.task:

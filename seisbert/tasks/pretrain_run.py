@@ -64,7 +64,8 @@ def build_pretraining(cfg: DictConfig, tset: TokenSet):
     windows = load_windows(tset) if needs_windows(model, params) else None
     if windows is not None:
         model = with_n_features(model, windows)
-    dm = TokenDataModule(tset.tokens, tset.metadata, tset.vocab_size, params.batch_size,
+    tokens, metadata, windows = tset.pretraining_view(windows)  # + the unlabeled pool, if any
+    dm = TokenDataModule(tokens, metadata, tset.vocab_size, params.batch_size,
                          pairs=params.source_linking, sl_classes=params.sl_classes, seed=cfg.seed,
                          num_workers=params.num_workers, features=windows)
     stats = dm.window_stats() if windows is not None else None  # training split only
