@@ -78,6 +78,15 @@ def series(history: list[dict], key: str) -> list[float]:
     return [row[key] for row in history if key in row]
 
 
+def best_checkpoint_score(run_dir: Path, monitor: str) -> float:
+    """The score the run's ModelCheckpoint kept: the best of the validations it saw."""
+    import torch
+
+    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    (state,) = [v for k, v in ckpt["callbacks"].items() if f"'monitor': '{monitor}'" in k]
+    return float(state["best_model_score"])
+
+
 @pytest.fixture
 def wandb_env(tmp_path, monkeypatch):
     """Offline W&B writing only under tmp (its cache, staging and settings folders too)."""
@@ -99,7 +108,8 @@ def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, w
     history, K = run["history"], cfg.tokenizer.vocab_size
 
     val_acc, train_loss = series(history, "val/mlm_acc"), series(history, "train/loss")
-    assert len(val_acc) == EPOCHS and all(0.0 <= a <= 1.0 for a in val_acc)
+    assert len(val_acc) == EPOCHS
+    assert max(val_acc) == pytest.approx(best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc"))
     assert [row["epoch"] for row in history if "val/mlm_acc" in row] == list(range(EPOCHS))
     assert len(train_loss) >= EPOCHS and all(math.isfinite(v) for v in train_loss)
     assert abs(train_loss[0] - math.log(K)) < 1.0  # untrained: close to uniform over K tokens
@@ -128,12 +138,15 @@ def test_tensorboard_gets_scalars_and_the_confusion_image(tiny_cfg):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = tiny_cfg("experiment=mlm", "model=tiny", "logger=tensorboard", "test_after_fit=true", *LOG_EVERY_STEP)
-    run_task(cfg)
+    metrics = run_task(cfg)
     acc = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard" / "version_0"),
                            size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     val = [e.value for e in acc.Scalars("val/mlm_acc")]
-    assert len(val) == EPOCHS and all(0.0 <= v <= 1.0 for v in val)
+    assert len(val) == EPOCHS  # the validations the checkpoint chose from, as TensorBoard has them
+    assert max(val) == pytest.approx(best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc"))
+    test_acc = [e.value for e in acc.Scalars("test/mlm_acc")]
+    assert test_acc == [pytest.approx(metrics["test/mlm_acc"])]
     assert "test/mlm_confusion" in acc.Tags()["images"]
 
 
