@@ -89,6 +89,23 @@ def test_sweep_featurizes_once_and_tokenizes_once_per_vocabulary(multirun):
     assert len({r["artifacts"]["tokens"] for r in runs}) == 2
 
 
+def test_each_job_reports_its_best_dev_epoch_and_publishes_that_model(multirun):
+    """What a sweeper ranks on (metrics.json's monitor) is the best logged dev score, and the
+    base model each job publishes to the cache is that epoch's checkpoint."""
+    import pandas as pd
+    import torch
+
+    tmp, _ = multirun
+    for job in range(4):
+        folder = tmp / "multirun" / str(job)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        logged = pd.read_csv(next((folder / "csv").rglob("metrics.csv")))["val/mlm_acc"].dropna()
+        assert metrics["val/mlm_acc"] == pytest.approx(logged.max())
+        published = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
+        best = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+        assert published.keys() == best.keys() and all(torch.equal(published[k], best[k]) for k in best)
+
+
 def load_summary_script():
     spec = importlib.util.spec_from_file_location("sweep_summary", ROOT / "scripts" / "sweep_summary.py")
     module = importlib.util.module_from_spec(spec)
@@ -111,11 +128,13 @@ def test_summary_tables_and_plots_every_job(multirun, tmp_path, capsys):
         ("0", 2, 16), ("1", 2, 32), ("2", 4, 16), ("3", 4, 32)]
     assert table.status.tolist()[-1] == "missing" and (table.status == "done").sum() == 3
     done = table[table.status == "done"]
-    for job, acc in zip(done.job, done["test/mlm_acc"]):
-        assert acc == pytest.approx(json.loads((copy / job / "metrics.json").read_text())["test/mlm_acc"])
-    assert done["test/mlm_acc"].is_monotonic_decreasing  # best first (monitor_mode max)
+    for job, acc in zip(done.job, done["val/mlm_acc"]):
+        assert acc == pytest.approx(json.loads((copy / job / "metrics.json").read_text())["val/mlm_acc"])
+    assert done["val/mlm_acc"].is_monotonic_decreasing  # best first on dev (monitor_mode max), never test
+    dev = {j: json.loads((copy / j / "metrics.json").read_text())["val/mlm_acc"] for j in ("0", "1", "2")}
+    assert table.job[0] == max(dev, key=dev.get)  # the job the summary picks is the best on dev
     printed = capsys.readouterr().out
-    assert printed.startswith("| job | status | model.heads | model.layers | tokenizer.vocab_size | test/mlm_acc |")
+    assert printed.startswith("| job | status | model.heads | model.layers | tokenizer.vocab_size | val/mlm_acc |")
     assert (copy / "summary.csv").read_text().count("\n") == 5
     image = matplotlib.image.imread(copy / "summary.png")
     assert image.ndim == 3 and image.shape[1] > 3 * image.shape[0] / 2  # three panels side by side
@@ -157,7 +176,14 @@ def test_optuna_study_runs_two_trials(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     best = OmegaConf.load(tmp_path / "multirun" / "optimization_results.yaml")
-    assert 0.0 <= best.best_value <= 1.0 and set(best.best_params) >= {"task.params.lr", "model.d_model"}
+    trials = {}
+    for metrics_file in (tmp_path / "multirun").glob("*/metrics.json"):
+        cfg = OmegaConf.load(metrics_file.parent / "config.yaml")
+        trials[(cfg.task.params.lr, cfg.model.d_model)] = json.loads(metrics_file.read_text())["val/mlm_acc"]
+    assert len(trials) == 2  # Optuna's best is the trial with the best dev score, with its settings
+    assert best.best_value == pytest.approx(max(trials.values()))
+    assert (best.best_params["task.params.lr"], best.best_params["model.d_model"]) == pytest.approx(
+        max(trials, key=trials.get))
 
 
 @pytest.mark.skipif(not has_plugin("hydra_submitit_launcher"),
