@@ -48,22 +48,11 @@ def process_rank() -> int:
 
 
 def setup_logging(log_file: str | Path | None = None, app_loggers: Iterable[str] = ()) -> None:
-    """Configure the root logger once: console on stdout (and ``log_file``) at WARNING,
-    seisbert's and ``app_loggers`` (a script's own) at INFO on rank 0. Idempotent."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):  # Hydra's, an earlier call's: one set of handlers
-        root.removeHandler(handler)
-        handler.close()
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
-    root.addHandler(console)
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(log_file)
-        file.setFormatter(logging.Formatter(FILE_FORMAT))
-        root.addHandler(file)
-    root.setLevel(logging.WARNING)
-    for name in LIBRARY_LOGGERS:
+    """Configure logging for a run or a script: the root's handlers (console on stdout, and
+    ``log_file``) at WARNING, seisbert's and ``app_loggers`` (a script's own) at INFO on rank 0,
+    Python warnings as log lines, no progress bars off a terminal. Idempotent."""
+    _root_handlers(log_file)
+    for name in LIBRARY_LOGGERS:  # their own handler goes: records reach the root's once
         lib = logging.getLogger(name)
         for handler in list(lib.handlers):
             lib.removeHandler(handler)
@@ -80,6 +69,40 @@ def setup_logging(log_file: str | Path | None = None, app_loggers: Iterable[str]
         warnings.filterwarnings("ignore", message=pattern)
     if not on_terminal():
         quiet_progress_bars()
+
+
+def _root_handlers(log_file: str | Path | None) -> None:
+    """Replace the root's handlers (Hydra's, an earlier call's) with ours; root at WARNING."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # Hydra's log file: ours reopens it
+            handler.close()
+    console = _Stdout()
+    console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
+    root.addHandler(console)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(log_file)
+        file.setFormatter(logging.Formatter(FILE_FORMAT))
+        root.addHandler(file)
+    root.setLevel(logging.WARNING)
+
+
+class _Stdout(logging.StreamHandler):
+    """Writes to ``sys.stdout`` as it is at each record (a redirect, a test's capture), not
+    to the stream that was current when the handler was made."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; stdout is read live
+        pass
 
 
 class _OneLine(logging.Filter):

@@ -243,7 +243,7 @@ def test_setup_logging_levels_handlers_and_a_second_call(logging_state, tmp_path
     setup_logging(tmp_path / "a.log")
     setup_logging(tmp_path / "b.log", app_loggers=["my_script"])  # a script after train: still one set
     root = logging.getLogger()
-    assert [type(h).__name__ for h in root.handlers] == ["StreamHandler", "FileHandler"]
+    assert [type(h).__name__ for h in root.handlers] == ["_Stdout", "FileHandler"]
     assert root.handlers[1].baseFilename == str(tmp_path / "b.log")
     assert logging.getLogger("lightning").handlers == [] and logging.getLogger("lightning").propagate
     assert logging.getLogger("seisbert.pipeline").isEnabledFor(logging.INFO)
