@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
@@ -93,3 +94,17 @@ def test_plot_confusion_writes_png(tmp_path):
     path = plot_confusion([[50, 3], [7, 40]], ("earthquake", "blast"), tmp_path / "sub" / "cm.png", title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5_000
+
+
+def test_predictions_round_trip_and_recompute_the_metrics(tmp_path):
+    from seisbert.metrics import load_predictions, save_predictions
+
+    meta = pd.DataFrame({"event_id": ["a", "a", "b", "c", "c", "d"], "label": [0, 0, 0, 1, 1, 1]})
+    rows = np.array([0, 1, 2, 3, 4])  # row 5 is not a test row
+    path = save_predictions(tmp_path / "p" / "test_predictions.csv", meta, rows, P, {"prob_masked_all": 1 - P})
+    back = load_predictions(path)
+    assert back.row.tolist() == rows.tolist() and back.event_id.tolist() == list(EVENTS)
+    assert classification_metrics(back.label, back.prob, back.event_id) == classification_metrics(Y, P, EVENTS)
+    np.testing.assert_allclose(back.prob_masked_all, 1 - P)
+    with pytest.raises(FileNotFoundError, match="no test predictions at .*nothere.csv"):
+        load_predictions(tmp_path / "nothere.csv")
