@@ -107,7 +107,8 @@ def test_the_protocol_sets_budget_early_stopping_and_the_base_checkpoint(tmp_pat
     plan = study.budget.plan(50)
     cfg = compose_run(study, protocol_overrides(study, study.finetune.arms["mlm"], plan, 50, 1, 1e-3, "/x/best.ckpt"))
     assert cfg.task.params.checkpoint == "/x/best.ckpt" and cfg.task.params.lr == 1e-3
-    assert cfg.trainer.max_epochs == plan["epochs"] == 30 and cfg.trainer.max_steps == -1
+    assert cfg.trainer.max_epochs == plan["epochs"] > study.budget.epochs and cfg.trainer.max_steps == -1
+    assert plan["steps"] >= study.budget.min_steps  # a 50-label subset gets more epochs, not fewer steps
     stop = cfg.callbacks.early_stopping
     assert (stop._target_, stop.monitor, stop.mode, stop.patience) == (
         "lightning.pytorch.callbacks.EarlyStopping", "val/balanced_accuracy", "max", study.budget.patience)
