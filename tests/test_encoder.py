@@ -123,7 +123,7 @@ def test_parameter_count_matches_hand_formula(caplog):
     embeddings = (K_ + 4) * d + n_pos * d + n_seg * d + 2 * d  # + embedding LayerNorm
     block = (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 2 * (2 * d)
     expected = embeddings + L * block + 2 * d  # + final LayerNorm (pre-norm)
-    with caplog.at_level(logging.INFO, logger="seisbert.model.encoder"):
+    with caplog.at_level(logging.DEBUG, logger="seisbert.model.encoder"):
         enc = model(tiny())
     assert enc.num_parameters() == expected == 21_248
     assert enc.num_parameters(exclude_embeddings=True) == expected - (K_ + 4 + n_pos + n_seg) * d
