@@ -117,9 +117,9 @@ def protocol_overrides(study: StudyConfig, arm, plan: dict, size, seed: int, lr:
             f"++callbacks.early_stopping.patience={b.patience}",
             "++callbacks.test_predictions._target_=seisbert.study_callbacks.SaveTestPredictions",
             "++callbacks.test_predictions.output_dir=${paths.output_dir}",
-            f"++callbacks.test_predictions.masked={arm.masked_eval and size is None}"]
-    if arm.masked_eval:  # the paper masks the inputs of the all-label classifier only
-        over.append(f"task.params.masked_eval={size is None}")
+            f"++callbacks.test_predictions.masked={arm.masked_eval and size is None}",
+            # the paper masks the inputs of the all-label classifier only; other arms never
+            f"task.params.masked_eval={arm.masked_eval and size is None}"]
     if checkpoint is not None:
         over.append(f"task.params.checkpoint={checkpoint}")
     return over

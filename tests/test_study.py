@@ -258,3 +258,18 @@ def test_the_cnn_stops_after_patience_dev_checks_without_a_better_score():
     assert stopped.trainer.global_step < 100 and stopped.checks_since_best >= 1
     with pytest.raises(ValueError, match=r"baseline.patience=0 is out of range"):
         CNNConfig(patience=0)
+
+
+def test_an_extra_arm_is_a_yaml_edit(tmp_path):
+    """A PSD-input base model and its fine-tuning arms, given only as experiment overrides."""
+    study = load_study("quick", [
+        f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY),
+        "+pretrain.mlm_psd=" + hlist("experiment=mlm_psd", "trainer.max_epochs=1"),
+        "+finetune.arms.psd={overrides: ['experiment=finetune_psd'], base: mlm_psd, compare_to: psd_scratch}",
+        "+finetune.arms.psd_scratch={overrides: ['experiment=scratch_psd']}"])
+    arm = study.finetune.arms["psd"]
+    cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(500), None, 0, 3e-4, "/b/best.ckpt"))
+    assert cfg.model.input == "psd" and cfg.task.params.checkpoint == "/b/best.ckpt"
+    assert cfg.task.params.masked_eval is False and cfg.callbacks.test_predictions.masked is False
+    with pytest.raises(ValueError, match="compare_to='nope' is not an arm"):
+        load_study("quick", ["+finetune.arms.psd={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
