@@ -222,8 +222,9 @@ def test_conflicting_event_types_reject_the_event_naming_both(tmp_path, uh4):
     rs = WaveformSource(waveform_dir=str(tmp_path / "wf"), catalog=str(tmp_path / "cat.xml")).load(
         progress=False)
     assert detail(rs, Reason.CONFLICTING_TYPE) == (
-        f"cat.xml: event {rid} is written as 'earthquake' (event 1) and 'explosion' (event 2)")
-    assert list(rs.metadata.event_id) == ["smi:local/good"]
+        "cat.xml: event twin is written as 'earthquake' (event 1) and 'explosion' (event 2)")
+    # the short id users know, with the resource URI kept beside it
+    assert list(rs.metadata.event_id) == ["good"] and list(rs.metadata.event_uri) == ["smi:local/good"]
 
 
 def test_bad_catalogue_values_name_file_row_and_column_and_the_load_goes_on(tmp_path, uh4):

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from obspy.core.event import Pick, WaveformStreamID
 
-from seisbert.data.fdsn import FdsnBuilder, FdsnConfig, short_event_id
+from seisbert.data.catalog import short_event_id
+from seisbert.data.fdsn import FdsnBuilder, FdsnConfig
 
 WADL = Path(obspy.__file__).parent / "clients" / "fdsn" / "tests" / "data"
 WADLS = {"event": "usgs_event.wadl", "station": "station.wadl", "dataselect": "dataselect.wadl"}

@@ -366,3 +366,11 @@ def test_taup_once_per_bin_is_within_15_ms():
         binned_p_seconds(dist, 8.0, "ak135", 0.1)
     assert (_p_at_bin.cache_info().misses, _p_at_bin.cache_info().hits) == (1, 29)
     assert binned_p_seconds(100.0, 8.0, "ak135", None) == taup_p_seconds(100.0, 8.0)
+
+
+def test_short_event_ids_fall_back_to_uris_only_where_they_clash():
+    from seisbert.data.catalog import CatalogEvent, _unique_short_ids, short_event_id
+
+    uris = ["smi:a/event/1", "smi:b/event/1", "smi:a/event/2"]
+    events = _unique_short_ids([CatalogEvent(short_event_id(u), "earthquake", event_uri=u) for u in uris])
+    assert [e.event_id for e in events] == ["smi:a/event/1", "smi:b/event/1", "2"]

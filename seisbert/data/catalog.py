@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ CSV_EVENT_ROLES = ("event_id", "origin_time", "latitude", "longitude", "depth_km
 class CatalogEvent:
     """One catalogue event; unknown numbers are NaN, an unknown origin time is None."""
 
-    event_id: str
+    event_id: str  # the short id a catalogue's users know (QuakeML: from the resource URI)
     event_type: str  # as written in the catalogue, "" when unset
     origin_time: object = None  # obspy.UTCDateTime
     latitude: float = math.nan
@@ -73,6 +74,7 @@ class CatalogEvent:
     depth_km: float = math.nan
     magnitude: float = math.nan
     p_picks: dict = field(default_factory=dict)  # "NET.STA" -> earliest P-type pick time
+    event_uri: str = ""  # the QuakeML resource URI, kept beside the short id
 
     def add_pick(self, station_id: str, time) -> None:
         if station_id not in self.p_picks or time < self.p_picks[station_id]:
@@ -184,13 +186,35 @@ def read_quakeml(path: Path, p_phases, key: str = "data.catalog") -> list[Catalo
     except Exception as e:  # obspy raises many types for a file it cannot parse
         raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML ({type(e).__name__}: "
                          f"{e}); set data.catalog_format=csv if it is a CSV table") from None
-    return [_quakeml_event(ev, p_phases) for ev in catalog]
+    events = [_quakeml_event(ev, p_phases) for ev in catalog]
+    return _unique_short_ids(events)
+
+
+def short_event_id(uri: str) -> str:
+    """The id a catalogue's users know from a QuakeML resource URI: the ``eventid=`` value,
+    else the last path segment (``smi:local/event/123`` -> ``123``); safe as a folder name."""
+    text = str(uri)
+    match = re.search(r"[?&]eventid=([^&]+)", text)
+    tail = match.group(1) if match else text.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", tail) or "event"
+
+
+def _unique_short_ids(events: list[CatalogEvent]) -> list[CatalogEvent]:
+    """Short ids where they tell the events apart; the full URI for those whose short ids clash."""
+    uris_of: dict[str, set] = {}
+    for ev in events:
+        uris_of.setdefault(ev.event_id, set()).add(ev.event_uri)
+    for ev in events:
+        if len(uris_of[ev.event_id]) > 1:
+            ev.event_id = ev.event_uri
+    return events
 
 
 def _quakeml_event(ev, p_phases) -> CatalogEvent:
     origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
     magnitude = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
-    out = CatalogEvent(event_id=str(ev.resource_id), event_type=normalize_type(ev.event_type))
+    uri = str(ev.resource_id)
+    out = CatalogEvent(event_id=short_event_id(uri), event_type=normalize_type(ev.event_type), event_uri=uri)
     if origin is not None:
         out.origin_time = origin.time
         out.latitude, out.longitude = _num(origin.latitude), _num(origin.longitude)

@@ -20,12 +20,12 @@ import csv
 import json
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seisbert.config import check_range
+from seisbert.data.catalog import short_event_id
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,6 @@ class FdsnConfig:
         for key in ("max_distance_km", "pre_s", "post_s", "retry_wait_s", "min_interval_s", "timeout_s"):
             check_range(f"fdsn.{key}", getattr(self, key), 0.0)
         check_range("fdsn.retries", self.retries, 0)
-
-
-def short_event_id(uri: str) -> str:
-    """The id a catalogue's users know from a QuakeML resource URI: the ``eventid=`` value,
-    else the last path segment (``smi:local/event/123`` -> ``123``); safe as a folder name."""
-    text = str(uri)
-    match = re.search(r"[?&]eventid=([^&]+)", text)
-    tail = match.group(1) if match else text.rstrip("/").rsplit("/", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9._-]", "_", tail) or "event"
 
 
 class NoData(Exception):

@@ -47,7 +47,7 @@ __all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "dist
 
 # Column order of the metadata table (seisbench names where they exist).
 METADATA_COLUMNS = (
-    "event_id", "station_id", "source_type", "label", "trace_p_arrival_sample", "trace_npts",
+    "event_id", "event_uri", "station_id", "source_type", "label", "trace_p_arrival_sample", "trace_npts",
     "trace_start_time", "trace_sampling_rate_hz", "trace_channel", "trace_p_pick_origin",
     "source_origin_time", "source_latitude_deg", "source_longitude_deg", "source_depth_km",
     "source_magnitude", "station_latitude_deg", "station_longitude_deg",
@@ -266,7 +266,7 @@ class WaveformSource:
         wave, p_sample, npts, start = place_window(
             data, start, p_time, self.pre_s, self.n_samples, self.sampling_rate_hz)
         return wave, {
-            "event_id": ev.event_id, "station_id": station_id, "source_type": source_type,
+            "event_id": ev.event_id, "event_uri": ev.event_uri, "station_id": station_id, "source_type": source_type,
             "label": CLASS_NAMES.index(source_type), "trace_p_arrival_sample": p_sample,
             "trace_npts": npts, "trace_start_time": str(start),
             "trace_sampling_rate_hz": self.sampling_rate_hz,
