@@ -26,7 +26,6 @@ import pandas as pd
 
 from seisbert.metrics import event_level
 
-METRICS = ("balanced_accuracy", "accuracy", "event_balanced_accuracy", "predicted_blast_fraction")
 
 
 @dataclass
