@@ -139,7 +139,7 @@ def run_bundle_info(cfg, module, tset, train_labels: np.ndarray, metrics: dict) 
     return {
         "hyper_parameters": _plain(dict(module.hparams)),
         "features": features,
-        "tokenizer": {"digest": tset.digest, "config": tok_cfg, "vocab_size": int(tset.vocab_size)},
+        "tokenizer": {"digest": tset.tokenizer_digest, "config": tok_cfg, "vocab_size": int(tset.vocab_size)},
         "training": {"tokens_digest": tset.digest, "features_digest": Path(summary_path).parent.name,
                      "data": tok_record["config"].get("data", {}), "counts": counts,
                      "labelled_train_records": int(len(train_labels)), "train_prior_blast": prior,

@@ -197,10 +197,18 @@ class TokenSet:
     vocab_size: int
     pool_tokens: np.ndarray | None = None  # (P, T) of the unlabeled pool, when the run has one
     pool_metadata: pd.DataFrame | None = None
+    fitted_for: str | None = None  # tokens artifact the tokenizer was fitted in (tokenizer.from_path)
 
     @property
     def digest(self) -> str:
+        """This artifact's hash: the cache key of models trained on these tokens."""
         return self.path.name
+
+    @property
+    def tokenizer_digest(self) -> str:
+        """The tokens artifact whose tokenizer made these ids: base models trained on any
+        artifact with the same tokenizer_digest speak the same vocabulary."""
+        return self.fitted_for or self.path.name
 
     @classmethod
     def load(cls, path: Path) -> "TokenSet":
@@ -210,7 +218,8 @@ class TokenSet:
         pool = (path / "pool_tokens.npy").is_file()
         return cls(path, tokens, pd.read_parquet(path / "metadata.parquet"), info["vocab_size"],
                    np.load(path / "pool_tokens.npy", mmap_mode="r") if pool else None,
-                   pd.read_parquet(path / "pool_metadata.parquet") if pool else None)
+                   pd.read_parquet(path / "pool_metadata.parquet") if pool else None,
+                   info.get("tokenizer_digest"))
 
     def pretraining_view(self, windows: np.ndarray | None) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
         """Tokens, metadata and windows that pretraining reads: the labelled set plus the pool.
@@ -245,13 +254,18 @@ def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     if tcfg.method != "kmeans_psd":  # the paper's alternative: raw 1-s waveform windows
         inputs = waveform_windows(cfg, fset, upstream_path(cfg, upstream, "records"))
     pool = pool_features(cfg, fset)
-    if pool is None:
+    pool_inputs = None if pool is None else np.asarray(pool.features)
+    if pool is not None and tcfg.method != "kmeans_psd":
+        pcfg = pool_config(cfg)
+        pool_inputs = waveform_windows(pcfg, pool, stage_path(pcfg, "records"))
+    fitted_for = None
+    if tcfg.from_path is not None:  # a trained tokenizer (bundle or tokens artifact): no fit
+        tokenizer, fitted_for = reused_tokenizer(tcfg)
+        tokens = tokenizer.tokenize(inputs)
+        pool_tokens = None if pool is None else tokenizer.tokenize(pool_inputs)
+    elif pool is None:
         tokenizer, tokens = fit_tokenizer(inputs, fset.metadata, tcfg)
     else:  # fit on the labelled set's train split plus the whole pool; tokenize both
-        pool_inputs = np.asarray(pool.features)
-        if tcfg.method != "kmeans_psd":
-            pcfg = pool_config(cfg)
-            pool_inputs = waveform_windows(pcfg, pool, stage_path(pcfg, "records"))
         fit_meta = pd.concat([fset.metadata[["split"]], pool.metadata[["split"]].assign(split="train")],
                              ignore_index=True)
         tokenizer, all_tokens = fit_tokenizer(np.concatenate([inputs, pool_inputs]), fit_meta, tcfg)
@@ -268,6 +282,8 @@ def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
         # so views find the windows beside their tokens (relative: the cache can move)
         os.symlink(Path("..") / ".." / "features" / fset.path.name / "features.npy", tmp / "features.npy")
         info = {"vocab_size": int(tcfg.vocab_size), "features": str(fset.path)}
+        if fitted_for is not None:
+            info.update(tokenizer_digest=fitted_for, tokenizer_from=str(tcfg.from_path))
         if pool is not None:
             np.save(tmp / "pool_tokens.npy", pool_tokens.astype(np.int16))
             pool.metadata.to_parquet(tmp / "pool_metadata.parquet")
@@ -275,6 +291,21 @@ def tokens_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
             info.update(pool_features=str(pool.path), pool_records=len(pool.metadata))
         (tmp / "tokens.json").write_text(json.dumps(info))
     return path
+
+
+def reused_tokenizer(tcfg):
+    """``tokenizer.from_path``'s tokenizer and the tokens artifact it was fitted in; its method
+    and K must be this config's, so the ids mean what a base model trained on them expects."""
+    from seisbert.bundle import load_tokenizer_from
+
+    tokenizer, fitted_for = load_tokenizer_from(tcfg.from_path)
+    for key in ("method", "vocab_size"):
+        theirs, ours = getattr(tokenizer.cfg, key), getattr(tcfg, key)
+        if theirs != ours:
+            raise ValueError(f"tokenizer.from_path={tcfg.from_path!r} holds a tokenizer with {key}={theirs!r} "
+                             f"but tokenizer.{key}={ours!r}; set tokenizer.{key}={theirs!r}")
+    log.info("tokens: reusing the tokenizer of %s (fitted in tokens/%s): no fit", tcfg.from_path, fitted_for)
+    return tokenizer, fitted_for
 
 
 # ---------------------------------------------------------------------- unlabeled pool

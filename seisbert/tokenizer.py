@@ -63,6 +63,7 @@ class TokenizerConfig:
     umap_min_dist: float = 0.0  # 0 packs clusters tightly, which is what k-means wants next
     umap_max_fit_windows: int = 20_000  # UMAP's cost grows ~n log n; it sees this many windows
     report: dict[str, Any] = field(default_factory=lambda: {"_target_": REPORT_TARGET})
+    from_path: str | None = None  # reuse a trained tokenizer (a bundle file or cache/tokens/<hash>/): no fit
 
     def __post_init__(self):
         check_choice("tokenizer.method", self.method, METHODS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,29 @@ def test_tokenizer_and_encoder_can_be_reused_from_a_bundle_or_tokens_artifact(ru
         np.testing.assert_array_equal(state[name].numpy(), weight.numpy())
     with pytest.raises(ValueError, match="neither a bundle file nor a tokens artifact"):
         load_tokenizer_from(tmp_path)
+
+
+def test_a_bundle_is_fine_tuned_on_a_new_region_with_its_own_tokenizer(run, tmp_path):
+    """Transfer: another synthetic draw (a "new region") keeps the bundle's tokenizer
+    (tokenizer.from_path, no fit) and starts from its encoder (task.params.checkpoint=bundle)."""
+    from conftest import compose_cfg
+    from seisbert.pipeline import prepare
+    from seisbert.run import run_task
+
+    region = ["data.seed=7", "experiment=finetune", "trainer.max_epochs=1", "task.params.masked_eval=false",
+              f"task.params.checkpoint={run['bundle']}"]
+    refused = compose_cfg(tmp_path / "a", region, tmp_path / "cache")
+    with pytest.raises(ValueError, match="tokenizer.from_path="):
+        run_task(refused)  # its own fitted tokenizer speaks another vocabulary
+    cfg = compose_cfg(tmp_path / "b", [*region, f"tokenizer.from_path={run['bundle']}"], tmp_path / "cache")
+    tokens = prepare(cfg)["tokens"]
+    tset = TokenSet.load(tokens)
+    assert tset.tokenizer_digest == run["tokens"].name != tset.digest
+    windows = np.asarray(FeatureSet.load(prepare(cfg)["features"]).features)
+    centroids = load_bundle(run["bundle"]).tokenizer().centroids
+    nearest = ((windows[:20, :, None] - centroids[None, None]) ** 2).sum(-1).argmin(-1)
+    np.testing.assert_array_equal(nearest, np.asarray(tset.tokens[:20]))  # the bundle's centroids
+    metrics = run_task(cfg)
+    assert metrics["train_records"] == int((tset.metadata["split"] == "train").sum())
+    assert load_bundle(Path(cfg.paths.output_dir) / "model.bundle.safetensors").info["tokenizer"]["digest"] \
+        == run["tokens"].name  # the chain keeps the original vocabulary's name

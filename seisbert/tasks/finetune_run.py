@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from seisbert.bundle import encoder_from_bundle
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.data.subsets import labelled_rows
@@ -57,18 +58,21 @@ def load_base(path: Path, tset: TokenSet, want: EncoderConfig | None = None) -> 
     Refuses one trained on other tokens, and, given the run's model ``want``, one of
     another ``model.input``, ``model.arch`` or PSD window size (``n_features``).
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    hp = ckpt["hyper_parameters"]
-    theirs, k = hp.get("tokenizer_digest"), hp["model"]["vocab_size"]
-    if theirs != tset.digest or k != tset.vocab_size:
+    if Path(path).suffix == ".safetensors":  # a model bundle: fine-tune it on one's own labels
+        model, state, theirs = encoder_from_bundle(path)
+    else:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model, theirs = ckpt["hyper_parameters"]["model"], ckpt["hyper_parameters"].get("tokenizer_digest")
+        state = {n[len("encoder."):]: w for n, w in ckpt["state_dict"].items() if n.startswith("encoder.")}
+    k = model["vocab_size"]
+    if theirs != tset.tokenizer_digest or k != tset.vocab_size:
         raise ValueError(
             f"checkpoint {path} was pretrained on tokens {theirs} (K={k}) but this run's tokens are "
-            f"{tset.digest} (K={tset.vocab_size}); fine-tune with the tokenizer it was trained on "
-            f"or pretrain again")
-    base = EncoderConfig(**hp["model"])
+            f"{tset.tokenizer_digest} (K={tset.vocab_size}); reuse its tokenizer with "
+            f"tokenizer.from_path=<its bundle or cache/tokens/{theirs}> or pretrain again")
+    base = EncoderConfig(**model)
     if want is not None:
         refuse_other_kind(path, base, want)
-    state = {n[len("encoder."):]: w for n, w in ckpt["state_dict"].items() if n.startswith("encoder.")}
     return base, state
 
 
@@ -111,7 +115,7 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
     y = tset.metadata["label"].to_numpy()[dm.rows["train"]]
     counts = np.bincount(y, minlength=2).astype(float)
     weight = (counts.sum() / (2 * np.maximum(counts, 1))).tolist() if params.class_weights else None
-    module = FinetuneModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.digest, weight)
+    module = FinetuneModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.tokenizer_digest, weight)
     if state is not None:
         module.encoder.load_state_dict(state)
     return module, dm

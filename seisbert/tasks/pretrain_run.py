@@ -69,7 +69,7 @@ def build_pretraining(cfg: DictConfig, tset: TokenSet):
                          pairs=params.source_linking, sl_classes=params.sl_classes, seed=cfg.seed,
                          num_workers=params.num_workers, features=windows)
     stats = dm.window_stats() if windows is not None else None  # training split only
-    module = PretrainModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.digest,
+    module = PretrainModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.tokenizer_digest,
                             target_step_mode(dm, model, params, stats), stats)
     return module, dm
 
