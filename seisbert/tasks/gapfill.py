@@ -127,7 +127,7 @@ def plot_filled_gap(truth: np.ndarray, filled: dict, gap: tuple[int, int], path:
         ax.set_title(name)
         ax.set_xlabel("window (s from record start)")
     axes[0][0].set_ylabel("frequency bin")
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.03)
     return save_figure(fig, path)
 
 
