@@ -1,7 +1,7 @@
 """``make bench``: every stage beside its reference, in one run, printed as ratios.
 
     python scripts/bench.py                 # all stages (about 10-15 min on 2 cores)
-    python scripts/bench.py features model  # a subset: features tokenizer model synthetic
+    python scripts/bench.py features model  # a subset: features tokenizer model training synthetic
 
 Timings are only comparable within one run: other load on the machine shifts them all.
 """
@@ -20,7 +20,11 @@ STAGES = {
     "synthetic": ("bench_synthetic.py", None),  # generation speed, class separability
     "features": ("bench_features.py", []),  # ours vs. scipy welch loop / periodogram per record
     "tokenizer": ("bench_tokenizer.py", []),  # FAISS vs. scikit-learn KMeans; paper-scale fit+assign
-    "model": ("bench_encoder.py", []),  # our encoder vs. HF BertForMaskedLM vs. nn.TransformerEncoder
+    # our training step (bf16 where native, head on masked positions) vs. HF BertForMaskedLM fp32;
+    # one thread and CPU seconds, so the other jobs of a shared machine do not skew the ratio
+    "model": ("bench_encoder.py", ["--threads", "1", "--clock", "cpu", "--rounds", "3"]),
+    # a real small pretraining run: train vs. validation seconds per epoch, fp32 vs. bf16 accuracy
+    "training": ("bench_training.py", []),
 }
 
 
