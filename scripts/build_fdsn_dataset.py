@@ -14,11 +14,10 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seisbert.config import build
+from seisbert.data.fdsn import FdsnBuilder
 
-from seisbert.config import build  # noqa: E402
-from seisbert.data.fdsn import FdsnBuilder  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # this checkout's configs/
 
 log = logging.getLogger("build_fdsn_dataset")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +22,17 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seisbert.analysis import attention_cli, token_figures
+from seisbert.analysis.examples import plot_examples
+from seisbert.bundle import BUNDLE_NAME
+from seisbert.config import build, check_range
+from seisbert.logs import setup_logging
+from seisbert.pipeline import FeatureSet, load_records, prepare
+from seisbert.run import run_task, validate
+from seisbert.inference.cli import run as predict_run
+from seisbert.inference.files import write_records_as_files
 
-from seisbert.analysis.examples import plot_examples  # noqa: E402
-from seisbert.config import build, check_range  # noqa: E402
-from seisbert.logs import setup_logging  # noqa: E402
-from seisbert.pipeline import FeatureSet, load_records, prepare  # noqa: E402
-from seisbert.run import run_task, validate  # noqa: E402
-from seisbert.bundle import BUNDLE_NAME  # noqa: E402
-from seisbert.inference.cli import run as predict_run  # noqa: E402
-from seisbert.inference.files import write_records_as_files  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
 log = logging.getLogger("demo")
 OUT = ROOT / "reports" / "demo"
@@ -61,8 +60,7 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     plot_examples(records.waveforms, fset.features, fset.metadata, fcfg.frequencies_hz,
                   OUT / "examples.png", pre_s=fcfg.pre_s, window_s=fcfg.window_s,
                   sampling_rate_hz=fcfg.sampling_rate_hz)
-    plot_tokens = runpy.run_path(str(ROOT / "scripts" / "plot_tokens.py"))
-    plot_tokens["main"]([str(paths["tokens"]), "--out", str(OUT)])
+    token_figures.main([str(paths["tokens"]), "--out", str(OUT)])
 
 
 @dataclass
@@ -132,8 +130,7 @@ def main(overrides: list[str]) -> None:
           f"{metrics.get('test/baseline_step_mode_acc', float('nan')):.3f}, left neighbour "
           f"{metrics.get('test/baseline_left_neighbour_acc', float('nan')):.3f}")
     if metrics.get("checkpoint"):  # attention views of the demo's base model (paper Figs. 8-10)
-        attention = runpy.run_path(str(ROOT / "scripts" / "attention.py"))["main"]
-        attention(["--checkpoint", metrics["checkpoint"], "--batch", "1", "--out", str(OUT / "attention")])
+        attention_cli.main(["--checkpoint", metrics["checkpoint"], "--batch", "1", "--out", str(OUT / "attention")])
     print(f"figures in {OUT}")
     demo = demo_config()
     bundle = classifier(demo, overrides)

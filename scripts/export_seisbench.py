@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seisbert.config import build
+from seisbert.data.records import RecordSet
+from seisbert.data.seisbench_format import export_seisbench
+from seisbert.data.splits import split_by_event
+from seisbert.logs import setup_logging
 
-from seisbert.config import build  # noqa: E402
-from seisbert.data.records import RecordSet  # noqa: E402
-from seisbert.data.seisbench_format import export_seisbench  # noqa: E402
-from seisbert.data.splits import split_by_event  # noqa: E402
-from seisbert.logs import setup_logging  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # this checkout's configs/
 
 log = logging.getLogger("export_seisbench")
 

@@ -14,18 +14,17 @@ block (``readme=null`` to skip it).
 from __future__ import annotations
 
 import logging
-import runpy
 import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seisbert.analysis import attention_cli, token_figures
+from seisbert.analysis.report import plot_label_curve, readme_block, update_readme, write_report
+from seisbert.analysis.study_results import result_cells
+from seisbert.logs import setup_logging
+from seisbert.study import load_study, run_study
 
-from seisbert.analysis.report import plot_label_curve, readme_block, update_readme, write_report  # noqa: E402
-from seisbert.analysis.study_results import result_cells  # noqa: E402
-from seisbert.logs import setup_logging  # noqa: E402
-from seisbert.study import load_study, run_study  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
 log = logging.getLogger("paper")
 
@@ -54,7 +53,7 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
             figs[f"masked-token confusion, {name} (Fig. 6)"] = f"mlm_confusion_{name}.png"
     tokens_dir = summary["artifacts"]["tokens"]
     try:
-        runpy.run_path(str(ROOT / "scripts" / "plot_tokens.py"))["main"](
+        token_figures.main(
             [tokens_dir, "--out", str(out), *([] if umap else ["--skip-umap"])])
         figs["token occurrence over event time (Fig. 5)"] = "token_occurrence.png"
         if umap:
@@ -62,12 +61,10 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
         figs["centroid spectra"] = "centroid_spectra.png"
     except Exception as err:  # a figure must not sink the report; say so in it
         log.warning("token views failed: %s", err)
-    attention = ROOT / "scripts" / "attention.py"
     ckpt = next((m["base_checkpoint"] for m in summary["pretrain"] if m["arm"] == "mlm"), None)
-    if attention_views and attention.exists() and ckpt:
+    if attention_views and ckpt:
         try:
-            runpy.run_path(str(attention))["main"](["--checkpoint", ckpt, "--batch", "1",
-                                                    "--out", str(out / "attention")])
+            attention_cli.main(["--checkpoint", ckpt, "--batch", "1", "--out", str(out / "attention")])
             figs["attention views (Figs. 8-10)"] = "attention/index.html"
         except Exception as err:
             log.warning("attention views failed: %s", err)
