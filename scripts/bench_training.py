@@ -1,15 +1,17 @@
-"""A real small pretraining run on CPU: where an epoch's time goes, float32 vs. bf16.
+"""A real small training run on CPU: where an epoch's time goes, float32 vs. bf16.
 
-Composes ``train.yaml`` (``experiment=mlm model=small`` plus your overrides), builds or
-reuses the tokens, then for each precision trains the real ``PretrainModule`` on the real
-``TokenDataModule`` under the Lightning Trainer, from the same seed, and reports per epoch:
-training seconds, validation seconds (the dev pass: 80/10/10 and all-masked forwards and the
-baselines), validation's share of the epoch, training tokens/s, and the dev masked-token
-accuracy after the last epoch. It also times one pass over the training DataLoader alone
-(collation without the model): what DataLoader workers could save at most.
+Composes ``train.yaml`` (``experiment=mlm model=small`` plus your overrides; ``--experiment
+scratch`` fine-tunes instead), builds or reuses the tokens, then for each precision trains the
+real LightningModule on the real ``TokenDataModule`` under the Lightning Trainer, from the
+same seed, and reports per epoch: training seconds, validation seconds (for MLM the dev pass
+runs 80/10/10 and all-masked forwards and the baselines), validation's share of the epoch,
+training tokens/s, and the dev metrics after the last epoch. It also times one pass over
+the training DataLoader alone (collation without the model): what DataLoader workers could
+save at most.
 
     python scripts/bench_training.py                          # about 3-5 CPU-minutes
-    python scripts/bench_training.py --epochs 5 data.n_events=2500
+    python scripts/bench_training.py --epochs 5 model=small data.n_events=2500
+    python scripts/bench_training.py --experiment scratch model=small data.n_events=1000 task.params.masked_eval=false
 
 Seconds are this process's CPU seconds with one torch thread (``--threads``), so the other
 jobs on a shared machine do not count; the numbers are comparable within one run.
@@ -27,10 +29,14 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from seisbert.pipeline import TokenSet, prepare
+from seisbert.tasks.finetune_run import build_finetuning
 from seisbert.tasks.pretrain_run import build_pretraining
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 PRECISIONS = ("32-true", "bf16-mixed")
+# experiment -> (builder, the dev metrics reported after the last epoch)
+TASKS = {"mlm": (build_pretraining, ("val/mlm_acc", "val/mlm_acc_all_masked")),
+         "scratch": (build_finetuning, ("val/balanced_accuracy", "val/roc_auc"))}
 log = logging.getLogger("bench_training")
 
 
@@ -65,9 +71,10 @@ def loader_seconds(dm) -> float:
     return time.process_time() - t0
 
 
-def run_precision(cfg, tset: TokenSet, precision: str, epochs: int) -> dict:
+def run_precision(cfg, tset: TokenSet, precision: str, epochs: int, experiment: str) -> dict:
+    build, keys = TASKS[experiment]
     L.seed_everything(cfg.seed, workers=True)
-    module, dm = build_pretraining(cfg, tset)
+    module, dm = build(cfg, tset)
     timer = PhaseTimer()
     trainer = L.Trainer(max_epochs=epochs, precision=precision, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -75,44 +82,45 @@ def run_precision(cfg, tset: TokenSet, precision: str, epochs: int) -> dict:
                         callbacks=[timer])
     trainer.fit(module, dm)
     tokens = len(dm.rows["train"]) * (tset.tokens.shape[1] + 2)  # [CLS] t1..tT [SEP]
-    m = trainer.callback_metrics
     return {"precision": precision, "train_s": timer.train_s, "val_s": timer.val_s,
             "tokens_per_s": tokens / min(timer.train_s), "loader_s": loader_seconds(dm),
-            "val_mlm_acc": float(m["val/mlm_acc"]), "val_mlm_acc_all_masked": float(m["val/mlm_acc_all_masked"]),
+            "dev": {k: float(trainer.callback_metrics[k]) for k in keys},
             "train_rows": len(dm.rows["train"]), "dev_rows": len(dm.rows["dev"])}
 
 
 def print_report(rows: list[dict], args) -> None:
-    r0 = rows[0]
-    print(f"Real pretraining (experiment=mlm, {' '.join(args.overrides)}), {r0['train_rows']} train / "
+    r0, keys = rows[0], list(rows[0]["dev"])
+    print(f"Real training (experiment={args.experiment} {' '.join(args.overrides)}), {r0['train_rows']} train / "
           f"{r0['dev_rows']} dev records, {args.epochs} epochs, {args.threads} thread(s), CPU seconds, "
           f"torch {torch.__version__}")
     print(f"{'precision':<11} {'train s/ep':>10} {'val s/ep':>9} {'val share':>9} {'tokens/s':>9} "
-          f"{'loader s':>8} {'dev mlm_acc':>11} {'all-masked':>10}")
+          f"{'loader s':>8} " + " ".join(f"{k:>22}" for k in keys))
     for r in rows:
         train, val = min(r["train_s"]), min(r["val_s"])
         print(f"{r['precision']:<11} {train:>10.1f} {val:>9.1f} {val / (train + val):>9.0%} "
-              f"{r['tokens_per_s']:>9.0f} {r['loader_s']:>8.2f} {r['val_mlm_acc']:>11.4f} "
-              f"{r['val_mlm_acc_all_masked']:>10.4f}")
+              f"{r['tokens_per_s']:>9.0f} {r['loader_s']:>8.2f} " + " ".join(f"{r['dev'][k]:>22.4f}" for k in keys))
     if len(rows) > 1:
         print(f"{rows[1]['precision']} / {r0['precision']}: training tokens/s x"
-              f"{rows[1]['tokens_per_s'] / r0['tokens_per_s']:.2f}, dev masked-token accuracy "
-              f"{100 * (rows[1]['val_mlm_acc'] - r0['val_mlm_acc']):+.2f} points")
+              f"{rows[1]['tokens_per_s'] / r0['tokens_per_s']:.2f}, {keys[0]} "
+              f"{100 * (rows[1]['dev'][keys[0]] - r0['dev'][keys[0]]):+.2f} points")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--experiment", choices=list(TASKS), default="mlm",
+                   help="mlm: pretraining; scratch: fine-tuning from random initialisation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     p.add_argument("overrides", nargs="*", default=["model=small", "data.n_events=1000"],
-                   help="Hydra overrides on top of experiment=mlm")
+                   help="Hydra overrides on top of experiment=<--experiment>")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=mlm", "logger=none", "paths.output_dir=.", *args.overrides])
+        cfg = compose("train", overrides=[f"experiment={args.experiment}", "logger=none", "paths.output_dir=.",
+                                          *args.overrides])
     tset = TokenSet.load(prepare(cfg)["tokens"])
-    rows = [run_precision(cfg, tset, precision, args.epochs) for precision in args.precisions]
+    rows = [run_precision(cfg, tset, precision, args.epochs, args.experiment) for precision in args.precisions]
     print_report(rows, args)
     return rows
 
