@@ -10,6 +10,7 @@ after the record's P pick. Inputs are :class:`seisbert.analysis.attention.Record
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -330,6 +331,12 @@ def plot_attention_matrices(view: RecordView, path: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- bertviz
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    """A missing optional package is said once per process, not once per record."""
+    log.warning("%s", message)
+
+
 def _bertviz():
     try:
         import bertviz
@@ -374,7 +381,7 @@ def write_record_views(view: RecordView, out_dir: Path, layer: int, query: int, 
             head, model = export_bertviz(view, out_dir)
             files.update(head_view=head, model_view=model)
         except ImportError as err:
-            log.warning("%s", err)
+            _warn_once(str(err))
     (out_dir / "view.json").write_text(json.dumps({"meta": view.meta, "taup_after_p_s": view.arrivals,
                                                    "metadata_after_p_s": view.truth}, indent=2, default=str))
     return files

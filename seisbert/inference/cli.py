@@ -65,6 +65,9 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
     def entry(cfg: DictConfig) -> None:
+        from seisbert.logs import hydra_log_file, setup_logging
+
+        setup_logging(hydra_log_file())  # the same console as train.py
         metrics = run(cfg)
         if metrics:
             log.info("metrics: %s", json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}))

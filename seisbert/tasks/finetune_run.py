@@ -123,7 +123,7 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer, module, dm, tset, best, best_score = fit_best(cfg, build_finetuning, artifacts)
-    trainer.test(module, dm)
+    trainer.test(module, dm, verbose=False)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
     metrics["train_records"] = int(len(dm.rows["train"]))

@@ -76,7 +76,7 @@ def build_pretraining(cfg: DictConfig, tset: TokenSet):
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer, module, dm, tset, best, best_score = fit_best(cfg, build_pretraining, artifacts)
-    metrics = scalar_metrics(trainer.test(module, dm)) if cfg.get("test_after_fit", True) else {}
+    metrics = scalar_metrics(trainer.test(module, dm, verbose=False)) if cfg.get("test_after_fit", True) else {}
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
     if trainer.is_global_zero:
