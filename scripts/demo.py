@@ -13,7 +13,6 @@ Everything is cached under ``cache/``; a second run reuses it. Figures go to
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -52,11 +51,6 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     fcfg = build(cfg.features, "features")
     records = load_records(paths["records"])
     fset = FeatureSet.load(paths["features"])
-    summary = json.loads((paths["features"] / "summary.json").read_text())
-    print("\nrecords per split and class:")
-    for split, counts in summary["per_split_and_class"].items():
-        print(f"  {split:5s} " + "  ".join(f"{c}={n}" for c, n in counts.items()))
-    print(f"rejected: {summary['rejected'] or 'none'}\n")
     plot_examples(records.waveforms, fset.features, fset.metadata, fcfg.frequencies_hz,
                   OUT / "examples.png", pre_s=fcfg.pre_s, window_s=fcfg.window_s,
                   sampling_rate_hz=fcfg.sampling_rate_hz)

@@ -59,9 +59,13 @@ def cached(cfg: DictConfig, stage: str) -> tuple[Path, bool]:
     one is warned about and removed, so the stage builds it again)."""
     path = stage_path(cfg, stage)
     done = verified(path, verify_mode(cfg), stage)
-    if done:
+    if done and path not in _ANNOUNCED:  # said once per process, however many runs prepare it
+        _ANNOUNCED.add(path)
         log.info("%s: reusing %s", stage, path)
     return path, done
+
+
+_ANNOUNCED: set = set()
 
 
 def upstream_path(cfg: DictConfig, upstream: dict | None, stage: str) -> Path:
