@@ -174,3 +174,21 @@ def test_tiny_mlm_beats_the_trivial_baselines_on_an_easy_set(easy_tokens):
     trivial = max(m["test/baseline_random_acc"], m["test/baseline_step_mode_acc"])
     assert trivial < 0.1 and m["test/baseline_left_neighbour_acc"] > 0.95  # the set is what it claims
     assert m["test/mlm_acc_all_masked"] > 4 * trivial and m["test/mlm_top5"] > 0.9
+
+
+def test_bench_encoder_times_the_training_step_beside_hf_fp32(capsys):
+    """make bench's model stage: the headline row is seisbert's step, every ratio is over HF fp32."""
+    pytest.importorskip("transformers")
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "scripts" / "bench_encoder.py"))
+    rows = bench["main"](["--presets", "small", "--batch", "small=2", "--steps", "small=1", "--rounds", "1",
+                          "--threads", "1", "--variants", "ours:fp32", "--ours-precision", "bf16"])
+    by = {r["model"]: r for r in rows}
+    assert set(by) == {"ours:fp32", "ours_masked:bf16", "hf_bert:fp32"}  # the headline pair is always timed
+    assert [r["model"] for r in rows if r["headline"]] == ["ours_masked:bf16"] and by["hf_bert:fp32"]["over_hf_fp32"] == 1
+    for r in rows:
+        assert r["over_hf_fp32"] == pytest.approx(r["tokens_per_s"] / by["hf_bert:fp32"]["tokens_per_s"])
+    assert "seisbert training step (ours_masked:bf16) / HF BertForMaskedLM fp32 = " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="'hf_bert:fp16'.*precision one of \\['fp32', 'bf16'\\]"):
+        bench["parse_variants"]("hf_bert:fp16")
