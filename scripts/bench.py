@@ -1,6 +1,7 @@
 """``make bench``: every stage beside its reference, in one run, printed as ratios.
 
-    python scripts/bench.py                 # all stages (about 10-15 min on 2 cores)
+    python scripts/bench.py                 # all stages (10-15 min idle; model + training alone took
+                                            # 32 min wall, 6 CPU-min, on 2 cores at load 8)
     python scripts/bench.py features model  # a subset: features tokenizer model training synthetic
 
 Timings are only comparable within one run: other load on the machine shifts them all.
