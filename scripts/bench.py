@@ -2,20 +2,19 @@
 
     python scripts/bench.py                 # all stages (10-15 min idle; model + training alone took
                                             # 32 min wall, 6 CPU-min, on 2 cores at load 8)
-    python scripts/bench.py features model  # a subset: features tokenizer model training synthetic
+    python scripts/bench.py features model  # a subset: features tokenizer model training synthetic ingest
 
 Timings are only comparable within one run: other load on the machine shifts them all.
 """
 
 from __future__ import annotations
 
-import runpy
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS.parent))
 
 STAGES = {
     "synthetic": ("bench_synthetic.py", None),  # generation speed, class separability
@@ -26,6 +25,8 @@ STAGES = {
     "model": ("bench_encoder.py", ["--threads", "1", "--clock", "cpu", "--rounds", "3"]),
     # a real small pretraining run: train vs. validation seconds per epoch, fp32 vs. bf16 accuracy
     "training": ("bench_training.py", []),
+    # data=waveforms reading (0 and N workers) beside a plain one-process ObsPy read loop
+    "ingest": ("bench_ingest.py", []),
 }
 
 
@@ -38,15 +39,8 @@ def main(argv: list[str]) -> None:
         script, args = STAGES[name]
         print(f"\n{'=' * 20} {name} ({script}) {'=' * 20}", flush=True)
         start = time.perf_counter()
-        main_fn = runpy.run_path(str(SCRIPTS / script))["main"]
-        if args is None:
-            saved, sys.argv = sys.argv, [script]
-            try:
-                main_fn()
-            finally:
-                sys.argv = saved
-        else:
-            main_fn(args)
+        # each stage in its own process: no state (threads, caches, imports) leaks between them
+        subprocess.run([sys.executable, str(SCRIPTS / script), *(args or [])], check=True)
         print(f"[{name}: {time.perf_counter() - start:.0f} s]", flush=True)
 
 

@@ -133,7 +133,7 @@ def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
                 w = np.asarray(features[i:i + batch_size], np.float32)
                 psd = torch.from_numpy(np.pad(w, ((0, 0), (1, 1), (0, 0))))  # (B, T+2, F)
             logits = module(x, torch.zeros_like(x), psd) if reads_psd else module(x, torch.zeros_like(x))
-            out[i:i + batch_size] = logits.softmax(-1)[:, 1].float().numpy()
+            out[i:i + batch_size] = logits.float().softmax(-1)[:, 1].numpy()
     return out
 
 

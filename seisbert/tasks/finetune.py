@@ -79,7 +79,7 @@ class FinetuneModule(L.LightningModule):
         return loss
 
     def _collect(self, batch):
-        prob = self(batch["ids"], batch["segments"], batch.get("psd")).softmax(-1)[:, 1]
+        prob = self(batch["ids"], batch["segments"], batch.get("psd")).float().softmax(-1)[:, 1]
         self._outputs.append((batch["row"].cpu(), batch["label"].cpu(), prob.float().cpu()))
 
     def validation_step(self, batch, _):
@@ -168,7 +168,7 @@ def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: 
         masked = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
         psd = batch.get("psd")
         psd = None if psd is None else psd.to(module.device)
-        probs.append(module(masked, batch["segments"].to(module.device), psd).softmax(-1)[:, 1].cpu())
+        probs.append(module(masked, batch["segments"].to(module.device), psd).float().softmax(-1)[:, 1].cpu())
         ys.append(batch["label"])
         rows.append(batch["row"])
     y, prob = torch.cat(ys).numpy(), torch.cat(probs).numpy()
