@@ -18,36 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from tqdm.auto import tqdm
 
-from seisbert.cache import artifact_dir, atomic_artifact, check_verify_mode, config_hash, verified
+from seisbert.artifacts import stage_config, stage_path
+from seisbert.cache import atomic_artifact, check_verify_mode, verified
 from seisbert.config import build
 from seisbert.data.records import RecordSet, empty_rejected, rejection
 from seisbert.data.splits import split_by_event
 from seisbert.features import featurize_chunk, psd_operator
 
 log = logging.getLogger(__name__)
-
-
-def _node(cfg: DictConfig, key: str) -> dict:
-    return OmegaConf.to_container(cfg[key], resolve=True)
-
-
-def stage_config(cfg: DictConfig, stage: str) -> dict:
-    """The config parts a stage's hash covers: its own and everything upstream."""
-    parts = {"records": ["data"], "features": ["data", "split", "features"],
-             "tokens": ["data", "split", "features", "tokenizer"]}[stage]
-    out = {k: _node(cfg, k) for k in parts}
-    for key in ("progress", "num_workers"):  # how records are read, not which: same artifact
-        out.get("data", {}).pop(key, None)
-    if stage == "tokens" and cfg.get("unlabeled") is not None:  # the pool shapes the tokenizer
-        out["unlabeled"] = _node(cfg, "unlabeled")
-    return out
-
-
-def stage_path(cfg: DictConfig, stage: str) -> Path:
-    return artifact_dir(cfg.paths.cache_dir, stage, config_hash(stage_config(cfg, stage)))
 
 
 def verify_mode(cfg: DictConfig) -> str:

@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from seisbert.cache import check_verify_mode
 from seisbert.config import build, check_arguments, check_choice, check_range
 from seisbert.logs import terminal_progress_only
-from seisbert.pipeline import prepare, stage_path
+from seisbert.artifacts import stage_path
+from seisbert.pipeline import prepare
 
 log = logging.getLogger(__name__)
 

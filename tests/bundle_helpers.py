@@ -29,7 +29,7 @@ def trained(root: str, *overrides: str) -> dict:
 
 
 def _artifacts(cfg: DictConfig) -> dict:
-    from seisbert.pipeline import stage_path
+    from seisbert.artifacts import stage_path
 
     return {s: stage_path(cfg, s) for s in ("records", "features", "tokens")}
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from seisbert import artifacts
 from seisbert.analysis import attention as A
 from seisbert.analysis import attention_plots as plots
 from seisbert.cache import COMPLETE_MARKER, config_hash
@@ -259,18 +260,18 @@ def _write_cache(cache: Path, module, art, records) -> Path:
 
 def test_resolve_artifacts_and_load_encoder(module, art, records, tmp_path):
     ckpt = _write_cache(tmp_path / "cache", module, art, records)
-    assert A.newest_checkpoint(tmp_path / "cache") == ckpt
-    paths = A.resolve_artifacts(ckpt, tmp_path / "cache")
+    assert artifacts.newest_checkpoint(tmp_path / "cache") == ckpt
+    paths = artifacts.resolve_artifacts(ckpt, tmp_path / "cache")
     assert paths["tokens"].name == "k1" and paths["features"].name == "f1"
     assert paths["records"].parent.name == "records"
     encoder = A.load_encoder(ckpt)
     np.testing.assert_allclose(A.attention_maps(encoder, art.tokens[0]),
                                A.attention_maps(module.encoder, art.tokens[0]), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="python train.py experiment=mlm"):
-        A.newest_checkpoint(tmp_path / "empty")
+        artifacts.newest_checkpoint(tmp_path / "empty")
     (ckpt.parent / "model.json").unlink()  # a run folder's checkpoint: the tokenizer_digest hparam
     with pytest.raises(FileNotFoundError, match="cannot find the tokens artifact 'x'"):
-        A.resolve_artifacts(ckpt, tmp_path / "cache")
+        artifacts.resolve_artifacts(ckpt, tmp_path / "cache")
 
 
 def test_script_batch_writes_index(module, art, records, tmp_path):

@@ -22,8 +22,8 @@ from seisbert import cache
 from seisbert.cache import (COMPLETE_MARKER, HOST, atomic_artifact, clean_dead_temps, verified,
                             verify_artifact)
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
-from seisbert.tasks.common import (best_callback, build_trainer, fit_safely, newest_published,
-                                   publish_checkpoint, published_model, resolve_ckpt)
+from seisbert.artifacts import newest_published, publish_checkpoint, published_model
+from seisbert.tasks.common import best_callback, build_trainer, fit_safely, resolve_ckpt
 from conftest import compose_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ RACER = textwrap.dedent("""
     me, root, trials, how = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     cache.versions = lambda: {"racer": me}  # the race is in publishing; versions() imports torch
     if how == "checkpoint":
-        from seisbert.tasks.common import publish_checkpoint
+        from seisbert.artifacts import publish_checkpoint
 
     def publish(target):
         if how == "checkpoint":

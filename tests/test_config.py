@@ -20,7 +20,8 @@ from conftest import CONFIG_DIR
 from seisbert.analysis.vocabulary import ReportConfig, phase_bins, phase_layout, vocabulary_report
 from seisbert.config import build
 from seisbert.features import FeatureConfig
-from seisbert.pipeline import prepare, stage_path
+from seisbert.artifacts import stage_path
+from seisbert.pipeline import prepare
 from seisbert.run import validate
 from seisbert.tasks.common import build_callbacks, build_loggers
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features

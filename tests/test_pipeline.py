@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 
 from conftest import CONFIG_DIR
 from seisbert.cache import is_complete
-from seisbert.pipeline import FeatureSet, TokenSet, prepare, stage_path
+from seisbert.artifacts import stage_path
+from seisbert.pipeline import FeatureSet, TokenSet, prepare
 from seisbert.run import validate
 
 

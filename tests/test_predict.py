@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from obspy import Stream, Trace, UTCDateTime
+from obspy import Trace, UTCDateTime
 from obspy.core.event import Catalog, Event, Origin, Pick, ResourceIdentifier, WaveformStreamID
 
 from bundle_helpers import pipeline_probabilities, predict_cfg, trained

@@ -17,13 +17,14 @@ so "attention from step q" is a distribution over the record's windows. Window q
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from seisbert import artifacts
 
 log = logging.getLogger(__name__)
 
@@ -251,73 +252,13 @@ class Artifacts:
             art.psd = np.load(Path(features_dir) / "features.npy", mmap_mode="r")
             freqs = Path(features_dir) / "frequencies_hz.npy"
             art.frequencies_hz = np.load(freqs) if freqs.exists() else None
-            fcfg = _stage_config(features_dir).get("features", {})
+            fcfg = artifacts.recorded_config(features_dir).get("features", {})
             art.window_s, art.pre_s = float(fcfg.get("window_s", 1.0)), float(fcfg.get("pre_s", 10.0))
         if records_dir is not None:
             records = load_records(Path(records_dir))
             art.waveforms, art.waveform_metadata = records.waveforms, records.metadata
             art.sampling_rate_hz = float(records.sampling_rate_hz)
         return art
-
-
-def _stage_config(path: Path) -> dict:
-    from seisbert.cache import COMPLETE_MARKER
-
-    marker = Path(path) / COMPLETE_MARKER
-    return json.loads(marker.read_text()).get("config", {}) if marker.exists() else {}
-
-
-def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:
-    """The most recently written ``<cache_dir>/<task>/*/model.ckpt`` (published, not a temp copy)."""
-    from seisbert.cache import is_temporary
-
-    found = sorted((p for p in Path(cache_dir).glob(f"{task}/*/model.ckpt") if not is_temporary(p.parent.name)),
-                   key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(f"no {cache_dir}/{task}/*/model.ckpt; pretrain one first "
-                                "(python train.py experiment=mlm) or pass --checkpoint")
-    return found[-1]
-
-
-def _existing(*candidates) -> Path | None:
-    return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-
-
-def _tokens_digest(checkpoint: Path) -> str | None:
-    """Tokens artifact name of a checkpoint: its published ``model.json``, else its hparams."""
-    info = Path(checkpoint).parent / "model.json"
-    if info.exists():
-        return json.loads(info.read_text()).get("tokens")
-    import torch
-
-    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    return hparams.get("tokenizer_digest")
-
-
-def resolve_artifacts(checkpoint: Path, cache_dir: Path, tokens: Path | None = None,
-                      features: Path | None = None, records: Path | None = None) -> dict:
-    """Artifact folders that belong to a checkpoint; explicit folders win.
-
-    tokens: ``model.json["tokens"]`` beside the checkpoint (a run folder's checkpoint: its
-    ``tokenizer_digest`` hparam); features: ``tokens.json["features"]``; records: the records
-    artifact whose hash is that of the features' data config.
-    """
-    from seisbert.cache import artifact_dir, config_hash
-
-    cache_dir = Path(cache_dir)
-    if tokens is None:
-        digest = _tokens_digest(checkpoint)
-        tokens = _existing(digest and cache_dir / "tokens" / digest)
-        if tokens is None:
-            raise FileNotFoundError(f"cannot find the tokens artifact {digest!r} of {checkpoint} under "
-                                    f"{cache_dir}/tokens; pass --tokens")
-    if features is None:
-        named = json.loads((Path(tokens) / "tokens.json").read_text()).get("features")
-        features = _existing(named, named and cache_dir / "features" / Path(named).name)
-    if records is None and features is not None:
-        data = _stage_config(features).get("data")
-        records = _existing(data and artifact_dir(cache_dir, "records", config_hash({"data": data})))
-    return {"tokens": Path(tokens), "features": features, "records": records}
 
 
 def select_row(metadata: pd.DataFrame, row: int | None = None, event_id: str | None = None,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from seisbert import artifacts
 from seisbert.analysis import attention as A
 from seisbert.analysis import attention_plots as plots
 
@@ -60,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_inputs(args: argparse.Namespace):
     """The encoder and the artifacts that belong to it."""
-    checkpoint = args.checkpoint or A.newest_checkpoint(args.cache_dir, args.task)
-    paths = A.resolve_artifacts(checkpoint, args.cache_dir, args.tokens, args.features, args.records)
+    checkpoint = args.checkpoint or artifacts.newest_checkpoint(args.cache_dir, args.task)
+    paths = artifacts.resolve_artifacts(checkpoint, args.cache_dir, args.tokens, args.features, args.records)
     log.info("checkpoint %s; tokens %s; features %s; records %s", checkpoint, paths["tokens"],
              paths["features"], paths["records"])
     for kind in ("features", "records"):

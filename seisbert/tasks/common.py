@@ -6,9 +6,7 @@ import inspect
 import json
 import logging
 import random
-import shutil
 from pathlib import Path
-from typing import Callable
 
 import hydra.utils
 import lightning as L
@@ -16,7 +14,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.cache import artifact_dir, atomic_artifact, config_hash, is_temporary, verified
 from seisbert.logs import EpochLog
 
 log = logging.getLogger(__name__)
@@ -132,41 +129,6 @@ def log_artifact(trainer: L.Trainer, name: str, kind: str, path: Path) -> None:
             art = wandb.Artifact(name=name, type=kind)
             (art.add_dir if Path(path).is_dir() else art.add_file)(str(path))
             lg.experiment.log_artifact(art)
-
-
-def model_artifact_dir(cfg: DictConfig, tokens_digest: str) -> Path:
-    """Cache folder of a trained model: its tokens, model, task, trainer budget and seed."""
-    parts = {"tokens": tokens_digest, "model": OmegaConf.to_container(cfg.model, resolve=True),
-             "task": OmegaConf.to_container(cfg.task, resolve=True), "seed": cfg.seed,
-             "max_epochs": cfg.trainer.get("max_epochs"), "max_steps": cfg.trainer.get("max_steps")}
-    return artifact_dir(cfg.paths.cache_dir, cfg.task.name, config_hash(parts))
-
-
-def publish_checkpoint(ckpt: str | Path, target: Path, info: dict, verify: str) -> Path:
-    """Copy a finished checkpoint into the cache (``model.ckpt`` + ``model.json``, an
-    artifact with hashes) so later runs find it by config. Written under a temporary name
-    unique to this process; when two jobs publish the same model the first rename wins and
-    the other's copy is dropped (``verify``: the level ``paths.verify`` judges theirs at)."""
-    with atomic_artifact(target, {"model": {k: v for k, v in info.items() if k != "metrics"}},
-                         verify=verify) as tmp:
-        shutil.copyfile(ckpt, tmp / "model.ckpt")
-        (tmp / "model.json").write_text(json.dumps(info, indent=2, default=str))
-    return target / "model.ckpt"
-
-
-def published_model(target: Path, verify: str) -> Path | None:
-    """``model.ckpt`` of the base model published in ``target`` if it verifies; a folder
-    that fails is warned about and removed (so the model is trained and published again)."""
-    return target / "model.ckpt" if verified(target, verify, "base model") else None
-
-
-def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> Path | None:
-    """The newest whole published model folder under ``root`` whose ``model.json`` matches."""
-    folders = [p.parent for p in Path(root).glob("*/model.json") if not is_temporary(p.parent.name)]
-    for folder in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True):
-        if match(json.loads((folder / "model.json").read_text())) and published_model(folder, verify):
-            return folder
-    return None
 
 
 def save_metrics(cfg: DictConfig, metrics: dict, name: str = "metrics.json") -> Path:

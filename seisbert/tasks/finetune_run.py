@@ -17,7 +17,8 @@ from seisbert.data.subsets import labelled_rows
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import fit_best, log_image, newest_published, save_metrics
+from seisbert.artifacts import newest_published
+from seisbert.tasks.common import fit_best, log_image, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
 from seisbert.tasks.pretrain_run import load_windows, with_n_features
 

@@ -15,7 +15,8 @@ from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule, step_mode_of
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.common import (fit_best, log_artifact, log_image, model_artifact_dir, publish_checkpoint,
+from seisbert.artifacts import model_artifact_dir, publish_checkpoint
+from seisbert.tasks.common import (fit_best, log_artifact, log_image,
                                    save_metrics, scalar_metrics)
 from seisbert.tasks.pretrain import PretrainConfig, PretrainModule
 from seisbert.tasks.targets import RandomProjectionTarget
