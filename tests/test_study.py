@@ -30,7 +30,9 @@ TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=non
         "trainer.enable_progress_bar=false"]
 TINY_STUDY = [
     "seeds=[0,1]", "pretrain_seeds=[0]", "label_sizes=[null]", "umap=false", "attention=false",
-    "~pretrain.mlm_nsp", "~finetune.arms.mlm_nsp", "finetune.max_extensions=0",
+    # the token arms only: the continuous-input and pool arms are quick.yaml's, tested below
+    "~pretrain.mlm_psd", "~pretrain.mlm_psd_pool", "~finetune.arms.psd", "~finetune.arms.psd_pool",
+    "~finetune.arms.scratch_psd", "finetune.max_extensions=0",
     "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
     "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
     "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
@@ -264,12 +266,30 @@ def test_an_extra_arm_is_a_yaml_edit(tmp_path):
     """A PSD-input base model and its fine-tuning arms, given only as experiment overrides."""
     study = load_study("quick", [
         f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY),
-        "+pretrain.mlm_psd=" + hlist("experiment=mlm_psd", "trainer.max_epochs=1"),
-        "+finetune.arms.psd={overrides: ['experiment=finetune_psd'], base: mlm_psd, compare_to: psd_scratch}",
-        "+finetune.arms.psd_scratch={overrides: ['experiment=scratch_psd']}"])
-    arm = study.finetune.arms["psd"]
+        "+pretrain.mlm_rp=" + hlist("experiment=mlm_psd_rp", "trainer.max_epochs=1"),
+        "+finetune.arms.rp={overrides: ['experiment=finetune_psd'], base: mlm_rp, compare_to: rp_scratch}",
+        "+finetune.arms.rp_scratch={overrides: ['experiment=scratch_psd']}"])
+    arm = study.finetune.arms["rp"]
     cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(500), None, 0, 3e-4, "/b/best.ckpt"))
     assert cfg.model.input == "psd" and cfg.task.params.checkpoint == "/b/best.ckpt"
     assert cfg.task.params.masked_eval is False and cfg.callbacks.test_predictions.masked is False
     with pytest.raises(ValueError, match="compare_to='nope' is not an arm"):
-        load_study("quick", ["+finetune.arms.psd={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
+        load_study("quick", ["+finetune.arms.rp={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
+
+
+def test_the_quick_preset_carries_the_continuous_and_pool_arms(tmp_path):
+    """make paper's PSD-input arm and its unlabeled-pool twin: same input, the pool in the tokens."""
+    study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
+    arm = study.finetune.arms["psd_pool"]
+    assert (arm.base, arm.compare_to) == ("mlm_psd_pool", "psd")
+    cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"))
+    assert cfg.model.input == "psd" and cfg.unlabeled.event_id_prefix == "pool"
+    base = compose_run(study, study.pretrain["mlm_psd_pool"])
+    assert base.unlabeled == cfg.unlabeled and base.trainer.max_steps == study_steps(study)
+
+
+def study_steps(study) -> int:
+    """The PSD base models' shared pretraining budget in steps, read from quick.yaml's overrides."""
+    steps = {o for name in ("mlm_psd", "mlm_psd_pool") for o in study.pretrain[name] if o.startswith("trainer.max_steps=")}
+    assert len(steps) == 1  # the pool changes what is seen, not how long
+    return int(steps.pop().split("=")[1])
