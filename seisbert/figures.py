@@ -16,5 +16,5 @@ def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)  # callers name the folder once
     return path

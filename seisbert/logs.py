@@ -30,7 +30,11 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # library warnings about their own internals, nothing a user can act on: Lightning's deprecation
 # against torch, UMAP's note that a seeded (reproducible) fit runs on one thread
 IGNORED_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
-                    r"n_jobs value .* overridden to 1 by setting random_state")
+                    r"n_jobs value .* overridden to 1 by setting random_state",
+                    # a study or demo reruns into its own run folder on purpose (best/last are rewritten)
+                    r"Checkpoint directory .* exists and is not empty",
+                    # tiny label subsets have fewer batches than log_every_n_steps: nothing to fix
+                    r"The number of training batches .* is smaller than the logging interval")
 
 
 def on_terminal(stream=None) -> bool:

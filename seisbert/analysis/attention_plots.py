@@ -271,7 +271,7 @@ def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
-    log.info("wrote %s (%d frames)", path, len(frames))
+    log.debug("wrote %s (%d frames)", path, len(frames))
     return path
 
 
@@ -362,7 +362,7 @@ def export_bertviz(view: RecordView, out_dir: Path) -> list[Path]:
         path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(view.title())}"
                         f"</title></head><body><h3>{html.escape(view.title())}</h3>{page}</body></html>")
         out.append(path)
-        log.info("wrote %s", path)
+        log.debug("wrote %s", path)
     return out
 
 

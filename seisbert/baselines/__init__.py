@@ -145,7 +145,7 @@ def _select_on_dev(cfg, x_train, y_train, x_dev, y_dev, events_dev, seed: int):
         dev = classification_metrics(y_dev, cfg.predict_proba(model, x_dev), events_dev)
         score = dev[cfg.selection_metric]
         tried.append({"params": params, "dev": {cfg.selection_metric: score}, "seconds": time.perf_counter() - start})
-        log.info("  %s: dev %s %.4f", params, cfg.selection_metric, score)
+        log.debug("  %s: dev %s %.4f", params, cfg.selection_metric, score)  # the chosen one is logged
         rank = -np.inf if np.isnan(score) else score  # NaN (one-class dev) never beats a number
         if best is None or rank > best[0]:
             best = (rank, model, params, dev)
