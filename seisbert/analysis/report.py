@@ -24,7 +24,9 @@ from seisbert.analysis.study_results import MASKED, lookup  # noqa: E402
 
 ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch": "scratch (no pretraining)",
              "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
-             "hgb": "boosted trees on PSD", "cnn": "CNN on PSD"}
+             "hgb": "boosted trees on PSD", "cnn": "CNN on PSD",
+             "psd": "PSD-input MLM-pretrained", "psd_pool": "PSD-input MLM-pretrained + unlabeled pool",
+             "scratch_psd": "PSD-input scratch"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
                 "random_76": "76% random masked", "all": "all masked"}
@@ -189,7 +191,7 @@ def plot_label_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_ac
             continue
         xs, ys = np.array([v.value for v in x], float), np.array([v.value for v in r], float)
         err = np.abs(np.array([[v.lo for v in r], [v.hi for v in r]], float) - ys)
-        style = "-o" if arm in ("mlm", "mlm_nsp", "scratch") else "--s"
+        style = "--s" if arm in ("rf", "rf_hist", "hgb", "cnn") else "-o"  # baselines dashed
         ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=name(arm))
     ax.set_xscale("log")
     ax.set_xlabel("labelled training records")
