@@ -142,7 +142,8 @@ def setup_sentence(cells: pd.DataFrame) -> str:
             f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
             f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: {s['ci_level']}% bootstrap "
             f"intervals over test events and seeds (masked tokens: range over pretraining seeds). Percent, test "
-            f"split. The study took {s['minutes']} min.")
+            f"split. Its runs took {s['minutes']} min of wall time (the call that wrote this report: "
+            f"{s['invocation_minutes']} min, reusing finished runs).")
 
 
 def results_lines(cells: pd.DataFrame) -> list[str]:
