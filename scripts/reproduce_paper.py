@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from seisbert.analysis import attention_cli, token_figures
-from seisbert.analysis.report import plot_label_curve, readme_block, update_readme, write_report
+from seisbert.analysis.report import plot_label_curve, plot_pool_curve, readme_block, update_readme, write_report
 from seisbert.analysis.study_results import result_cells
 from seisbert.logs import setup_logging
 from seisbert.study import load_study, run_study
@@ -45,6 +45,9 @@ NOTES = [
 def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views: bool = True) -> dict[str, str]:
     """Copy the figures of the runs next to the report; returns caption -> relative path."""
     figs = {"label curve (Fig. 7, all models)": plot_label_curve(cells, out / "label_curve.png").name}
+    pool = plot_pool_curve(cells, out / "pool_curve.png")
+    if pool is not None:
+        figs["pool-size curve"] = pool.name
     for m in summary["pretrain"]:
         name = f"{m['arm']}_seed{m['seed']}"
         src = Path(m.get("output_dir", "")) / "mlm_confusion.png"

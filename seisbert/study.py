@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +88,32 @@ def run_once(cfg: DictConfig) -> dict:
     return run_task(cfg)
 
 
+def run_ahead(cfgs: list[DictConfig], jobs: int) -> None:
+    """Run the configs not yet finished, ``jobs`` at a time in worker processes.
+
+    Each run keeps its own ``torch_threads``, so ``jobs`` x threads should match the cores.
+    The caller then reads every result through ``run_once``, which reuses these folders: the
+    sequential path and the parallel one give the same runs, only the wall time differs.
+    """
+    todo = {c.paths.output_dir: c for c in cfgs if not (Path(c.paths.output_dir) / "metrics.json").exists()}
+    if jobs <= 1 or len(todo) <= 1:
+        return
+    log.info("running %d runs, %d at a time", len(todo), jobs)
+    # spawn: a fresh interpreter per worker, so no torch/OpenMP state is forked mid-use
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for _ in pool.map(run_once, todo.values()):
+            pass
+
+
 def pretrain(study: StudyConfig) -> dict:
     """Train every base model at every pretraining seed; {(arm, seed): metrics + checkpoint}."""
+    cfgs = {(name, seed): place(compose_run(study, [*overrides, f"seed={seed}"]), study, "pretrain", name, f"seed{seed}")
+            for name, overrides in study.pretrain.items() for seed in study.pretrain_seeds}
+    run_ahead(list(cfgs.values()), study.jobs)
     out = {}
-    for name, overrides in study.pretrain.items():
+    for name in study.pretrain:
         for seed in study.pretrain_seeds:
-            cfg = place(compose_run(study, [*overrides, f"seed={seed}"]), study, "pretrain", name, f"seed{seed}")
+            cfg = cfgs[(name, seed)]
             start = time.perf_counter()
             metrics = dict(run_once(cfg))
             ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
@@ -160,17 +182,22 @@ def dev_score(metrics: dict, monitor: str) -> float:
 def finetune_arm(study: StudyConfig, name: str, meta: pd.DataFrame, bases: dict) -> list[dict]:
     """Every label count and seed of one arm; the lr is chosen on dev at the tuning seed."""
     arm, ft, rows = study.finetune.arms[name], study.finetune, []
-    for size in study.label_sizes:
-        def one(seed, lr):
+    for size in study.arm_labels(name):
+        def setup(seed, lr):
             plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
             base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
             cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
-            cfg = place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}")
+            return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
+
+        def one(seed, lr):
+            cfg, plan, base = setup(seed, lr)
             return {**run_once(cfg), "plan": plan, "output_dir": cfg.paths.output_dir, "base_checkpoint": base}
 
         runs = {}
+        run_ahead([setup(ft.tune_seed, float(lr))[0] for lr in ft.lr_grid], study.jobs)
         best_lr, tried = tune(ft.lr_grid, ft.lr_step, ft.max_extensions,
                               lambda lr: dev_score(runs.setdefault(lr, one(ft.tune_seed, lr)), study.budget.monitor))
+        run_ahead([setup(seed, best_lr)[0] for seed in study.seeds if seed != ft.tune_seed], study.jobs)
         for seed in study.seeds:
             m = runs[best_lr] if seed == ft.tune_seed else one(seed, best_lr)
             rows.append(result_row(name, size, seed, m, {TRANSFORMER_KNOB: best_lr},

@@ -74,6 +74,7 @@ class Arm:
     base: str | None = None  # a pretraining arm's name; the study passes its checkpoint
     masked_eval: bool = False  # also score masked test inputs (token arms, all labels)
     compare_to: str | None = None  # the arm its pretraining gain is measured against (e.g. scratch)
+    labels: list | None = None  # label counts of this arm; null: the study's label_sizes
 
 
 @dataclass
@@ -115,6 +116,7 @@ class StudyConfig:
     umap: bool = True
     attention: bool = True
     base_overrides: list[str] = field(default_factory=list)
+    jobs: int = 1  # runs trained at once, each in its own process with base_overrides' torch_threads
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # fine-tuning seeds
     pretrain_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # base models per arm
     label_sizes: list = field(default_factory=lambda: [50, 120, 500, None])  # None = every record
@@ -123,11 +125,14 @@ class StudyConfig:
     finetune: Finetune | dict = field(default_factory=Finetune)
     baselines: dict = field(default_factory=dict)  # name -> overrides (experiment=baseline_rf, ...)
     bootstrap: Bootstrap | dict = field(default_factory=Bootstrap)
+    pool_curve: list[str] = field(default_factory=list)  # fine-tuning arms plotted against their pool size
 
     def __post_init__(self):
         self.budget = _nested(self.budget, Budget, "paper.budget")
         self.finetune = _nested(self.finetune, Finetune, "paper.finetune")
         self.bootstrap = _nested(self.bootstrap, Bootstrap, "paper.bootstrap")
+        if self.jobs < 1:
+            raise ValueError(f"paper.jobs={self.jobs} must be at least 1 (runs trained at once)")
         for key in ("seeds", "pretrain_seeds", "label_sizes"):
             values = getattr(self, key)
             if not values or len(set(map(str, values))) != len(values):
@@ -142,6 +147,18 @@ class StudyConfig:
             if arm.compare_to is not None and arm.compare_to not in self.finetune.arms:
                 raise ValueError(f"paper.finetune.arms.{name}.compare_to={arm.compare_to!r} is not an arm; "
                                  f"choose one of {sorted(self.finetune.arms)}")
+            if arm.labels is not None and not set(map(str, arm.labels)) <= set(map(str, self.label_sizes)):
+                raise ValueError(f"paper.finetune.arms.{name}.labels={arm.labels} must be a subset of "
+                                 f"paper.label_sizes={self.label_sizes}, so every cell has its baselines")
+        for name in self.pool_curve:
+            if name not in self.finetune.arms or self.finetune.arms[name].base is None:
+                raise ValueError(f"paper.pool_curve names {name!r}, which is not a pretrained fine-tuning arm; "
+                                 f"choose from {sorted(n for n, a in self.finetune.arms.items() if a.base)}")
+
+    def arm_labels(self, name: str) -> list:
+        """The label counts fine-tuning arm ``name`` runs at."""
+        own = self.finetune.arms[name].labels
+        return list(self.label_sizes) if own is None else list(own)
 
     def pretrain_seed(self, seed: int) -> int:
         """The base-model seed fine-tuning seed ``seed`` starts from (cycled in order)."""

@@ -29,10 +29,12 @@ def hlist(*items) -> str:
 TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none", "~callbacks.progress_bar",
         "trainer.enable_progress_bar=false"]
 TINY_STUDY = [
-    "seeds=[0,1]", "pretrain_seeds=[0]", "label_sizes=[null]", "umap=false", "attention=false",
+    "seeds=[0,1]", "pretrain_seeds=[0]", "umap=false", "attention=false",
     # the token arms only: the continuous-input and pool arms are quick.yaml's, tested below
-    "~pretrain.mlm_psd", "~pretrain.mlm_psd_pool", "~finetune.arms.psd", "~finetune.arms.psd_pool",
-    "~finetune.arms.scratch_psd", "finetune.max_extensions=0",
+    "~pretrain.mlm_psd", "~pretrain.mlm_psd_pool5k", "~pretrain.mlm_psd_pool20k", "~pretrain.mlm_psd_pool50k",
+    "~finetune.arms.psd", "~finetune.arms.psd_pool5k", "~finetune.arms.psd_pool20k", "~finetune.arms.psd_pool50k",
+    "~finetune.arms.scratch_psd", "pool_curve=[]", "finetune.max_extensions=0", "label_sizes=[null]",
+    "finetune.arms.mlm.labels=null", "finetune.arms.scratch.labels=null",
     "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
     "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
     "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
@@ -92,7 +94,7 @@ def test_a_run_folder_is_named_by_its_config_and_a_stale_one_is_not_reused(tmp_p
         cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(50), 50, 0, 3e-4, None))
         return place(cfg, study, "finetune", "scratch", "n50", "seed0", "lr3e-4")
 
-    first, same, longer = folder(), folder(), folder("budget.epochs=40")
+    first, same, longer = folder(), folder(), folder("budget.epochs=400")
     assert folder("budget.patience=9").paths.output_dir != first.paths.output_dir  # early stopping is budget too
     assert first.paths.output_dir == same.paths.output_dir
     assert longer.paths.output_dir != first.paths.output_dir
@@ -184,7 +186,7 @@ def tiny_study(tmp_path_factory):
     readme.write_text("# x\n\n## Results\n\nold words 12.3\n\n### Benchmarks\n\nkept 7\n")
     main = runpy.run_path(str(ROOT / "scripts" / "reproduce_paper.py"))["main"]
     argv = ["base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"), *TINY_STUDY, f"out_dir={tmp}/report",
-            f"run_dir={tmp}/runs", f"readme={readme}"]
+            f"run_dir={tmp}/runs", f"readme={readme}", "jobs=2"]
     plant_decoy_base_model(load_study("quick", argv), cache)
     report = main(argv)
     return tmp, report, argv, main
@@ -232,6 +234,22 @@ def test_tiny_study_tunes_one_grid_and_fine_tunes_the_checkpoint_it_pretrained(t
     assert pretrain_cfg["callbacks"]["model_checkpoint"]["monitor"] == "val/mlm_acc_all_masked"
 
 
+def test_runs_made_two_at_a_time_equal_the_same_run_made_alone(tiny_study, tmp_path):
+    from omegaconf import OmegaConf, open_dict
+
+    from seisbert.run import run_task
+
+    tmp, *_ = tiny_study
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    row = runs[(runs.arm == "scratch") & (runs.seed == 1)].iloc[0]  # made by a worker process (jobs=2)
+    cfg = OmegaConf.load(Path(row.output_dir) / "config.yaml")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "alone")
+    alone = run_task(cfg)
+    assert alone["test/balanced_accuracy"] == pytest.approx(row.balanced_accuracy, abs=1e-6)
+    assert alone["val/balanced_accuracy_best"] == pytest.approx(row.dev_balanced_accuracy, abs=1e-6)
+
+
 def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny_study):
     tmp, _, argv, main = tiny_study
     runs = pd.read_csv(tmp / "report" / "runs.csv")
@@ -277,19 +295,29 @@ def test_an_extra_arm_is_a_yaml_edit(tmp_path):
         load_study("quick", ["+finetune.arms.rp={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
 
 
-def test_the_quick_preset_carries_the_continuous_and_pool_arms(tmp_path):
-    """make paper's PSD-input arm and its unlabeled-pool twin: same input, the pool in the tokens."""
-    study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
-    arm = study.finetune.arms["psd_pool"]
-    assert (arm.base, arm.compare_to) == ("mlm_psd_pool", "psd")
-    cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"))
-    assert cfg.model.input == "psd" and cfg.unlabeled.event_id_prefix == "pool"
-    base = compose_run(study, study.pretrain["mlm_psd_pool"])
-    assert base.unlabeled == cfg.unlabeled and base.trainer.max_steps == study_steps(study)
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale):
+    """The pool arms: PSD input, the pool in their tokens, base models trained for the same steps,
+    growing pools; fine-tuned at 120 and 500 labels at least."""
+    study = load_study(scale, [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
+    assert study.pool_curve[0] == "psd" and len(study.pool_curve) == 4
+    pools, steps = [], set()
+    for name in study.pool_curve:
+        arm = study.finetune.arms[name]
+        assert {120, 500} <= set(study.arm_labels(name))
+        cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"))
+        base = compose_run(study, study.pretrain[arm.base])
+        assert cfg.model.input == base.model.input == "psd" and cfg.get("unlabeled") == base.get("unlabeled")
+        pools.append(0 if cfg.get("unlabeled") is None else cfg.unlabeled.n_events)
+        steps.add(base.trainer.max_steps)
+    assert pools == sorted(pools) and pools[0] == 0 and len(set(pools)) == 4 and len(steps) == 1
 
 
-def study_steps(study) -> int:
-    """The PSD base models' shared pretraining budget in steps, read from quick.yaml's overrides."""
-    steps = {o for name in ("mlm_psd", "mlm_psd_pool") for o in study.pretrain[name] if o.startswith("trainer.max_steps=")}
-    assert len(steps) == 1  # the pool changes what is seen, not how long
-    return int(steps.pop().split("=")[1])
+@pytest.mark.parametrize("override, match", [
+    ("finetune.arms.mlm.labels=[50]", r"arms.mlm.labels=\[50\] must be a subset of paper.label_sizes"),
+    ("pool_curve=[scratch]", "pool_curve names 'scratch', which is not a pretrained fine-tuning arm"),
+    ("jobs=0", "paper.jobs=0 must be at least 1"),
+])
+def test_the_paper_schema_refuses_bad_arm_labels_pool_curves_and_jobs(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_study("quick", [override])

@@ -26,6 +26,8 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
              "hgb": "boosted trees on PSD", "cnn": "CNN on PSD",
              "psd": "PSD-input MLM-pretrained", "psd_pool": "PSD-input MLM-pretrained + unlabeled pool",
+             "psd_pool5k": "PSD-input MLM + ~5k-record pool", "psd_pool20k": "PSD-input MLM + ~20k-record pool",
+             "psd_pool50k": "PSD-input MLM + ~50k-record pool",
              "scratch_psd": "PSD-input scratch"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
@@ -116,6 +118,44 @@ def token_table(cells: pd.DataFrame) -> list[str]:
     return table(["base model", *TOKEN_COLUMNS.values()], rows)
 
 
+def pool_points(cells: pd.DataFrame) -> list[tuple[str, int]]:
+    """(arm, unlabeled pool records) of the pool-size curve, smallest pool first."""
+    pools = cells[cells.table == "pool"]
+    return sorted(((r.arm, int(r.value)) for _, r in pools.iterrows()), key=lambda p: p[1])
+
+
+def pool_table(cells: pd.DataFrame) -> list[str]:
+    points = pool_points(cells)
+    sizes = [n for n in label_counts(cells) if any(lookup(cells, "finetune", a, n, "balanced_accuracy") is not None
+                                                   for a, _ in points)]
+    rows = [[name(a), f"{records}", *[fmt(lookup(cells, "finetune", a, n, "balanced_accuracy")) for n in sizes]]
+            for a, records in points]
+    return table(["base model pretrained with", "unlabeled records", *[f"{n} labels" for n in sizes]], rows)
+
+
+def plot_pool_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_accuracy") -> Path | None:
+    """Test ``metric`` against the unlabeled pool's size, one line per label count."""
+    points = pool_points(cells)
+    if len(points) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in label_counts(cells):
+        got = [(records, lookup(cells, "finetune", a, n, metric)) for a, records in points]
+        got = [(x, r) for x, r in got if r is not None]
+        if len(got) < 2:
+            continue
+        xs, ys = np.array([x for x, _ in got], float), np.array([r.value for _, r in got], float)
+        err = np.abs(np.array([[r.lo for _, r in got], [r.hi for _, r in got]], float) - ys)
+        ax.errorbar(xs, ys, yerr=err, fmt="-o", capsize=3, label=f"{n} labels")
+    ax.set_xscale("symlog", linthresh=1000)
+    ax.set_xlabel("unlabeled pool records added to pretraining")
+    ax.set_ylabel(f"test {metric.replace('_', ' ')} (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("Pool-size curve (same pretraining steps; bootstrap intervals)")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
 def budget_table(cells: pd.DataFrame) -> list[str]:
     sizes = label_counts(cells)
 
@@ -155,6 +195,8 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
             *difference_sentences(cells, "gain"), "",
             "**Best SeisBert arm − best baseline** (each chosen on dev):", "",
             *difference_table(cells, "vs_baseline"), "", *difference_sentences(cells, "vs_baseline"), "",
+            *(["**Pool-size curve**: base models pretrained for the same steps with more unlabeled records "
+               "(balanced accuracy):", "", *pool_table(cells), ""] if pool_points(cells) else []),
             "**Masked inputs** (classifier fine-tuned with every label):", "", *masked_table(cells), ""]
 
 

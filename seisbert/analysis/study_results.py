@@ -160,6 +160,17 @@ def budget_cells(runs: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def pool_cells(summary: dict, study) -> list[dict]:
+    """Unlabeled records behind each arm of the pool-size curve (its base model's pool)."""
+    rows = []
+    for name in study.pool_curve:
+        base = study.finetune.arms[name].base
+        sizes = [m.get("pool_records") for m in summary["pretrain"] if m["arm"] == base]
+        if sizes and None not in sizes:
+            rows.append(row("pool", name, "", "pool_records", int(np.mean(sizes)), note=f"base model {base}"))
+    return rows
+
+
 def setup_cells(summary: dict, study) -> list[dict]:
     meta = summary["metadata"]
     test = meta[meta.split == "test"]
@@ -179,7 +190,7 @@ def result_cells(summary: dict) -> pd.DataFrame:
     boot = {"n_boot": study.bootstrap.n_boot, "level": study.bootstrap.level, "seed": study.bootstrap.seed}
     rows = [*setup_cells(summary, study), *budget_cells(runs), *finetune_cells(runs, boot),
             *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
-            *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
+            *masked_cells(runs, boot), *token_cells(summary["pretrain"]), *pool_cells(summary, study),
             *[row(*p) for p in PAPER]]
     return pd.DataFrame(rows)
 

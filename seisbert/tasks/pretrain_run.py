@@ -80,6 +80,9 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     metrics = scalar_metrics(trainer.test(module, dm, verbose=False)) if cfg.get("test_after_fit", True) else {}
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
+    # what it learnt from: the labelled set's train split plus the unlabeled pool (the pool-size curve's x)
+    metrics["pool_records"] = 0 if tset.pool_tokens is None else len(tset.pool_tokens)
+    metrics["pretrain_records"] = int(len(dm.rows["train"]))
     if trainer.is_global_zero:
         Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         if module.p.target == "kmeans":  # the paper's Fig. 6 is over k-means tokens
