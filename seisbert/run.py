@@ -89,6 +89,9 @@ def validate(cfg: DictConfig) -> None:
 
 def check_data_window(cfg: DictConfig) -> None:
     """The records a data source cuts must hold the feature window, and their channels agree."""
+    if cfg.data.get("unknown_type") == "keep":
+        raise ValueError("data.unknown_type=keep keeps records of no class; training needs a class for "
+                         "every record (seisbert predict keeps them by itself): leave data.unknown_type=reject")
     if cfg.data.get("channels", "Z") != cfg.features.channels:
         raise ValueError(f"data.channels={cfg.data.get('channels', 'Z')!r} and features.channels="
                          f"{cfg.features.channels!r} must agree")

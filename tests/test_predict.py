@@ -181,3 +181,43 @@ def test_evaluate_writes_metrics_and_figures(run, tmp_path):
     assert metrics["event_n"] == pred["event_id"].nunique()
     for name in ("confusion_record", "confusion_event", "reliability", "roc"):
         assert (out / f"{name}.png").stat().st_size > 1000
+
+
+def test_a_csv_of_files_and_p_times_predicts_the_same_and_names_each_bad_line(run, tmp_path):
+    """data=file_list: the same probabilities as the fine-tuning run; no event types needed
+    for predict; a missing file, a bad time and a broken file each rejected with their line."""
+    wf = tmp_path / "archive"
+    wf.mkdir()
+    catalog, rows = records_as_files(run, wf)
+    lines = [{"file": f"archive/{ev.resource_id.id.rsplit('/', 1)[-1]}.{p.waveform_id.network_code}."
+                      f"{p.waveform_id.station_code}.mseed", "p_time": str(p.time),
+              "event_id": ev.resource_id.id.rsplit("/", 1)[-1]} for ev in catalog for p in ev.picks]
+    (wf / "broken.mseed").write_bytes(b"this is not miniSEED" * 50)
+    lines += [{"file": "archive/missing.mseed", "p_time": lines[0]["p_time"], "event_id": "x"},
+              {"file": lines[0]["file"], "p_time": "yesterday", "event_id": "x"},
+              {"file": "archive/broken.mseed", "p_time": lines[0]["p_time"], "event_id": "x"}]
+    pd.DataFrame(lines).to_csv(tmp_path / "records.csv", index=False)  # no station_id, no event_type
+    cli_run(predict_cfg(tmp_path / "out", [f"bundle={run['bundle']}", "data=file_list",
+                                           f"data.file_list={tmp_path / 'records.csv'}", "data.pre_s=10",
+                                           "data.post_s=80", "predict.progress=false"]))
+    pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    meta = TokenSet.load(run["tokens"]).metadata.iloc[rows]
+    got = pred.set_index(pred["event_id"] + "|" + pred["station_id"]).loc[
+        [f"{e}|{s}" for e, s in zip(meta["event_id"], meta["station_id"])], "prob_blast"]
+    np.testing.assert_allclose(got.to_numpy(), pipeline_probabilities(run, rows), rtol=0, atol=1e-6)
+    assert set(pred["source_type"]) == {"unknown"} and set(pred["label"]) == {-1}
+    rejected = pd.read_csv(tmp_path / "out" / "rejected.csv")
+    n = len(rows)
+    assert list(rejected["record"].str.split(" ").str[0]) == [f"records.csv:{n + 2 + k}" for k in range(3)]
+    assert list(rejected["reason"]) == ["unreadable file", "bad catalogue value", "unreadable file"]
+    assert "missing.mseed does not exist" in rejected["detail"][0] and "yesterday" in rejected["detail"][1]
+    # training (and evaluate) need a class for every record: keep is refused there
+    with pytest.raises(ValueError, match="data.unknown_type=keep: evaluate needs the class of every record"):
+        cli_run(predict_cfg(tmp_path / "eval", [f"bundle={run['bundle']}", "mode=evaluate", "data=file_list",
+                                                f"data.file_list={tmp_path / 'records.csv'}",
+                                                "data.unknown_type=keep"]))
+    with pytest.raises(ValueError, match="lacks the column\\(s\\) 'p_time' \\(data.file_columns.p_time\\)"):
+        pd.DataFrame(lines).drop(columns="p_time").to_csv(tmp_path / "bad.csv", index=False)
+        cli_run(predict_cfg(tmp_path / "out2", [f"bundle={run['bundle']}", "data=file_list",
+                                                f"data.file_list={tmp_path / 'bad.csv'}", "data.pre_s=10",
+                                                "data.post_s=80", "predict.progress=false"]))

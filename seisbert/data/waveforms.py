@@ -53,7 +53,8 @@ METADATA_COLUMNS = (
     "source_magnitude", "station_latitude_deg", "station_longitude_deg",
     "path_ep_distance_km", "path_back_azimuth_deg")
 
-UNSET = (None, "", "???")  # "???" is Hydra's mark of a required value nobody gave
+UNSET = (None, "", "???")
+UNKNOWN_CLASS = "unknown"  # source_type of a kept event whose type maps to no class (label -1)  # "???" is Hydra's mark of a required value nobody gave
 
 
 @dataclass
@@ -86,9 +87,11 @@ class WaveformSource:
     pre_filt_hz: list | None = None  # remove_response corners, e.g. [0.3, 0.5, 40, 45]
     water_level_db: float = 60.0
     num_workers: int = 0  # worker processes reading events (0: this process); same records
+    unknown_type: str = "reject"  # reject | keep: an event whose type maps to no class (predict keeps it)
 
     def __post_init__(self):
         check_choice("data.archive", self.archive, ("files", "sds"))
+        check_choice("data.unknown_type", self.unknown_type, ("reject", "keep"))
         check_choice("data.catalog_format", self.catalog_format, ("auto", "quakeml", "csv"))
         check_choice("data.channels", self.channels, ("Z", "ZRT"))
         for key, value in self.event_types.items():
@@ -114,6 +117,18 @@ class WaveformSource:
     @property
     def n_samples(self) -> int:  # S
         return round((self.pre_s + self.post_s) * self.sampling_rate_hz)
+
+    def class_of(self, event_type) -> str | None:
+        """The class of a catalogue event type; ``UNKNOWN_CLASS`` (kept) or None (rejected) if unmapped."""
+        mapped = map_event_type(event_type, self.event_types)
+        if mapped is None and self.unknown_type == "keep":
+            return UNKNOWN_CLASS
+        return mapped
+
+    @staticmethod
+    def label_of(source_type: str) -> int:
+        """0 / 1 for a class, -1 for an unknown one (only ``seisbert predict`` reads those)."""
+        return CLASS_NAMES.index(source_type) if source_type in CLASS_NAMES else -1
 
     def _components(self) -> str:
         return "ZNE" if self.channels == "ZRT" else "Z"
@@ -210,7 +225,7 @@ class WaveformSource:
 
     def _event_check(self, ev: CatalogEvent) -> tuple[str | None, dict | None]:
         """The event's class, or the rejection of an event no record can come from."""
-        source_type = map_event_type(ev.event_type, self.event_types)
+        source_type = self.class_of(ev.event_type)
         if source_type is None:
             return None, rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE, (
                 f"event type {ev.event_type or '(unset)'!r} is not in data.event_types"))
@@ -267,7 +282,7 @@ class WaveformSource:
             data, start, p_time, self.pre_s, self.n_samples, self.sampling_rate_hz)
         return wave, {
             "event_id": ev.event_id, "event_uri": ev.event_uri, "station_id": station_id, "source_type": source_type,
-            "label": CLASS_NAMES.index(source_type), "trace_p_arrival_sample": p_sample,
+            "label": self.label_of(source_type), "trace_p_arrival_sample": p_sample,
             "trace_npts": npts, "trace_start_time": str(start),
             "trace_sampling_rate_hz": self.sampling_rate_hz,
             "trace_channel": traces["Z"].stats.channel[:2], "trace_p_pick_origin": p_origin,

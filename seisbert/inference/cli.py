@@ -35,6 +35,11 @@ def run(cfg: DictConfig) -> dict:
     bundle = load_bundle(cfg.bundle)
     with open_dict(cfg):  # the data group may interpolate ${features.*}: the bundle's features
         cfg.features = bundle.info["features"]
+        if "unknown_type" in cfg.data:  # predict classifies events of no known type; evaluate cannot
+            if cfg.mode == "evaluate" and cfg.data.unknown_type == "keep":
+                raise ValueError("data.unknown_type=keep: evaluate needs the class of every record; "
+                                 "leave it at reject (or use seisbert predict)")
+            cfg.data.unknown_type = "keep" if cfg.mode == "predict" else "reject"
     source = build(cfg.data, "data")
     predict.check_source(bundle, source)
     out = Path(cfg.paths.output_dir)
