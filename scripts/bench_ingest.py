@@ -11,12 +11,18 @@ stations and a StationXML inventory, so the odd stations need TauP. Then times
 (b) seisbert: ``WaveformSource.load()`` end to end (index, QuakeML, inventory, TauP per
     0.1 km bin, checks), in this process and with ``--workers`` processes.
 Prints records/s and the ratio to (a). Other load on the machine shifts every figure.
+Then the peak memory (max RSS of a fresh process) of ``load()`` on ``--memory-events`` events:
+all waveforms in memory and stacked, against streamed to a memory-mapped ``.npy`` as the
+records stage does (``waveform_path``): the streamed peak does not grow with the record count.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,13 +96,43 @@ def seisbert_load(folder: Path, num_workers: int) -> tuple[float, int]:
     return len(records) / (time.perf_counter() - start), len(records)
 
 
+def peak_load(folder: Path, streamed: bool) -> None:
+    """(In a fresh process) load the folder's records and print the peak RSS in MB."""
+    source = WaveformSource(waveform_dir=str(folder / "wf"), catalog=str(folder / "events.xml"),
+                            inventory=str(folder / "stations.xml"))
+    records = source.load(progress=False, waveform_path=folder / "w.npy" if streamed else None)
+    float(np.nansum(records.waveforms[-1]))  # the last record is there
+    print(len(records), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_rss(folder: Path, streamed: bool) -> tuple[int, float]:
+    cmd = [sys.executable, __file__, "--peak-of", str(folder), *(["--streamed"] if streamed else [])]
+    n, mb = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
+    return int(n), float(mb)
+
+
+def memory(n_events: int, n_stations: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        build(Path(tmp), n_events, n_stations)
+        for streamed in (False, True):
+            n, mb = peak_rss(Path(tmp), streamed)
+            mode = "streamed to .npy (records stage)" if streamed else "in memory, stacked        "
+            print(f"peak memory, {mode}: {mb:6.0f} MB for {n} records "
+                  f"({n * round((PRE_S + POST_S) * FS) * 4 / 2**20:.0f} MB of waveforms)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--stations", type=int, default=20)
     ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    ap.add_argument("--memory-events", type=int, default=100, help="events (x --stations) of the memory check")
+    ap.add_argument("--peak-of", type=Path, help=argparse.SUPPRESS)  # the memory check's child process
+    ap.add_argument("--streamed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.peak_of is not None:
+        return peak_load(args.peak_of, args.streamed)
     with tempfile.TemporaryDirectory() as tmp:
         pairs = build(Path(tmp), args.events, args.stations)
         seisbert_load(Path(tmp), 0)  # warm-up: imports, TauP model, plugin lookup
@@ -108,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             rate, n = seisbert_load(Path(tmp), workers)
             print(f"seisbert, num_workers={workers:<2d}     : {rate:7.0f} records/s "
                   f"({n} records)  ratio {rate / plain:.1f}x")
+    memory(args.memory_events, args.stations)
 
 
 if __name__ == "__main__":

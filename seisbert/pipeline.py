@@ -10,6 +10,7 @@ hands the folders downstream, so no stage looks its upstream up again.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import pandas as pd
 from omegaconf import DictConfig, open_dict
 from tqdm.auto import tqdm
 
+from seisbert.arrays import NpyAppender, copy_rows
 from seisbert.artifacts import stage_config, stage_path
 from seisbert.cache import atomic_artifact, check_verify_mode, verified
 from seisbert.config import build
@@ -63,9 +65,12 @@ def records_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     if done:
         return path
     source = build(cfg.data, "data")
-    records = source.load(progress=True)
     with atomic_artifact(path, stage_config(cfg, "records"), verify=verify_mode(cfg)) as tmp:
-        np.save(tmp / "waveforms.npy", records.waveforms.astype(np.float32, copy=False))
+        if "waveform_path" in inspect.signature(source.load).parameters:  # streamed: one chunk in memory
+            records = source.load(progress=True, waveform_path=tmp / "waveforms.npy")
+        else:
+            records = source.load(progress=True)
+            np.save(tmp / "waveforms.npy", records.waveforms.astype(np.float32, copy=False))
         records.metadata.to_parquet(tmp / "metadata.parquet")
         records.rejected.to_csv(tmp / "rejected.csv", index=False)
         (tmp / "records.json").write_text(json.dumps(
@@ -97,8 +102,12 @@ class FeatureSet:
                    pd.read_parquet(path / "metadata.parquet"))
 
 
-def featurize_records(records: RecordSet, fcfg, progress: bool = True):
-    """Features ``(N, T, F)`` float32 for all records, in chunks, plus per-record reasons."""
+def featurize_records(records: RecordSet, fcfg, progress: bool = True, path: Path | None = None):
+    """Features ``(N, T, F)`` float32 for all records, in chunks, plus per-record reasons.
+
+    With ``path`` the features are written there (``.npy``) chunk by chunk and returned
+    memory-mapped, so memory holds one chunk, not the whole output.
+    """
     if records.channels != fcfg.channels:
         raise ValueError(f"features.channels={fcfg.channels!r} but the data source provides "
                          f"{records.channels!r}; set both to the same value")
@@ -107,16 +116,22 @@ def featurize_records(records: RecordSet, fcfg, progress: bool = True):
                          f"at {records.sampling_rate_hz} Hz")
     meta, n = records.metadata, len(records)
     operator = psd_operator(fcfg, np.dtype(fcfg.compute_dtype))
-    out = np.empty((n, fcfg.n_windows, fcfg.n_bins * len(fcfg.channels)), np.float32)
+    row_shape = (fcfg.n_windows, fcfg.n_bins * len(fcfg.channels))
+    sink = None if path is None else NpyAppender(path, row_shape)
+    out = np.empty((n if sink is None else 0, *row_shape), np.float32)
     reasons = np.empty(n, dtype=object)
     p = meta["trace_p_arrival_sample"].to_numpy()
     npts = meta["trace_npts"].to_numpy()
     step = fcfg.chunk_records
     for i in tqdm(range(0, n, step), desc="featurize", unit="chunk", disable=not progress):
         j = min(i + step, n)
-        out[i:j], reasons[i:j] = featurize_chunk(np.asarray(records.waveforms[i:j]),
-                                                 p[i:j], npts[i:j], fcfg, operator)
-    return out, reasons
+        feats, reasons[i:j] = featurize_chunk(np.asarray(records.waveforms[i:j]),
+                                              p[i:j], npts[i:j], fcfg, operator)
+        if sink is None:
+            out[i:j] = feats
+        else:
+            sink.append(feats)
+    return (out if sink is None else sink.close()), reasons
 
 
 def features_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
@@ -127,16 +142,19 @@ def features_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     fcfg = build(cfg.features, "features")
     scfg = build(cfg.split, "split")
     records = load_records(upstream_path(cfg, upstream, "records"))
-    feats, reasons = featurize_records(records, fcfg)
-    keep = reasons == ""
-    meta = records.metadata.reset_index(drop=True).copy()
-    meta["record_index"] = np.arange(len(meta))
-    rejected = pd.concat([records.rejected, _feature_rejections(meta, reasons)], ignore_index=True)
-    meta = meta[keep].reset_index(drop=True)
-    if not (scfg.use_source_split and "split" in meta.columns):
-        meta["split"] = split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
     with atomic_artifact(path, stage_config(cfg, "features"), verify=verify_mode(cfg)) as tmp:
-        np.save(tmp / "features.npy", feats[keep])
+        # every record's features streamed to disk, then the kept rows copied chunk by chunk
+        feats, reasons = featurize_records(records, fcfg, path=tmp / "all_features.npy")
+        keep = reasons == ""
+        meta = records.metadata.reset_index(drop=True).copy()
+        meta["record_index"] = np.arange(len(meta))
+        rejected = pd.concat([records.rejected, _feature_rejections(meta, reasons)], ignore_index=True)
+        meta = meta[keep].reset_index(drop=True)
+        if not (scfg.use_source_split and "split" in meta.columns):
+            meta["split"] = split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
+        copy_rows(feats, keep, tmp / "features.npy")
+        del feats
+        (tmp / "all_features.npy").unlink()
         meta.to_parquet(tmp / "metadata.parquet")
         rejected.to_csv(tmp / "rejected.csv", index=False)
         np.save(tmp / "frequencies_hz.npy", np.tile(fcfg.frequencies_hz, len(fcfg.channels)))

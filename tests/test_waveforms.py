@@ -328,7 +328,7 @@ def test_pairs_beyond_max_distance_are_left_out_and_logged(tmp_path, caplog):
 
 
 # ------------------------------------------------------------------ fast ingestion
-def test_worker_processes_give_the_same_records_rejections_and_listing(tmp_path, uh4):
+def test_worker_processes_and_streaming_give_the_same_records_rejections_and_listing(tmp_path, uh4):
     wf, rows = tmp_path / "wf", []
     for e in range(3):
         for s in range(3):
@@ -347,8 +347,12 @@ def test_worker_processes_give_the_same_records_rejections_and_listing(tmp_path,
     catalog = csv_catalog(tmp_path / "cat.csv", rows)
     serial, parallel = (WaveformSource(waveform_dir=str(wf), catalog=catalog, num_workers=n).load(
         progress=False) for n in (0, 2))
-    assert len(serial) == 9
+    # streamed to disk as read (the records stage's path): the same array, memory-mapped
+    streamed = WaveformSource(waveform_dir=str(wf), catalog=catalog, num_workers=2).load(
+        progress=False, waveform_path=tmp_path / "waveforms.npy")
+    assert len(serial) == 9 and isinstance(streamed.waveforms, np.memmap)
     np.testing.assert_array_equal(serial.waveforms, parallel.waveforms)
+    np.testing.assert_array_equal(serial.waveforms, streamed.waveforms)
     pd.testing.assert_frame_equal(serial.metadata, parallel.metadata)
     pd.testing.assert_frame_equal(serial.rejected, parallel.rejected)
     assert sorted(serial.rejected.reason) == sorted([Reason.UNREADABLE, Reason.NO_WAVEFORM,

@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from seisbert.arrays import RowSink
 from seisbert.config import check_choice
 from seisbert.data.catalog import BadValue, _time
 from seisbert.data.records import RecordSet, Reason, Rejected, rejection
@@ -71,13 +72,14 @@ class FileListSource(WaveformSource):
         if path.stat().st_size == 0:
             raise ValueError(f"data.file_list={self.file_list!r} is empty (0 bytes)")
 
-    def load(self, progress: bool = True) -> RecordSet:
-        """One record per CSV row; bad rows are listed with their line and reason."""
+    def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
+        """One record per CSV row; bad rows are listed with their line and reason
+        (``waveform_path``: stream the waveforms there, as ``data=waveforms`` does)."""
         self.check_paths()
         started = time.perf_counter()
         table = self._table()
         base = Path(self.file_list).resolve().parent
-        waves, rows, rejected = [], [], []
+        waves, rows, rejected = RowSink(waveform_path, (1, self.n_samples)), [], []
         for i, row in enumerate(tqdm(table.to_dict("records"), desc="records", unit="rec",
                                      disable=not progress)):
             where = f"{Path(self.file_list).name}:{i + 2}"  # the CSV line (line 1 is the header)
@@ -86,7 +88,7 @@ class FileListSource(WaveformSource):
             except Rejected as r:
                 rejected.append(rejection(f"{where} {row[self.file_columns['file']]}", SOURCE, r.reason, r.detail))
                 continue
-            waves.append(wave)
+            waves.extend([wave])
             rows.append(meta)
         if not rows:
             counts = pd.Series([r["reason"] for r in rejected]).value_counts().to_dict()

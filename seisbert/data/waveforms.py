@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seisbert.arrays import RowSink
 from seisbert.config import check_choice, check_range
 from seisbert.data.catalog import (DEFAULT_CSV_COLUMNS, DEFAULT_EVENT_TYPES, CatalogEvent,
                                    load_catalog, map_event_type)
@@ -157,9 +158,11 @@ class WaveformSource:
             raise FileNotFoundError(f"data.inventory={self.inventory!r} matches no file")
 
     # ------------------------------------------------------------------------- load
-    def load(self, progress: bool = True) -> RecordSet:
+    def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
         """Read the catalogue and waveforms into a ``RecordSet``; rejects are listed, not raised.
 
+        With ``waveform_path`` the waveforms are streamed there (``.npy``) chunk by chunk and
+        the set holds them memory-mapped: peak memory stays one chunk whatever the count.
         Raises ValueError, with the count of each reason, when no record is usable.
         """
         self.check_paths()
@@ -172,11 +175,12 @@ class WaveformSource:
         store = (FileStore(self.waveform_dir, self.file_glob, progress, self.num_workers)
                  if self.archive == "files" else SdsStore(self.waveform_dir))
         coords = station_coordinates(inventory, store)
-        waves, rows, rejected, n_far = [], [], catalog.rejected + store.rejected, 0
+        waves = RowSink(waveform_path, (len(self.channels), self.n_samples))
+        rows, rejected, n_far = [], catalog.rejected + store.rejected, 0
         state = {"source": self, "store": store, "coords": coords, "inventory": inventory}
         for out in map_chunks(_event_chunk, chunked(catalog.events, self.num_workers), state,
                               self.num_workers, progress, desc="events"):
-            waves += out[0]
+            waves.extend(out[0])
             rows += out[1]
             rejected += out[2]
             n_far += out[3]
@@ -254,8 +258,8 @@ class WaveformSource:
         return (f"data=waveforms: no usable record from {n_events} catalogue events "
                 f"(rejected {counts}{far}); nothing was cached.{examples}{hint}")
 
-    def _record_set(self, waves, rows, rejected, n_events, seconds: float) -> RecordSet:
-        waveforms = np.stack(waves)  # (N, C, S)
+    def _record_set(self, waves: RowSink, rows, rejected, n_events, seconds: float) -> RecordSet:
+        waveforms = waves.array()  # (N, C, S), memory-mapped when streamed
         metadata = pd.DataFrame(rows, columns=list(METADATA_COLUMNS))
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
         log.info("waveforms: %d records from %d events in %.1f s (%.0f records/s, %d workers); "
