@@ -79,9 +79,9 @@ def test_the_paper_schema_refuses_bad_protocols(override, match):
 
 
 def test_every_preset_follows_the_protocol():
-    quick, full = load_study("quick"), load_study("full")
+    quick, full, continuous = load_study("quick"), load_study("full"), load_study("continuous")
     assert len(full.seeds) >= 5 and len(full.pretrain_seeds) >= 3
-    for study in (quick, full):
+    for study in (quick, full, continuous):
         assert len(study.finetune.lr_grid) >= 4
         assert {a.base for a in study.finetune.arms.values()} >= set(study.pretrain)
 
@@ -293,6 +293,26 @@ def test_an_extra_arm_is_a_yaml_edit(tmp_path):
     assert cfg.task.params.masked_eval is False and cfg.callbacks.test_predictions.masked is False
     with pytest.raises(ValueError, match="compare_to='nope' is not an arm"):
         load_study("quick", ["+finetune.arms.rp={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
+
+
+def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch_arm(tmp_path):
+    """Issue 15's table: tokens/kmeans, psd/kmeans, psd/random_projection, psd/psd, both/kmeans,
+    perceiver; each pretrained arm compared with a scratch arm of the same input and arch."""
+    study = load_study("continuous", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
+    seen = set()
+    for name, arm in study.finetune.arms.items():
+        if arm.base is None or name.startswith("psd_pool"):
+            continue
+        base = compose_run(study, study.pretrain[arm.base])
+        cfg = compose_run(study, arm.overrides)
+        ref = compose_run(study, study.finetune.arms[arm.compare_to].overrides)
+        assert (cfg.model.input, cfg.model.arch) == (base.model.input, base.model.arch) == (
+            ref.model.input, ref.model.arch), name
+        assert ref.task.params.init == "scratch" and study.arm_labels(name) == [120, 500, None]
+        seen.add((cfg.model.input, base.task.params.target, cfg.model.arch))
+    assert seen == {("tokens", "kmeans", "encoder"), ("psd", "kmeans", "encoder"),
+                    ("psd", "random_projection", "encoder"), ("psd", "psd", "encoder"),
+                    ("both", "kmeans", "encoder"), ("psd", "kmeans", "perceiver")}
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
