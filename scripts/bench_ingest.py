@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--stations", type=int, default=20)
     ap.add_argument("--workers", type=int, nargs="+", default=[2])
-    ap.add_argument("--memory-events", type=int, default=100, help="events (x --stations) of the memory check")
+    ap.add_argument("--memory-events", type=int, nargs="+", default=[25, 100],
+                    help="events (x --stations) of the memory check, one run per count")
     ap.add_argument("--peak-of", type=Path, help=argparse.SUPPRESS)  # the memory check's child process
     ap.add_argument("--streamed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             rate, n = seisbert_load(Path(tmp), workers)
             print(f"seisbert, num_workers={workers:<2d}     : {rate:7.0f} records/s "
                   f"({n} records)  ratio {rate / plain:.1f}x")
-    memory(args.memory_events, args.stations)
+    for n_events in args.memory_events:
+        memory(n_events, args.stations)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ else spawned with the state pickled once per worker.
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable
+from typing import Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -27,12 +28,29 @@ def _call(fn: Callable, chunk):
 
 
 def map_chunks(fn: Callable, chunks: list, state: dict, num_workers: int,
-               progress: bool = True, desc: str = "chunks") -> Iterable:
-    """``fn(state, chunk)`` for every chunk, in ``num_workers`` processes (0: here), in order."""
+               progress: bool = True, desc: str = "chunks") -> Iterator:
+    """``fn(state, chunk)`` for every chunk, in ``num_workers`` processes (0: here), in order.
+
+    A generator holding at most ``2 * num_workers`` results ahead of the caller, so a caller
+    that streams each result to disk keeps memory at a few chunks whatever the count.
+    """
+    bar = tqdm(total=len(chunks), desc=desc, disable=not progress)
     if num_workers <= 0:
-        return [fn(state, c) for c in tqdm(chunks, desc=desc, disable=not progress)]
+        for c in chunks:
+            yield fn(state, c)
+            bar.update()
+        bar.close()
+        return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method),
                              initializer=_init, initargs=(state,)) as pool:
-        futures = [pool.submit(_call, fn, c) for c in chunks]
-        return [f.result() for f in tqdm(futures, desc=desc, disable=not progress)]
+        ahead = deque()
+        for c in chunks:
+            ahead.append(pool.submit(_call, fn, c))
+            if len(ahead) >= 2 * num_workers:
+                yield ahead.popleft().result()
+                bar.update()
+        while ahead:
+            yield ahead.popleft().result()
+            bar.update()
+    bar.close()

@@ -171,11 +171,12 @@ class SdsStore:
         return []  # an archive is not listed file by file
 
 
-def chunked(items: list, num_workers: int, per_worker: int = 8) -> list[list]:
-    """One item per chunk in this process; else ``per_worker`` chunks per worker, in order."""
+def chunked(items: list, num_workers: int, per_worker: int = 8, max_items: int = 64) -> list[list]:
+    """One item per chunk in this process; else at least ``per_worker`` chunks per worker, of at
+    most ``max_items`` items (a chunk's records are in memory at once), in order."""
     if num_workers == 0:
         return [[x] for x in items]
-    n = min(len(items), num_workers * per_worker) or 1
+    n = min(len(items), max(num_workers * per_worker, -(-len(items) // max_items))) or 1
     return [list(c) for c in np.array_split(np.array(items, dtype=object), n)]
 
 
