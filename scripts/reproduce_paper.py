@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from seisbert.analysis import attention_cli, token_figures
-from seisbert.analysis.report import plot_label_curve, plot_pool_curve, readme_block, update_readme, write_report
+from seisbert.analysis.report import (plot_label_curve, plot_pool_curve, plot_pretraining_curves, readme_block,
+                                     update_readme, write_report)
 from seisbert.analysis.study_results import result_cells
 from seisbert.logs import setup_logging
 from seisbert.study import load_study, run_study
@@ -48,6 +49,9 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
     pool = plot_pool_curve(cells, out / "pool_curve.png")
     if pool is not None:
         figs["pool-size curve"] = pool.name
+    curves = plot_pretraining_curves(summary["pretrain"], out / "pretraining_curves.png")
+    if curves is not None:
+        figs["pretraining curves (dev metric by step)"] = curves.name
     for m in summary["pretrain"]:
         name = f"{m['arm']}_seed{m['seed']}"
         src = Path(m.get("output_dir", "")) / "mlm_confusion.png"

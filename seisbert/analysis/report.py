@@ -246,6 +246,41 @@ def plot_label_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_ac
     return save_figure(fig, path, dpi=120)
 
 
+def pretraining_log(output_dir: str) -> tuple[str, pd.DataFrame] | None:
+    """(monitored metric, its dev values by step) of one pretraining run, from its CSV log."""
+    cfg_path, logs = Path(output_dir) / "config.yaml", sorted(Path(output_dir).glob("csv/version_*/metrics.csv"))
+    if not cfg_path.is_file() or not logs:
+        return None
+    import yaml
+
+    monitor = yaml.safe_load(cfg_path.read_text())["task"]["monitor"]
+    frame = pd.read_csv(logs[-1])
+    if monitor not in frame:
+        return None
+    return monitor, frame.dropna(subset=[monitor])[["step", monitor]]
+
+
+def plot_pretraining_curves(pretrain: list[dict], path: Path) -> Path | None:
+    """Each base model's monitored dev metric over its steps: where pretraining flattened."""
+    curves = [(m, pretraining_log(m.get("output_dir", ""))) for m in pretrain]
+    curves = [(m, c) for m, c in curves if c is not None]
+    if not curves:
+        return None
+    monitors = list(dict.fromkeys(c[0] for _, c in curves))
+    fig, axes = plt.subplots(1, len(monitors), figsize=(6 * len(monitors), 4), squeeze=False)
+    for ax, monitor in zip(axes[0], monitors):
+        for m, (mon, frame) in curves:
+            if mon == monitor:
+                scale = 100 if "acc" in monitor else 1
+                ax.plot(frame["step"], scale * frame[monitor], "-o", ms=3, label=f"{m['arm']} seed {m['seed']}")
+        ax.set_xlabel("pretraining step")
+        ax.set_ylabel(f"dev {monitor.split('/')[-1].replace('_', ' ')}" + (" (%)" if "acc" in monitor else ""))
+        ax.legend(fontsize=7)
+    fig.suptitle("Pretraining: the checkpoint-selection metric on dev")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
 def tuning_rows(runs: pd.DataFrame) -> list[str]:
     first = runs.drop_duplicates(["arm", "labels"])
     return table(["arm", "labels", "chosen on dev", "tried (dev balanced accuracy)"],
