@@ -148,7 +148,7 @@ def features_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
         keep = reasons == ""
         meta = records.metadata.reset_index(drop=True).copy()
         meta["record_index"] = np.arange(len(meta))
-        rejected = pd.concat([records.rejected, _feature_rejections(meta, reasons)], ignore_index=True)
+        rejected = pd.concat([records.rejected, feature_rejections(meta, reasons)], ignore_index=True)
         meta = meta[keep].reset_index(drop=True)
         if not (scfg.use_source_split and "split" in meta.columns):
             meta["split"] = split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
@@ -164,7 +164,7 @@ def features_artifact(cfg: DictConfig, upstream: dict | None = None) -> Path:
     return path
 
 
-def _feature_rejections(meta: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
+def feature_rejections(meta: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
     bad = np.flatnonzero(reasons != "")
     where = meta["trace_file"] if "trace_file" in meta.columns else meta["station_id"]
     rows = [rejection(f"{meta.event_id[i]}/{meta.station_id[i]}", "features", reasons[i],

@@ -90,12 +90,12 @@ def check_source(bundle, source) -> None:
 
 def featurize(bundle, records: RecordSet, progress: bool) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Features (n_kept, T, F) with the bundle's config, the kept metadata and all rejections."""
-    from seisbert.pipeline import _feature_rejections, featurize_records
+    from seisbert.pipeline import feature_rejections, featurize_records
 
     feats, reasons = featurize_records(records, bundle.feature_config(), progress)
     meta = records.metadata.reset_index(drop=True).copy()
     meta["record_index"] = np.arange(len(meta))
-    rejected = pd.concat([records.rejected, _feature_rejections(meta, reasons)], ignore_index=True)
+    rejected = pd.concat([records.rejected, feature_rejections(meta, reasons)], ignore_index=True)
     keep = reasons == ""
     return feats[keep], meta[keep].reset_index(drop=True), rejected
 
