@@ -161,17 +161,29 @@ def next_edge_value(tried: dict, step: float) -> float | None:
     return None
 
 
+def tune_many(cells: list, grid: list, step: float, max_extensions: int, score_many) -> dict:
+    """The lr search of several cells at once: every cell's ``grid``, then one grid step beyond
+    the edge its best value sits on, up to ``max_extensions`` times. ``score_many([(cell, value),
+    ...])`` scores a round's runs together (so they can run in parallel); returns
+    ``{cell: (best value, {value: score})}``, ties to the smaller value."""
+    tried = {c: {} for c in cells}
+    todo = [(c, float(v)) for c in cells for v in grid]
+    for round_ in range(max_extensions + 1):
+        for (c, v), score in zip(todo, score_many(todo)):
+            tried[c][v] = score
+        if round_ == max_extensions:
+            break
+        todo = [(c, v) for c in cells if (v := next_edge_value(tried[c], step)) is not None]
+        if not todo:
+            break
+        log.info("best %s sits on the grid's edge: trying %s", TRANSFORMER_KNOB,
+                 ", ".join(f"{v:g} ({c})" for c, v in todo))
+    return {c: (max(sorted(t), key=lambda v: t[v]), t) for c, t in tried.items()}
+
+
 def tune(grid: list, step: float, max_extensions: int, score) -> tuple[float, dict]:
     """``score(value)`` over ``grid``, extended while the best sits on an edge; (best, {value: score})."""
-    tried = {float(v): score(float(v)) for v in grid}
-    for _ in range(max_extensions):
-        value = next_edge_value(tried, step)
-        if value is None:
-            break
-        log.info("best %s sits on the grid's edge: trying %g", TRANSFORMER_KNOB, value)
-        tried[value] = score(value)
-    best = max(sorted(tried), key=lambda v: tried[v])
-    return best, tried
+    return tune_many([None], grid, step, max_extensions, lambda todo: [score(v) for _, v in todo])[None]
 
 
 def dev_score(metrics: dict, monitor: str) -> float:
@@ -179,29 +191,39 @@ def dev_score(metrics: dict, monitor: str) -> float:
     return -np.inf if value is None or np.isnan(value) else float(value)
 
 
-def finetune_arm(study: StudyConfig, name: str, meta: pd.DataFrame, bases: dict) -> list[dict]:
-    """Every label count and seed of one arm; the lr is chosen on dev at the tuning seed."""
-    arm, ft, rows = study.finetune.arms[name], study.finetune, []
-    for size in study.arm_labels(name):
-        def setup(seed, lr):
-            plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
-            base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
-            cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
-            return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
+def finetune(study: StudyConfig, meta: pd.DataFrame, bases: dict) -> list[dict]:
+    """Every arm at every label count and seed; the lr is chosen on dev at the tuning seed.
 
-        def one(seed, lr):
-            cfg, plan, base = setup(seed, lr)
-            return {**run_once(cfg), "plan": plan, "output_dir": cfg.paths.output_dir, "base_checkpoint": base}
+    The runs of one round (every cell's grid, then every cell's edge extension, then every
+    other seed at the chosen lr) are made together, ``study.jobs`` at a time.
+    """
+    ft = study.finetune
+    cells = [(name, size) for name in ft.arms for size in study.arm_labels(name)]
 
-        runs = {}
-        run_ahead([setup(ft.tune_seed, float(lr))[0] for lr in ft.lr_grid], study.jobs)
-        best_lr, tried = tune(ft.lr_grid, ft.lr_step, ft.max_extensions,
-                              lambda lr: dev_score(runs.setdefault(lr, one(ft.tune_seed, lr)), study.budget.monitor))
-        run_ahead([setup(seed, best_lr)[0] for seed in study.seeds if seed != ft.tune_seed], study.jobs)
+    def setup(cell, seed, lr):
+        (name, size), arm = cell, ft.arms[cell[0]]
+        plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
+        base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
+        cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
+        return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
+
+    def one(cell, seed, lr):
+        cfg, plan, base = setup(cell, seed, lr)
+        return {**run_once(cfg), "plan": plan, "output_dir": cfg.paths.output_dir, "base_checkpoint": base}
+
+    def score_many(todo):
+        run_ahead([setup(c, ft.tune_seed, lr)[0] for c, lr in todo], study.jobs)
+        return [dev_score(one(c, ft.tune_seed, lr), study.budget.monitor) for c, lr in todo]
+
+    tuned = tune_many(cells, ft.lr_grid, ft.lr_step, ft.max_extensions, score_many)
+    others = [s for s in study.seeds if s != ft.tune_seed]
+    run_ahead([setup(c, s, tuned[c][0])[0] for c in cells for s in others], study.jobs)
+    rows = []
+    for cell in cells:
+        best_lr, tried = tuned[cell]
         for seed in study.seeds:
-            m = runs[best_lr] if seed == ft.tune_seed else one(seed, best_lr)
-            rows.append(result_row(name, size, seed, m, {TRANSFORMER_KNOB: best_lr},
-                                   {f"{lr:g}": s for lr, s in sorted(tried.items())}))
+            rows.append(result_row(*cell, seed, one(cell, seed, best_lr), {TRANSFORMER_KNOB: best_lr},
+                                   {f"{lr:g}": v for lr, v in sorted(tried.items())}))
     return rows
 
 
@@ -292,11 +314,9 @@ def run_study(study: StudyConfig) -> dict:
     t = time.perf_counter()
     bases = pretrain(study)
     timings["pretrain"] = time.perf_counter() - t
-    rows = []
-    for arm in study.finetune.arms:
-        t = time.perf_counter()
-        rows += finetune_arm(study, arm, meta, bases)
-        timings[f"finetune_{arm}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = finetune(study, meta, bases)
+    timings["finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     rows += baselines(study, paths)
     timings["baselines"] = time.perf_counter() - t

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -194,7 +193,6 @@ def test_overfits_a_tiny_batch_with_mlm():
     inputs = tokens.masked_fill(masked, cfg.mask_id)
     params = optimizer_groups(torch.nn.ModuleList([enc, head]), 0.0)
     opt = torch.optim.AdamW(params, lr=3e-3)
-    start = time.perf_counter()
     for step in range(400):
         loss = F.cross_entropy(head(enc(inputs)[masked]), tokens[masked])
         opt.zero_grad()
@@ -203,8 +201,7 @@ def test_overfits_a_tiny_batch_with_mlm():
         if step == 0:
             first = loss.item()
     assert first > 2.5  # about log(24) = 3.2 at init
-    assert loss.item() < 0.05
-    assert time.perf_counter() - start < 20
+    assert loss.item() < 0.05  # speed is make bench's job, not a timed test's
 
 
 def test_flops_estimate_follows_nanogpt_formula():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from seisbert.metrics import PREDICTIONS_FILE, classification_metrics, load_predictions
-from seisbert.study import compose_run, load_study, place, protocol_overrides, run_once, tune
+from seisbert.study import compose_run, load_study, place, protocol_overrides, run_once, tune, tune_many
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -63,6 +63,20 @@ def test_lr_grid_extends_while_the_choice_sits_on_an_edge():
     assert sorted(tried) == grid and best == 3e-4
     best, tried = tune(grid, 3.0, 0, peak_at(1.0))  # extensions switched off
     assert sorted(tried) == grid and best == 2.7e-3
+
+
+def test_cells_tuned_together_extend_independently_one_round_at_a_time():
+    grid, rounds = [1e-4, 3e-4, 9e-4, 2.7e-3], []
+    peaks = {"high": peak_at(2e-2), "inside": peak_at(3e-4), "low": peak_at(4e-5)}
+
+    def score_many(todo):  # the study runs each round's runs together (in parallel)
+        rounds.append(sorted(todo))
+        return [peaks[c](v) for c, v in todo]
+
+    got = tune_many(list(peaks), grid, 3.0, 2, score_many)
+    assert [len(r) for r in rounds] == [12, 2, 2]  # the grids, then both edge cells twice, together
+    assert got["inside"] == tune(grid, 3.0, 2, peaks["inside"]) and got["inside"][0] == 3e-4
+    assert got["high"][0] == 2.43e-2 and got["low"][0] == 3.33e-5
 
 
 @pytest.mark.parametrize("override, match", [
