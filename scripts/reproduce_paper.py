@@ -1,6 +1,6 @@
 """Reproduce the paper's study and write reports/paper/REPORT.md.
 
-    python scripts/reproduce_paper.py                # quick scale: < 30 min on 2 CPU cores
+    python scripts/reproduce_paper.py                # quick scale: ~100 min on 2 CPU cores (jobs=2)
     python scripts/reproduce_paper.py scale=full     # the headline study (hours on CPU, or a GPU)
     python scripts/reproduce_paper.py seeds=[0] out_dir=reports/try   # any key of configs/paper/
 

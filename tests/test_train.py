@@ -64,7 +64,8 @@ def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(ti
     assert metrics["test/mlm_acc"] > 1.5 * metrics["test/baseline_random_acc"]
     assert metrics["test/mlm_top5"] > 1.2 * 5 * metrics["test/baseline_random_acc"]
 
-    ft = tiny_cfg("experiment=finetune", "model=tiny")
+    # explicit, as the study passes it: "newest on these tokens" may be another test's model
+    ft = tiny_cfg("experiment=finetune", "model=tiny", f"task.params.checkpoint={ckpt}")
     module, _ = build_finetuning(ft, TokenSet.load(prepare(ft)["tokens"]))
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     for name, tensor in module.encoder.state_dict().items():

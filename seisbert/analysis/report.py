@@ -26,8 +26,11 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
              "hgb": "boosted trees on PSD", "cnn": "CNN on PSD",
              "psd": "PSD-input MLM-pretrained", "psd_pool": "PSD-input MLM-pretrained + unlabeled pool",
-             "psd_pool5k": "PSD-input MLM + ~5k-record pool", "psd_pool20k": "PSD-input MLM + ~20k-record pool",
-             "psd_pool50k": "PSD-input MLM + ~50k-record pool",
+             # no sizes in names: the pool table gives each pool's records from results.csv
+             "psd_pool5k": "PSD-input MLM + small pool", "psd_pool20k": "PSD-input MLM + medium pool",
+             "psd_pool50k": "PSD-input MLM + large pool",
+             "mlm_psd": "PSD-input MLM", "mlm_psd_pool5k": "PSD-input MLM + small pool",
+             "mlm_psd_pool20k": "PSD-input MLM + medium pool", "mlm_psd_pool50k": "PSD-input MLM + large pool",
              "scratch_psd": "PSD-input scratch"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",

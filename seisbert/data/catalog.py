@@ -278,18 +278,18 @@ def _csv_event(row: dict, columns: dict, p_phases) -> CatalogEvent:
     if not event_id[0]:
         raise BadValue(event_id[1], event_id[0], "an event id")
     ev = CatalogEvent(event_id=event_id[0], event_type=normalize_type(get("event_type")[0]),
-                      origin_time=_time(*get("origin_time")),
+                      origin_time=parse_time(*get("origin_time")),
                       latitude=_number(*get("latitude"), lo=-90.0, hi=90.0),
                       longitude=_number(*get("longitude"), lo=-180.0, hi=360.0),
                       depth_km=_number(*get("depth_km")), magnitude=_number(*get("magnitude")))
     (station_id, _), (p_time, p_col) = get("station_id"), get("p_time")
     phase_ok = columns["phase"] not in row or get("phase")[0] in p_phases
     if station_id and p_time and phase_ok:
-        ev.add_pick(station_id, _time(p_time, p_col))
+        ev.add_pick(station_id, parse_time(p_time, p_col))
     return ev
 
 
-def _time(value: str, column: str):
+def parse_time(value: str, column: str):
     """A UTC time from ISO 8601 text; "" is unknown (None)."""
     from obspy import UTCDateTime
 
@@ -334,7 +334,7 @@ def add_csv_picks(events: list[CatalogEvent], table: pd.DataFrame, columns: dict
             for value, c in zip((eid, station_id, p_time), need):
                 if not value:
                     raise BadValue(c, value, "set")
-            time = _time(p_time, need[2])
+            time = parse_time(p_time, need[2])
         except BadValue as e:
             rejected.append(rejection(where, SOURCE, Reason.BAD_VALUE, f"{where} (line {i + 1}), {e}"))
             continue

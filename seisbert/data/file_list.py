@@ -31,9 +31,9 @@ from tqdm.auto import tqdm
 
 from seisbert.arrays import RowSink
 from seisbert.config import check_choice
-from seisbert.data.catalog import BadValue, _time
-from seisbert.data.records import RecordSet, Reason, Rejected, rejection
-from seisbert.data.stores import _guess_format, _read_checked, station_of
+from seisbert.data.catalog import BadValue, parse_time
+from seisbert.data.records import RecordSet, Reason, Rejected, reason_counts, rejection
+from seisbert.data.stores import guess_format, read_checked, station_of
 from seisbert.data.traces import place_window
 from seisbert.data.waveforms import UNSET, WaveformSource
 
@@ -91,7 +91,7 @@ class FileListSource(WaveformSource):
             waves.extend([wave])
             rows.append(meta)
         if not rows:
-            counts = pd.Series([r["reason"] for r in rejected]).value_counts().to_dict()
+            counts = reason_counts(rejected)
             first = f" First: {rejected[0]['record']}: {rejected[0]['detail']}." if rejected else ""
             raise ValueError(f"data=file_list: no usable record from the {len(table)} rows of "
                              f"{self.file_list} (rejected {counts}); nothing was cached.{first}")
@@ -115,13 +115,13 @@ class FileListSource(WaveformSource):
         if not path.is_file():
             raise Rejected(Reason.UNREADABLE, f"{path} does not exist")
         try:
-            p_time = _time(self._value(row, "p_time"), self.file_columns["p_time"])
+            p_time = parse_time(self._value(row, "p_time"), self.file_columns["p_time"])
         except BadValue as e:
             raise Rejected(Reason.BAD_VALUE, str(e)) from None
         if p_time is None:
             raise Rejected(Reason.MISSING_PICK, f"column {self.file_columns['p_time']!r} is empty")
         t0, t1 = p_time - self.pre_s, p_time + self.post_s
-        stream = _read_checked(path, fmt=_guess_format(path), starttime=t0 - self.pad_s,
+        stream = read_checked(path, fmt=guess_format(path), starttime=t0 - self.pad_s,
                                endtime=t1 + self.pad_s)
         station_id = self._value(row, "station_id")
         if station_id:

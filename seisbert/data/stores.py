@@ -116,7 +116,7 @@ class FileStore:
         for path in dict.fromkeys(np.asarray(paths)[hit] if len(paths) else ()):
             self.named.add(path)
             # the format found while indexing: no detection per read
-            stream += _read_checked(Path(path), None, self.formats[path], starttime=t0, endtime=t1)
+            stream += read_checked(Path(path), None, self.formats[path], starttime=t0, endtime=t1)
         stream.traces = [tr for tr in stream if station_of(tr) == station_id]
         if not stream:
             raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
@@ -185,7 +185,7 @@ def _index_files(state: dict, paths: list) -> tuple:
     rows, rejected, formats, kept = [], [], {}, KeptWarnings()
     for path in paths:
         try:
-            stream = _read_checked(path, kept, _guess_format(path), headonly=True)
+            stream = read_checked(path, kept, guess_format(path), headonly=True)
         except Rejected as r:
             rejected.append(rejection(str(path), SOURCE, r.reason, r.detail))
             continue
@@ -194,7 +194,7 @@ def _index_files(state: dict, paths: list) -> tuple:
     return rows, rejected, formats, kept.files
 
 
-def _read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None = None,
+def read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None = None,
                   **kwargs):
     """``obspy.read``; a failure is ``unreadable file``, a damage warning ``corrupt file``.
 
@@ -268,7 +268,7 @@ def _is_plain(path: Path) -> bool:
     return not head.startswith(COMPRESSED_MAGIC) and head[257:262] != b"ustar"
 
 
-def _guess_format(path: Path) -> str | None:
+def guess_format(path: Path) -> str | None:
     """"MSEED" for a plain miniSEED file (the common case, checked fast), else None."""
     from obspy.io.mseed.core import _is_mseed
 
