@@ -107,8 +107,9 @@ def run_ahead(cfgs: list[DictConfig], jobs: int) -> None:
 
 def pretrain(study: StudyConfig) -> dict:
     """Train every base model at every pretraining seed; {(arm, seed): metrics + checkpoint}."""
-    cfgs = {(name, seed): place(compose_run(study, [*overrides, f"seed={seed}"]), study, "pretrain", name, f"seed{seed}")
-            for name, overrides in study.pretrain.items() for seed in study.pretrain_seeds}
+    cfgs = {(name, seed): place(compose_run(study, [*study.pretrain_args(name), f"seed={seed}"]),
+                                study, "pretrain", name, f"seed{seed}")
+            for name in study.pretrain for seed in study.pretrain_seeds}
     run_ahead(list(cfgs.values()), study.jobs)
     out = {}
     for name in study.pretrain:

@@ -17,6 +17,11 @@ _LOG_SPACING_TOLERANCE = 0.02  # relative spread allowed between consecutive gri
 MIN_GRID = 4  # the protocol: at least this many values in every tuning grid
 
 
+def _present(entries: dict) -> dict:
+    """A name -> spec map without the entries set to null (how a preset leaves out an inherited one)."""
+    return {name: spec for name, spec in entries.items() if spec is not None}
+
+
 def _nested(value, cls: type, key: str):
     """A nested block as its dataclass (from a dict, as the YAML gives it)."""
     if isinstance(value, cls):
@@ -89,7 +94,8 @@ class Finetune:
     def __post_init__(self):
         self.lr_step = check_log_grid("paper.finetune.lr_grid", self.lr_grid)
         check_range("paper.finetune.max_extensions", self.max_extensions, 0, 10)
-        self.arms = {name: _nested(a, Arm, f"paper.finetune.arms.{name}") for name, a in self.arms.items()}
+        self.arms = {name: _nested(a, Arm, f"paper.finetune.arms.{name}")
+                     for name, a in _present(self.arms).items()}
         if not self.arms:
             raise ValueError("paper.finetune.arms is empty; give at least one arm")
 
@@ -122,6 +128,7 @@ class StudyConfig:
     label_sizes: list = field(default_factory=lambda: [50, 120, 500, None])  # None = every record
     budget: Budget | dict = field(default_factory=Budget)
     pretrain: dict = field(default_factory=dict)  # name -> overrides (e.g. [experiment=mlm])
+    pretrain_overrides: list[str] = field(default_factory=list)  # before each base model's own: its budget
     finetune: Finetune | dict = field(default_factory=Finetune)
     baselines: dict = field(default_factory=dict)  # name -> overrides (experiment=baseline_rf, ...)
     bootstrap: Bootstrap | dict = field(default_factory=Bootstrap)
@@ -129,6 +136,7 @@ class StudyConfig:
 
     def __post_init__(self):
         self.budget = _nested(self.budget, Budget, "paper.budget")
+        self.pretrain, self.baselines = _present(self.pretrain), _present(self.baselines)
         self.finetune = _nested(self.finetune, Finetune, "paper.finetune")
         self.bootstrap = _nested(self.bootstrap, Bootstrap, "paper.bootstrap")
         if self.jobs < 1:
@@ -154,6 +162,10 @@ class StudyConfig:
             if name not in self.finetune.arms or self.finetune.arms[name].base is None:
                 raise ValueError(f"paper.pool_curve names {name!r}, which is not a pretrained fine-tuning arm; "
                                  f"choose from {sorted(n for n, a in self.finetune.arms.items() if a.base)}")
+
+    def pretrain_args(self, name: str) -> list[str]:
+        """Overrides of base model ``name``: the shared pretraining budget, then its own."""
+        return [*self.pretrain_overrides, *self.pretrain[name]]
 
     def arm_labels(self, name: str) -> list:
         """The label counts fine-tuning arm ``name`` runs at."""

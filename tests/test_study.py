@@ -35,7 +35,7 @@ TINY_STUDY = [
     "~finetune.arms.psd", "~finetune.arms.psd_pool5k", "~finetune.arms.psd_pool20k", "~finetune.arms.psd_pool50k",
     "~finetune.arms.scratch_psd", "pool_curve=[]", "finetune.max_extensions=0", "label_sizes=[null]",
     "finetune.arms.mlm.labels=null", "finetune.arms.scratch.labels=null",
-    "pretrain.mlm=" + hlist("experiment=mlm", "trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
+    "pretrain_overrides=" + hlist("trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
     "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
     "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
     "baselines.rf_hist=" + hlist("experiment=baseline_rf", "baseline.features=histogram", "baseline.n_estimators=10",
@@ -317,7 +317,7 @@ def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch
     for name, arm in study.finetune.arms.items():
         if arm.base is None or name.startswith("psd_pool"):
             continue
-        base = compose_run(study, study.pretrain[arm.base])
+        base = compose_run(study, study.pretrain_args(arm.base))
         cfg = compose_run(study, arm.overrides)
         ref = compose_run(study, study.finetune.arms[arm.compare_to].overrides)
         assert (cfg.model.input, cfg.model.arch) == (base.model.input, base.model.arch) == (
@@ -340,7 +340,7 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
         arm = study.finetune.arms[name]
         assert {120, 500} <= set(study.arm_labels(name))
         cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"))
-        base = compose_run(study, study.pretrain[arm.base])
+        base = compose_run(study, study.pretrain_args(arm.base))
         assert cfg.model.input == base.model.input == "psd" and cfg.get("unlabeled") == base.get("unlabeled")
         pools.append(0 if cfg.get("unlabeled") is None else cfg.unlabeled.n_events)
         steps.add(base.trainer.max_steps)
