@@ -157,9 +157,9 @@ def numbers_outside_headers(block: str) -> list[float]:
     return [float(x) for x in NUMBER.findall(text)]
 
 
-def check_block_against_results(readme_text: str, base: Path) -> int:
-    block = readme_text[readme_text.index("<!-- results:start -->"):readme_text.index("<!-- results:end -->")]
-    cited = re.search(r"\[[^\]]*results\.csv\]\(([^)]+)\)", block).group(1)
+def check_block_against_results(readme_text: str, base: Path, marker: str = "results") -> int:
+    block = readme_text[readme_text.index(f"<!-- {marker}:start -->"):readme_text.index(f"<!-- {marker}:end -->")]
+    cited = re.search(r"\[[^\]]*\.csv\]\(([^)]+)\)", block).group(1)
     cells = pd.read_csv(base / cited)
     known = {round(abs(float(v)), 1) for c in ("value", "lo", "hi", "n_seeds", "n_events") for v in cells[c].dropna()}
     known |= {float(v) for v in cells["labels"].dropna() if str(v).isdigit()}
@@ -174,6 +174,13 @@ def test_readme_results_block_numbers_are_in_its_results_csv():
     if "<!-- results:start -->" not in text:
         pytest.skip("README.md has no generated results block yet (make paper writes it)")
     assert check_block_against_results(text, ROOT) > 20
+
+
+def test_readme_input_target_block_numbers_are_in_its_csv():
+    text = (ROOT / "README.md").read_text()
+    if not (ROOT / "reports" / "continuous_study" / "input_target.csv").is_file():
+        pytest.skip("no input x target table yet (scripts/input_target_table.py writes it)")
+    assert check_block_against_results(text, ROOT, "input-target") > 20
 
 
 # ---------------------------------------------------------------- end to end
@@ -327,6 +334,25 @@ def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch
     assert seen == {("tokens", "kmeans", "encoder"), ("psd", "kmeans", "encoder"),
                     ("psd", "random_projection", "encoder"), ("psd", "psd", "encoder"),
                     ("both", "kmeans", "encoder"), ("psd", "kmeans", "perceiver")}
+    # quick's pool arms are left out by null entries; every base model shares quick's step budget
+    assert not any("pool" in n for n in [*study.pretrain, *study.finetune.arms]) and study.pool_curve == []
+    quick = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
+    budget = {compose_run(quick, quick.pretrain_args("mlm")).trainer.max_steps}
+    assert {compose_run(study, study.pretrain_args(b)).trainer.max_steps for b in study.pretrain} == budget == {1500}
+
+
+def test_window_regression_cells_average_pretraining_seeds_beside_their_baselines():
+    from seisbert.analysis.report import window_table
+    from seisbert.analysis.study_results import window_cells
+
+    runs = [{"arm": "mlm_psd_regress", "test/psd_mse": mse, "test/psd_lsd": 2 * mse,
+             "test/baseline_interpolation_mse": 0.5, "test/baseline_interpolation_lsd": 6.0} for mse in (0.2, 0.4)]
+    cells = pd.DataFrame(window_cells([*runs, {"arm": "mlm", "test/mlm_acc": 0.1}]))
+    mse = cells[cells.metric == "psd_mse"].iloc[0]
+    assert (mse.value, mse.lo, mse.hi, mse.n_seeds) == (pytest.approx(0.3), 0.2, 0.4, 2)
+    assert set(cells.arm) == {"mlm_psd_regress"} and len(cells) == 4  # token models have no window rows
+    row = window_table(cells)[2]
+    assert row.startswith("| PSD input, PSD regression | 0.300 | – | – | 0.500 | 0.600 |"), row
 
 
 @pytest.mark.parametrize("scale", ["quick", "full"])
@@ -355,3 +381,30 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
 def test_the_paper_schema_refuses_bad_arm_labels_pool_curves_and_jobs(override, match):
     with pytest.raises(ValueError, match=match):
         load_study("quick", [override])
+
+
+def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holding_it(tmp_path):
+    main = runpy.run_path(str(ROOT / "scripts" / "input_target_table.py"))["main"]
+
+    def results(path, arms):
+        rows = [("finetune", a, n, "balanced_accuracy", v, v - 3, v + 3, 2, 60) for a, v in arms.items()
+                for n in ("120", "all")]
+        rows.append(("gain", "psd_rp - scratch_psd", "120", "balanced_accuracy", 9.5, 2.0, 17.0, 2, 60))
+        rows.append(("finetune", "psd_rp", "120", "accuracy", 11.1, 10.0, 12.0, 2, 60))  # not balanced: left out
+        pd.DataFrame(rows, columns=["table", "arm", "labels", "metric", "value", "lo", "hi", "n_seeds", "n_events"]
+                     ).to_csv(path, index=False)
+
+    results(tmp_path / "new.csv", {"psd_rp": 88.1, "scratch_psd": 80.2, "hgb": 85.3})
+    results(tmp_path / "old.csv", {"mlm": 87.4, "hgb": 61.0, "psd_rp": 10.0})
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- input-target:start -->\nold 1.0\n<!-- input-target:end -->\nkept 7\n")
+    main(["--sources", str(tmp_path / "new.csv"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "out"),
+          "--readme", str(readme)])
+    cells = pd.read_csv(tmp_path / "out" / "input_target.csv")
+    fine = cells[cells.table == "finetune"].groupby("arm").value.agg(set).to_dict()
+    assert fine == {"psd_rp": {88.1}, "scratch_psd": {80.2}, "hgb": {85.3}, "mlm": {87.4}}  # first file wins
+    assert set(cells[cells.arm == "mlm"].source) == {str(tmp_path / "old.csv")}
+    text = readme.read_text()
+    assert "old 1.0" not in text and text.endswith("kept 7\n") and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
+    assert "+9.5 [2.0, 17.0]" in text
+    assert check_block_against_results(text, tmp_path, "input-target") > 10

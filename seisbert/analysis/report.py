@@ -31,7 +31,13 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "psd_pool50k": "PSD-input MLM + large pool",
              "mlm_psd": "PSD-input MLM", "mlm_psd_pool5k": "PSD-input MLM + small pool",
              "mlm_psd_pool20k": "PSD-input MLM + medium pool", "mlm_psd_pool50k": "PSD-input MLM + large pool",
-             "scratch_psd": "PSD-input scratch"}
+             "scratch_psd": "PSD-input scratch",
+             # issue 15's input x target arms: input / masked-prediction target (base models: mlm_*)
+             "psd_rp": "PSD input, random-projection targets", "psd_regress": "PSD input, PSD regression",
+             "both": "tokens + PSD input", "perceiver": "Perceiver, PSD input",
+             "scratch_both": "tokens + PSD scratch", "scratch_perceiver": "Perceiver scratch",
+             "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
+             "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
                 "random_76": "76% random masked", "all": "all masked"}
@@ -121,6 +127,23 @@ def token_table(cells: pd.DataFrame) -> list[str]:
     return table(["base model", *TOKEN_COLUMNS.values()], rows)
 
 
+WINDOW_COLUMNS = {"psd": "model", "baseline_copy_left": "copy left window",
+                  "baseline_step_mean": "per-step train mean", "baseline_interpolation": "linear interpolation"}
+
+
+def _plain(r) -> str:
+    return "–" if r is None else f"{r.value:.3f}"
+
+
+def window_table(cells: pd.DataFrame) -> list[str]:
+    """Masked-window regression: MSE (scaled log-PSD) and log-spectral distance, model beside baselines."""
+    header = ["base model", *[f"{v}: MSE" for v in WINDOW_COLUMNS.values()],
+              *[f"{v}: LSD (dB)" for v in WINDOW_COLUMNS.values()]]
+    rows = [[name(a), *[_plain(lookup(cells, "windows", a, "", f"{g}_{e}")) for e in ("mse", "lsd")
+                        for g in WINDOW_COLUMNS]] for a in arms_of(cells, "windows")]
+    return table(header, rows)
+
+
 def pool_points(cells: pd.DataFrame) -> list[tuple[str, int]]:
     """(arm, unlabeled pool records) of the pool-size curve, smallest pool first."""
     pools = cells[cells.table == "pool"]
@@ -192,12 +215,17 @@ def setup_sentence(cells: pd.DataFrame) -> str:
 def results_lines(cells: pd.DataFrame) -> list[str]:
     """The tables and sentences shared by REPORT.md and the README block."""
     return [setup_sentence(cells), "", "**Masked-token prediction** (every selected position masked first):", "",
-            *token_table(cells), "", "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
+            *token_table(cells), "",
+            *(["**Masked-window regression** (every selected window masked; lower is better):", "",
+               *window_table(cells), ""] if arms_of(cells, "windows") else []),
+            "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
             *headline_table(cells), "", "**Label-limited curve** (balanced accuracy):", "", *curve_table(cells), "",
             "**Pretraining gain**, paired by seed and test event:", "", *difference_table(cells, "gain"), "",
             *difference_sentences(cells, "gain"), "",
             "**Best SeisBert arm − best baseline** (each chosen on dev):", "",
             *difference_table(cells, "vs_baseline"), "", *difference_sentences(cells, "vs_baseline"), "",
+            *(["**Every pretrained arm − best baseline** (the baseline chosen on dev):", "",
+               *difference_table(cells, "arm_vs_baseline"), ""] if len(arms_of(cells, "arm_vs_baseline")) > 1 else []),
             *(["**Pool-size curve**: base models pretrained for the same steps with more unlabeled records "
                "(balanced accuracy):", "", *pool_table(cells), ""] if pool_points(cells) else []),
             "**Masked inputs** (classifier fine-tuned with every label):", "", *masked_table(cells), ""]
@@ -210,11 +238,14 @@ def readme_block(cells: pd.DataFrame, results_path: str, report_path: str) -> st
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, block: str) -> Path:
-    """Replace the marked block, or else the body of the ``## Results`` section up to its next heading."""
+def update_readme(readme: Path, block: str, start: str = START, end: str = END) -> Path:
+    """Replace the block between ``start`` and ``end``, or else (the results block) the body of
+    the ``## Results`` section up to its next heading."""
     text = readme.read_text()
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    elif start != START:
+        raise ValueError(f"{readme} has no {start} ... {end} block to write into; add the two lines where it goes")
     else:
         m = re.search(r"^## Results\n", text, flags=re.M)
         if m is None:

@@ -1,7 +1,7 @@
 """Every number the study reports, as one table (``results.csv``): cells with intervals.
 
-One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline,
-masked, tokens, paper), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
+One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline, arm_vs_baseline,
+masked, tokens, windows, pool, paper), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
 (percent, one decimal, as printed), ``n_seeds``, ``n_events`` and a ``note``. REPORT.md
 and the README's results block are written from this table only, so a sentence cannot
 say more than the numbers.
@@ -29,6 +29,8 @@ CELL_METRICS = ("balanced_accuracy", "event_balanced_accuracy", "accuracy")
 MASKED = ("first_half", "second_half", "random_76", "all")
 TOKEN_METRICS = ("mlm_acc_all_masked", "mlm_acc", "mlm_top5", "baseline_random_acc", "baseline_step_mode_acc",
                  "baseline_left_neighbour_acc", "sl_acc")
+# masked-window regression (psd target), every selected window masked, beside its baselines
+WINDOW_GUESSES = ("psd", "baseline_copy_left", "baseline_step_mean", "baseline_interpolation")
 PAPER = [("paper", "mlm", "all", "accuracy", 95.0), ("paper", "mlm_nsp", "all", "accuracy", 93.0),
          ("paper", "rf", "all", "accuracy", 81.0), ("paper", "cnn", "all", "accuracy_low", 96.0),
          ("paper", "cnn", "all", "accuracy_high", 98.0), ("paper", "mlm", "", "mlm_acc", 30.0),
@@ -109,19 +111,22 @@ def best_by_dev(runs: pd.DataFrame, arms: list, labels) -> str | None:
     return None if dev.empty else str(dev.idxmax())
 
 
-def vs_baseline_cells(runs: pd.DataFrame, arms: dict, boot: dict) -> list[dict]:
-    """Best pretrained arm minus best baseline at each label count, both chosen on dev."""
+def vs_baseline_cells(runs: pd.DataFrame, arms: dict, boot: dict, each: bool = False) -> list[dict]:
+    """Best pretrained arm (``each``: every pretrained arm, table ``arm_vs_baseline``) minus the
+    best baseline at each label count, both chosen on dev."""
     pretrained = [n for n, a in arms.items() if a.base is not None]
     baselines = [a for a in dict.fromkeys(runs.arm) if a not in arms]
     rows = []
     for labels in dict.fromkeys(runs["labels"]):
-        a, b = best_by_dev(runs, pretrained, labels), best_by_dev(runs, baselines, labels)
-        if a is None or b is None:
-            continue
-        pa, pb = cell_predictions(runs, a, labels), cell_predictions(runs, b, labels)
-        if pa and pb and set(pa) & set(pb):
-            rows.append(interval_row("vs_baseline", f"{a} - {b}", labels, "balanced_accuracy",
-                                     paired_difference(pa, pb, **boot)))
+        b = best_by_dev(runs, baselines, labels)
+        candidates = pretrained if each else [best_by_dev(runs, pretrained, labels)]
+        for a in candidates:
+            if a is None or b is None:
+                continue
+            pa, pb = cell_predictions(runs, a, labels), cell_predictions(runs, b, labels)
+            if pa and pb and set(pa) & set(pb):
+                rows.append(interval_row("arm_vs_baseline" if each else "vs_baseline", f"{a} - {b}", labels,
+                                         "balanced_accuracy", paired_difference(pa, pb, **boot)))
     return rows
 
 
@@ -147,6 +152,22 @@ def token_cells(pretrain: list[dict]) -> list[dict]:
         chance = sl_chance(ms[0].get("output_dir", ""))
         if chance is not None:
             rows.append(row("tokens", arm, "", "sl_chance", pct(chance), note="1 / source-linking classes"))
+    return rows
+
+
+def window_cells(pretrain: list[dict]) -> list[dict]:
+    """Masked-window MSE and log-spectral distance (dB) of psd-target base models and their
+    baselines: mean over pretraining seeds, lo/hi = their range."""
+    rows = []
+    for arm in dict.fromkeys(m["arm"] for m in pretrain):
+        ms = [m for m in pretrain if m["arm"] == arm]
+        for guess in WINDOW_GUESSES:
+            for err in ("mse", "lsd"):
+                v = [m[f"test/{guess}_{err}"] for m in ms if m.get(f"test/{guess}_{err}") is not None]
+                if v:
+                    rows.append(row("windows", arm, "", f"{guess}_{err}", round(float(np.mean(v)), 3),
+                                    round(float(np.min(v)), 3), round(float(np.max(v)), 3), len(v),
+                                    note="range over pretraining seeds"))
     return rows
 
 
@@ -190,7 +211,9 @@ def result_cells(summary: dict) -> pd.DataFrame:
     boot = {"n_boot": study.bootstrap.n_boot, "level": study.bootstrap.level, "seed": study.bootstrap.seed}
     rows = [*setup_cells(summary, study), *budget_cells(runs), *finetune_cells(runs, boot),
             *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
-            *masked_cells(runs, boot), *token_cells(summary["pretrain"]), *pool_cells(summary, study),
+            *vs_baseline_cells(runs, study.finetune.arms, boot, each=True),
+            *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
+            *window_cells(summary["pretrain"]), *pool_cells(summary, study),
             *[row(*p) for p in PAPER]]
     return pd.DataFrame(rows)
 

@@ -1,0 +1,105 @@
+"""Issue 15's input x target table, from the results files of the studies that ran its arms.
+
+    python scripts/input_target_table.py            # make paper's and scale=continuous's results.csv
+    python scripts/input_target_table.py --readme none
+
+Both studies follow one protocol (configs/paper/quick.yaml: data, seeds, grid, budget), so an
+arm's cells are taken from the first results file that holds them. Writes
+reports/continuous_study/input_target.csv (every number shown, with the file it came from),
+input_target.md, and the README block between <!-- input-target:start/end -->.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from seisbert.analysis.report import fmt, table, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- input-target:start -->", "<!-- input-target:end -->"
+# arm -> (input, masked-prediction target, architecture); scratch arms have no target
+ARMS = {"mlm": ("tokens", "k-means ids", "encoder"), "psd": ("PSD", "k-means ids", "encoder"),
+        "psd_rp": ("PSD", "random projection", "encoder"), "psd_regress": ("PSD", "PSD regression", "encoder"),
+        "both": ("tokens + PSD", "k-means ids", "encoder"), "perceiver": ("PSD", "k-means ids", "Perceiver"),
+        "scratch": ("tokens", "none (scratch)", "encoder"), "scratch_psd": ("PSD", "none (scratch)", "encoder"),
+        "scratch_both": ("tokens + PSD", "none (scratch)", "encoder"),
+        "scratch_perceiver": ("PSD", "none (scratch)", "Perceiver"),
+        "hgb": ("PSD windows", "boosted trees", "–")}
+TABLES = ("finetune", "gain", "arm_vs_baseline", "vs_baseline")  # vs_baseline: the best arm's, as a fallback
+
+
+def gather(sources: list[Path]) -> pd.DataFrame:
+    """Balanced-accuracy cells of every arm in ARMS, each arm from the first source holding it."""
+    claimed, rows = {}, []
+    for src in sources:
+        if not src.is_file():
+            continue
+        cells = pd.read_csv(src, dtype={"labels": str}, keep_default_na=False, na_values=[""])
+        cells = cells[cells.table.isin(TABLES) & (cells.metric == "balanced_accuracy")]
+        own = cells.arm.str.split(" - ").str[0]  # "psd_rp - scratch_psd" belongs to psd_rp
+        for arm in dict.fromkeys(own):
+            if arm in ARMS:
+                claimed.setdefault(arm, src)
+        name = str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src)
+        rows.append(cells[own.map(claimed.get) == src].assign(source=name))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def lines(cells: pd.DataFrame) -> list[str]:
+    sizes = list(dict.fromkeys(cells[cells.table == "finetune"]["labels"]))
+
+    def cell(arm, n):
+        hit = cells[(cells.table == "finetune") & (cells.arm == arm) & (cells["labels"] == n)]
+        return fmt(None if hit.empty else hit.iloc[0])
+
+    def gain(arm, n, *tables):
+        for table_ in tables:
+            hit = cells[(cells.table == table_) & cells.arm.str.startswith(f"{arm} - ") & (cells["labels"] == n)]
+            if not hit.empty:
+                return fmt(hit.iloc[0], sign=True)
+        return "–"
+
+    main = [[*ARMS[a], *[cell(a, n) for n in sizes]] for a in ARMS
+            if a in set(cells[cells.table == "finetune"].arm)]
+    pretrained = [a for a in ARMS if not a.startswith("scratch") and a != "hgb"]
+    diffs = [[*ARMS[a], *[gain(a, n, "gain") for n in sizes], *[gain(a, n, "arm_vs_baseline", "vs_baseline")
+                                                                   for n in sizes]]
+             for a in pretrained if a in set(cells.arm.str.split(" - ").str[0])]
+    src = sorted(set(cells.source))
+    return ["Test balanced accuracy (percent) with bootstrap intervals over test events and seeds "
+            "(`paper.bootstrap`); every arm under make paper's protocol. From "
+            + ", ".join(f"`{s}`" for s in src) + ".", "",
+            *table(["input", "masked-prediction target", "architecture", *sizes], main), "",
+            "Paired differences (points): pretrained − scratch arm of its comparison, and − the best baseline "
+            "(chosen on dev):", "",
+            *table(["input", "target", "architecture", *[f"− scratch, {n}" for n in sizes],
+                    *[f"− best baseline, {n}" for n in sizes]], diffs)]
+
+
+def main(argv: list[str] | None = None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sources", nargs="+", default=["reports/continuous_study/results.csv",
+                                                     "reports/paper/results.csv"])
+    ap.add_argument("--out", default="reports/continuous_study")
+    ap.add_argument("--readme", default="README.md", help="'none': do not write the README block")
+    args = ap.parse_args(argv)
+    cells = gather([ROOT / s for s in args.sources])
+    if cells.empty:
+        raise SystemExit(f"none of {args.sources} holds an arm of {sorted(ARMS)}: run the studies first")
+    out = ROOT / args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cells.to_csv(out / "input_target.csv", index=False)
+    body = lines(cells)
+    (out / "input_target.md").write_text("# SeisBert input x masked-prediction target\n\n" + "\n".join(body) + "\n")
+    if args.readme != "none":
+        rel = (out / "input_target.csv").relative_to((ROOT / args.readme).parent)
+        block = "\n".join([START, f"Written by `scripts/input_target_table.py` ([{rel}]({rel})).", "", *body, END])
+        update_readme(ROOT / args.readme, block, START, END)
+    print(out / "input_target.md")
+    return out / "input_target.md"
+
+
+if __name__ == "__main__":
+    main()
