@@ -75,7 +75,35 @@ def lines(cells: pd.DataFrame) -> list[str]:
             "Paired differences (points): pretrained − scratch arm of its comparison, and − the best baseline "
             "(chosen on dev):", "",
             *table(["input", "target", "architecture", *[f"− scratch, {n}" for n in sizes],
-                    *[f"− best baseline, {n}" for n in sizes]], diffs)]
+                    *[f"− best baseline, {n}" for n in sizes]], diffs), "",
+            "The issue's targets, on point estimates (intervals beside them):", "", *target_lines(cells)]
+
+
+# issue 15's targets: (what, table, label counts, threshold in points)
+# (code spans: the README number check reads them as words, not results)
+TARGETS = [("`− best baseline ≥ −1 with all labels`", ("arm_vs_baseline", "vs_baseline"), ["all"], -1.0),
+           ("`− best baseline ≥ +3 at 120 and 500 labels`", ("arm_vs_baseline", "vs_baseline"), ["120", "500"], 3.0),
+           ("`− its scratch arm ≥ +10 at 120 and 500 labels`", ("gain",), ["120", "500"], 10.0)]
+
+
+def target_lines(cells: pd.DataFrame) -> list[str]:
+    """One sentence per target: the pretrained arms whose point estimates meet it, and the rest."""
+    out = []
+    for what, tables, sizes, threshold in TARGETS:
+        met, missed, unknown = [], [], []
+        for arm in ARMS:
+            rows = [cells[cells.table.isin(tables) & cells.arm.str.startswith(f"{arm} - ") & (cells["labels"] == n)]
+                    for n in sizes]
+            if arm.startswith("scratch") or arm == "hgb" or not any(len(r) for r in rows):
+                continue
+            if not all(len(r) for r in rows):
+                unknown.append(arm)
+                continue
+            said = ", ".join(f"{fmt(r.iloc[0], sign=True)} at `{n}`" for r, n in zip(rows, sizes))
+            (met if all(r.iloc[0].value >= threshold for r in rows) else missed).append(f"{arm} ({said})")
+        out.append(f"- Target: {what}. Met by: {'; '.join(met) or 'none'}. Missed by: {'; '.join(missed) or 'none'}."
+                   + (f" Not measured for: {', '.join(unknown)}." if unknown else ""))
+    return out
 
 
 def main(argv: list[str] | None = None) -> Path:

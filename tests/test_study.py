@@ -390,6 +390,7 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
         rows = [("finetune", a, n, "balanced_accuracy", v, v - 3, v + 3, 2, 60) for a, v in arms.items()
                 for n in ("120", "all")]
         rows.append(("gain", "psd_rp - scratch_psd", "120", "balanced_accuracy", 9.5, 2.0, 17.0, 2, 60))
+        rows.append(("gain", "psd_rp - scratch_psd", "500", "balanced_accuracy", 12.5, 4.0, 20.0, 2, 60))
         rows.append(("finetune", "psd_rp", "120", "accuracy", 11.1, 10.0, 12.0, 2, 60))  # not balanced: left out
         pd.DataFrame(rows, columns=["table", "arm", "labels", "metric", "value", "lo", "hi", "n_seeds", "n_events"]
                      ).to_csv(path, index=False)
@@ -406,5 +407,6 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     assert set(cells[cells.arm == "mlm"].source) == {str(tmp_path / "old.csv")}
     text = readme.read_text()
     assert "old 1.0" not in text and text.endswith("kept 7\n") and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
-    assert "+9.5 [2.0, 17.0]" in text
+    assert "+9.5 [2.0, 17.0]" in text  # 9.5 < 10 at 120 labels: the scratch target is missed although 500 meets it
+    assert "Met by: none. Missed by: psd_rp (+9.5 [2.0, 17.0] at `120`, +12.5 [4.0, 20.0] at `500`)." in text
     assert check_block_against_results(text, tmp_path, "input-target") > 10
