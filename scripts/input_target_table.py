@@ -23,6 +23,7 @@ START, END = "<!-- input-target:start -->", "<!-- input-target:end -->"
 ARMS = {"mlm": ("tokens", "k-means ids", "encoder"), "psd": ("PSD", "k-means ids", "encoder"),
         "psd_rp": ("PSD", "random projection", "encoder"), "psd_regress": ("PSD", "PSD regression", "encoder"),
         "both": ("tokens + PSD", "k-means ids", "encoder"), "perceiver": ("PSD", "k-means ids", "Perceiver"),
+        "psd_meanpool": ("PSD", "k-means ids", "encoder, mean pooling"),
         "scratch": ("tokens", "none (scratch)", "encoder"), "scratch_psd": ("PSD", "none (scratch)", "encoder"),
         "scratch_both": ("tokens + PSD", "none (scratch)", "encoder"),
         "scratch_perceiver": ("PSD", "none (scratch)", "Perceiver"),

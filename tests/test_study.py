@@ -322,8 +322,8 @@ def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch
     study = load_study("continuous", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     seen = set()
     for name, arm in study.finetune.arms.items():
-        if arm.base is None or name.startswith("psd_pool"):
-            continue
+        if arm.base is None or study.finetune.arms[arm.compare_to].base is not None:
+            continue  # scratch arms, and the pooling ablation (below)
         base = compose_run(study, study.pretrain_args(arm.base))
         cfg = compose_run(study, arm.overrides)
         ref = compose_run(study, study.finetune.arms[arm.compare_to].overrides)
@@ -334,8 +334,10 @@ def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch
     assert seen == {("tokens", "kmeans", "encoder"), ("psd", "kmeans", "encoder"),
                     ("psd", "random_projection", "encoder"), ("psd", "psd", "encoder"),
                     ("both", "kmeans", "encoder"), ("psd", "kmeans", "perceiver")}
+    pooled, cls = (compose_run(study, study.finetune.arms[a].overrides) for a in ("psd_meanpool", "psd"))
+    assert (pooled.model.pool, cls.model.pool) == ("mean", "cls") and study.finetune.arms["psd_meanpool"].base == "mlm_psd"
     # quick's pool arms are left out by null entries; every base model shares quick's step budget
-    assert not any("pool" in n for n in [*study.pretrain, *study.finetune.arms]) and study.pool_curve == []
+    assert not any("_pool" in n for n in [*study.pretrain, *study.finetune.arms]) and study.pool_curve == []
     quick = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     budget = {compose_run(quick, quick.pretrain_args("mlm")).trainer.max_steps}
     assert {compose_run(study, study.pretrain_args(b)).trainer.max_steps for b in study.pretrain} == budget == {1500}

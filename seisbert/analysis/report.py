@@ -36,6 +36,7 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "psd_rp": "PSD input, random-projection targets", "psd_regress": "PSD input, PSD regression",
              "both": "tokens + PSD input", "perceiver": "Perceiver, PSD input",
              "scratch_both": "tokens + PSD scratch", "scratch_perceiver": "Perceiver scratch",
+             "psd_meanpool": "PSD-input MLM, mean pooling",
              "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
              "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
