@@ -8,8 +8,8 @@ stations and a StationXML inventory, so the odd stations need TauP. Then times
 (a) plain: per pair ``obspy.read(file, starttime, endtime)``, ``detrend``, ``taper``, the
     cut, and ``TauPyModel.get_travel_times`` per unpicked pair; it is handed the pairs and
     P picks, so it skips indexing and catalogue parsing (the comparison favours it);
-(b) seisbert: ``WaveformSource.load()`` end to end (index, QuakeML, inventory, TauP per
-    0.1 km bin, checks), in this process and with ``--workers`` processes.
+(b) seisbert: ``WaveformSource.load()`` end to end (index, QuakeML, inventory, TauP on
+    a 1 km grid, checks), in this process and with ``--workers`` processes.
 Prints records/s and the ratio to (a). Other load on the machine shifts every figure.
 Then the peak memory (max RSS of a fresh process) of ``load()`` on ``--memory-events`` events:
 all waveforms in memory and stacked, against streamed to a memory-mapped ``.npy`` as the
@@ -34,7 +34,7 @@ from obspy.core.event import Catalog, Event, Origin, Pick, WaveformStreamID
 from obspy.core.inventory import Inventory, Network, Station
 from obspy.geodetics import kilometers2degrees
 
-from seisbert.data.geometry import _p_at_bin
+from seisbert.data.geometry import _p_at_node
 from seisbert.data.waveforms import WaveformSource
 
 UH4 = Path(obspy.__file__).parent / "signal/tests/data/BW.UH4._.EHZ.D.2010.147.cut.slist.gz"
@@ -88,7 +88,7 @@ def plain_loop(pairs: list[tuple]) -> float:
 
 
 def seisbert_load(folder: Path, num_workers: int) -> tuple[float, int]:
-    _p_at_bin.cache_clear()  # no TauP times carried over from an earlier run
+    _p_at_node.cache_clear()  # no TauP times carried over from an earlier run
     source = WaveformSource(waveform_dir=str(folder / "wf"), catalog=str(folder / "events.xml"),
                             inventory=str(folder / "stations.xml"), num_workers=num_workers)
     start = time.perf_counter()

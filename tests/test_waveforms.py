@@ -359,17 +359,20 @@ def test_worker_processes_and_streaming_give_the_same_records_rejections_and_lis
                                                      Reason.UNUSED_FILE])
 
 
-def test_taup_once_per_bin_is_within_15_ms():
-    from seisbert.data.geometry import _p_at_bin, binned_p_seconds
+def test_taup_on_a_1_km_grid_is_within_10_ms_and_runs_once_per_node():
+    from seisbert.data.geometry import _p_at_node, gridded_p_seconds
 
     rng = np.random.default_rng(0)
-    for dist, depth in zip(rng.uniform(5, 400, 20), rng.uniform(0, 25, 20)):
-        assert abs(binned_p_seconds(dist, depth, "ak135", 0.1) - taup_p_seconds(dist, depth)) < 0.015
-    _p_at_bin.cache_clear()
-    for dist in np.linspace(100.0, 100.04, 30):  # one bin: TauP runs once
-        binned_p_seconds(dist, 8.0, "ak135", 0.1)
-    assert (_p_at_bin.cache_info().misses, _p_at_bin.cache_info().hits) == (1, 29)
-    assert binned_p_seconds(100.0, 8.0, "ak135", None) == taup_p_seconds(100.0, 8.0)
+    near = zip(rng.uniform(0.2, 12, 8), rng.uniform(0, 4, 8))  # near the source the curve bends most
+    far = zip(rng.uniform(90, 200, 8), rng.uniform(0, 30, 8))  # and across the Pg/Pn crossover
+    for dist, depth in [*near, *far]:
+        assert abs(gridded_p_seconds(dist, depth, "ak135", 1.0) - taup_p_seconds(dist, depth)) < 0.010
+    _p_at_node.cache_clear()
+    for dist, depth in zip(np.linspace(100.1, 100.9, 30), np.linspace(8.1, 8.9, 30)):  # one grid cell
+        gridded_p_seconds(dist, depth, "ak135", 1.0)
+    assert (_p_at_node.cache_info().misses, _p_at_node.cache_info().hits) == (4, 4 * 30 - 4)
+    assert gridded_p_seconds(100.0, 8.0, "ak135", None) == taup_p_seconds(100.0, 8.0)
+    assert gridded_p_seconds(100.0, 8.0, "ak135", 1.0) == pytest.approx(taup_p_seconds(100.0, 8.0), abs=1e-9)
 
 
 def test_short_event_ids_fall_back_to_uris_only_where_they_clash():

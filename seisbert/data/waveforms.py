@@ -31,7 +31,7 @@ from seisbert.arrays import RowSink
 from seisbert.config import check_choice, check_range
 from seisbert.data.catalog import (DEFAULT_CSV_COLUMNS, DEFAULT_EVENT_TYPES, CatalogEvent,
                                    load_catalog, map_event_type)
-from seisbert.data.geometry import binned_p_seconds, distance_baz, taup_p_seconds
+from seisbert.data.geometry import distance_baz, gridded_p_seconds, taup_p_seconds
 from seisbert.data.parallel import map_chunks
 from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, empty_rejected,
                                    reason_counts, rejection)
@@ -72,7 +72,7 @@ class WaveformSource:
     p_phases: list = field(default_factory=lambda: ["P", "Pg", "Pn", "Pb", "p"])
     p_from_taup: bool = True
     taup_model: str = "ak135"
-    taup_bin_km: float | None = 0.1  # TauP once per bin of distance and depth; None: per pair
+    taup_grid_km: float | None = 1.0  # TauP at the nodes of a distance x depth grid, interpolated; None: per pair
     search_s: float = 300.0  # candidates: stations with data in [origin - pre_s, origin + search_s]
     max_distance_km: float | None = None
     pre_s: float = 20.0
@@ -108,8 +108,8 @@ class WaveformSource:
             check_range(f"data.{key}", getattr(self, key), lo)
         check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
         check_range("data.num_workers", self.num_workers, 0)
-        if self.taup_bin_km is not None:
-            check_range("data.taup_bin_km", self.taup_bin_km, 1e-6)
+        if self.taup_grid_km is not None:
+            check_range("data.taup_grid_km", self.taup_grid_km, 1e-3)
         if self.fmax_hz is not None:
             check_range("data.fmax_hz", self.fmax_hz, 0.0, self.sampling_rate_hz / 2)
         if self.pre_filt_hz is not None and len(self.pre_filt_hz) != 4:
@@ -305,8 +305,8 @@ class WaveformSource:
             raise Rejected(Reason.MISSING_PICK, "no P pick, and no event origin or station "
                            "coordinates for TauP (give data.inventory)")
         depth = ev.depth_km if math.isfinite(ev.depth_km) else 0.0
-        return ev.origin_time + binned_p_seconds(dist_km, depth, self.taup_model,
-                                                 self.taup_bin_km), "taup"
+        return ev.origin_time + gridded_p_seconds(dist_km, depth, self.taup_model,
+                                                  self.taup_grid_km), "taup"
 
     def _select(self, stream, comp: str, like=None) -> list:
         """One channel's traces; of several matching channels the highest rate, then first id.
