@@ -11,6 +11,7 @@ input_target.md, and the README block between <!-- input-target:start/end -->.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -107,6 +108,26 @@ def target_lines(cells: pd.DataFrame) -> list[str]:
     return out
 
 
+def _knobs(chosen: str) -> str:
+    return ", ".join(f"{k} `{v}`" for k, v in json.loads(chosen).items())
+
+
+def collapsed_lines(sources: list[Path]) -> list[str]:
+    """Runs whose classifier collapsed to one class (dev and test balanced accuracy exactly 0.5),
+    from the runs.csv beside each results file: they pull their cell, and its gains, around."""
+    out = []
+    for folder in dict.fromkeys(src.parent for src in sources):
+        runs_csv = folder / "runs.csv"
+        if not runs_csv.is_file():
+            continue
+        runs = pd.read_csv(runs_csv)
+        bad = runs[(runs.dev_balanced_accuracy == 0.5) & (runs.balanced_accuracy == 0.5) & runs.arm.isin(list(ARMS))]
+        out += [f"- Collapsed to one class: `{r.arm}` at `{r['labels']}` labels, seed `{r.seed}`, {_knobs(r.chosen)} "
+                f"(chosen on the tuning seed); its cell's mean and every difference with it carry that run."
+                for _, r in bad.iterrows()]
+    return out
+
+
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", nargs="+", default=["reports/continuous_study/results.csv",
@@ -121,6 +142,9 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cells.to_csv(out / "input_target.csv", index=False)
     body = lines(cells)
+    collapsed = collapsed_lines([ROOT / s for s in args.sources])
+    if collapsed:
+        body += ["", "Runs to read the table with:", "", *collapsed]
     (out / "input_target.md").write_text("# SeisBert input x masked-prediction target\n\n" + "\n".join(body) + "\n")
     if args.readme != "none":
         rel = (out / "input_target.csv").relative_to((ROOT / args.readme).parent)

@@ -399,6 +399,9 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
 
     results(tmp_path / "new.csv", {"psd_rp": 88.1, "scratch_psd": 80.2, "hgb": 85.3})
     results(tmp_path / "old.csv", {"mlm": 87.4, "hgb": 61.0, "psd_rp": 10.0})
+    pd.DataFrame({"arm": ["scratch_psd", "psd_rp"], "labels": ["500", "500"], "seed": [1, 1],
+                  "chosen": ['{"lr": 0.0027}', '{"lr": 0.0003}'], "dev_balanced_accuracy": [0.5, 0.5],
+                  "balanced_accuracy": [0.5, 0.61]}).to_csv(tmp_path / "runs.csv", index=False)  # beside both
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- input-target:start -->\nold 1.0\n<!-- input-target:end -->\nkept 7\n")
     main(["--sources", str(tmp_path / "new.csv"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "out"),
@@ -410,5 +413,8 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     text = readme.read_text()
     assert "old 1.0" not in text and text.endswith("kept 7\n") and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
     assert "+9.5 [2.0, 17.0]" in text  # 9.5 < 10 at 120 labels: the scratch target is missed although 500 meets it
+    # a constant classifier is named once (both files share its runs.csv); a dev-only 0.5 is not
+    assert text.count("Collapsed to one class: `scratch_psd` at `500` labels, seed `1`, lr `0.0027`") == 1
+    assert "`psd_rp` at `500`" not in text
     assert "Met by: none. Missed by: psd_rp (+9.5 [2.0, 17.0] at `120`, +12.5 [4.0, 20.0] at `500`)." in text
     assert check_block_against_results(text, tmp_path, "input-target") > 10
