@@ -34,7 +34,7 @@ TABLES = ("finetune", "gain", "arm_vs_baseline", "vs_baseline")  # vs_baseline: 
 
 def gather(sources: list[Path]) -> pd.DataFrame:
     """Balanced-accuracy cells of every arm in ARMS, each arm from the first source holding it."""
-    claimed, rows = {}, []
+    claimed, rows, seen = {}, [], []
     for src in sources:
         if not src.is_file():
             continue
@@ -46,7 +46,30 @@ def gather(sources: list[Path]) -> pd.DataFrame:
                 claimed.setdefault(arm, src)
         name = str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src)
         rows.append(cells[own.map(claimed.get) == src].assign(source=name))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        seen.append(cells[(cells.table == "finetune") & own.isin(list(ARMS))].assign(source=name))
+    return (pd.concat([*rows, overlap_rows(seen)], ignore_index=True) if rows else pd.DataFrame())
+
+
+def overlap_rows(seen: list[pd.DataFrame]) -> pd.DataFrame:
+    """Arms run in more than one study with the same configs: the largest |difference| of their
+    cells between the files (table ``overlap``), so the table says how reproducible a row is."""
+    if len(seen) < 2:
+        return pd.DataFrame()
+    both = seen[0].merge(seen[1], on=["arm", "labels"], suffixes=("", "_other"))
+    if both.empty:
+        return pd.DataFrame()
+    both["diff"] = (both.value - both.value_other).abs()
+    worst = both.groupby("arm", sort=False)["diff"].max().round(1)
+    return pd.DataFrame({"table": "overlap", "arm": worst.index, "labels": "", "metric": "max_abs_difference",
+                         "value": worst.values, "source": f"{seen[0].source.iloc[0]} vs {seen[1].source.iloc[0]}"})
+
+
+def overlap_lines(cells: pd.DataFrame) -> list[str]:
+    rows = cells[cells.table == "overlap"]
+    if rows.empty:
+        return []
+    said = "; ".join(f"{r.arm} {r.value:.1f}" for _, r in rows.iterrows())
+    return ["", f"Arms in both files, same configs, largest difference between their cells (points): {said}."]
 
 
 def lines(cells: pd.DataFrame) -> list[str]:
@@ -78,7 +101,8 @@ def lines(cells: pd.DataFrame) -> list[str]:
             "input; for mean pooling, the same base model through [CLS]), and − the best baseline (chosen on dev):", "",
             *table(["input", "target", "architecture", *[f"− reference, {n}" for n in sizes],
                     *[f"− best baseline, {n}" for n in sizes]], diffs), "",
-            "The issue's targets, on point estimates (intervals beside them):", "", *target_lines(cells)]
+            "The issue's targets, on point estimates (intervals beside them):", "", *target_lines(cells),
+            *overlap_lines(cells)]
 
 
 # issue 15's targets: (what, table, label counts, threshold in points)

@@ -410,8 +410,11 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     fine = cells[cells.table == "finetune"].groupby("arm").value.agg(set).to_dict()
     assert fine == {"psd_rp": {88.1}, "scratch_psd": {80.2}, "hgb": {85.3}, "mlm": {87.4}}  # first file wins
     assert set(cells[cells.arm == "mlm"].source) == {str(tmp_path / "old.csv")}
+    overlap = cells[cells.table == "overlap"].set_index("arm").value.to_dict()
+    assert overlap == {"psd_rp": pytest.approx(78.1), "hgb": pytest.approx(24.3)}  # |88.1 - 10.0|, |85.3 - 61.0|
     text = readme.read_text()
     assert "old 1.0" not in text and text.endswith("kept 7\n") and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
+    assert "largest difference between their cells (points): psd_rp 78.1; hgb 24.3." in text
     assert "+9.5 [2.0, 17.0]" in text  # 9.5 < 10 at 120 labels: the scratch target is missed although 500 meets it
     # a constant classifier is named once (both files share its runs.csv); a dev-only 0.5 is not
     assert text.count("Collapsed to one class: `scratch_psd` at `500` labels, seed `1`, lr `0.0027`") == 1

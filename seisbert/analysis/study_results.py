@@ -111,22 +111,21 @@ def best_by_dev(runs: pd.DataFrame, arms: list, labels) -> str | None:
     return None if dev.empty else str(dev.idxmax())
 
 
-def vs_baseline_cells(runs: pd.DataFrame, arms: dict, boot: dict, each: bool = False) -> list[dict]:
-    """Best pretrained arm (``each``: every pretrained arm, table ``arm_vs_baseline``) minus the
-    best baseline at each label count, both chosen on dev."""
+def vs_baseline_cells(runs: pd.DataFrame, arms: dict, boot: dict) -> list[dict]:
+    """Every pretrained arm minus the best baseline at each label count (``arm_vs_baseline``),
+    and the row of the best pretrained arm again as ``vs_baseline``; both chosen on dev."""
     pretrained = [n for n, a in arms.items() if a.base is not None]
     baselines = [a for a in dict.fromkeys(runs.arm) if a not in arms]
     rows = []
     for labels in dict.fromkeys(runs["labels"]):
-        b = best_by_dev(runs, baselines, labels)
-        candidates = pretrained if each else [best_by_dev(runs, pretrained, labels)]
-        for a in candidates:
-            if a is None or b is None:
-                continue
-            pa, pb = cell_predictions(runs, a, labels), cell_predictions(runs, b, labels)
+        b, best = best_by_dev(runs, baselines, labels), best_by_dev(runs, pretrained, labels)
+        pb = {} if b is None else cell_predictions(runs, b, labels)
+        for a in pretrained:
+            pa = cell_predictions(runs, a, labels)
             if pa and pb and set(pa) & set(pb):
-                rows.append(interval_row("arm_vs_baseline" if each else "vs_baseline", f"{a} - {b}", labels,
-                                         "balanced_accuracy", paired_difference(pa, pb, **boot)))
+                r = interval_row("arm_vs_baseline", f"{a} - {b}", labels, "balanced_accuracy",
+                                 paired_difference(pa, pb, **boot))
+                rows += [r, {**r, "table": "vs_baseline"}] if a == best else [r]
     return rows
 
 
@@ -139,36 +138,38 @@ def sl_chance(output_dir: str) -> float | None:
     return 1.0 / params["sl_classes"] if params.get("source_linking") else None
 
 
-def token_cells(pretrain: list[dict]) -> list[dict]:
-    """Masked-token figures: mean over pretraining seeds, lo/hi = their range."""
+def over_seeds(table: str, arm: str, metric: str, values: list, scale) -> dict:
+    """One pretraining figure: mean over base-model seeds, lo/hi = their range, each by ``scale``."""
+    return row(table, arm, "", metric, scale(np.mean(values)), scale(np.min(values)), scale(np.max(values)),
+               len(values), note="range over pretraining seeds")
+
+
+def pretrain_cells(pretrain: list[dict], table: str, metrics, scale) -> list[dict]:
+    """``test/<metric>`` of each base model over its pretraining seeds, for the metrics it has."""
     rows = []
     for arm in dict.fromkeys(m["arm"] for m in pretrain):
         ms = [m for m in pretrain if m["arm"] == arm]
-        for metric in TOKEN_METRICS:
+        for metric in metrics:
             v = [m[f"test/{metric}"] for m in ms if m.get(f"test/{metric}") is not None]
             if v:
-                rows.append(row("tokens", arm, "", metric, pct(np.mean(v)), pct(np.min(v)), pct(np.max(v)), len(v),
-                                note="range over pretraining seeds"))
-        chance = sl_chance(ms[0].get("output_dir", ""))
+                rows.append(over_seeds(table, arm, metric, v, scale))
+    return rows
+
+
+def token_cells(pretrain: list[dict]) -> list[dict]:
+    """Masked-token figures (percent), and the source-linking chance level where it applies."""
+    rows = pretrain_cells(pretrain, "tokens", TOKEN_METRICS, pct)
+    for arm in dict.fromkeys(m["arm"] for m in pretrain):
+        chance = sl_chance(next(m for m in pretrain if m["arm"] == arm).get("output_dir", ""))
         if chance is not None:
             rows.append(row("tokens", arm, "", "sl_chance", pct(chance), note="1 / source-linking classes"))
     return rows
 
 
 def window_cells(pretrain: list[dict]) -> list[dict]:
-    """Masked-window MSE and log-spectral distance (dB) of psd-target base models and their
-    baselines: mean over pretraining seeds, lo/hi = their range."""
-    rows = []
-    for arm in dict.fromkeys(m["arm"] for m in pretrain):
-        ms = [m for m in pretrain if m["arm"] == arm]
-        for guess in WINDOW_GUESSES:
-            for err in ("mse", "lsd"):
-                v = [m[f"test/{guess}_{err}"] for m in ms if m.get(f"test/{guess}_{err}") is not None]
-                if v:
-                    rows.append(row("windows", arm, "", f"{guess}_{err}", round(float(np.mean(v)), 3),
-                                    round(float(np.min(v)), 3), round(float(np.max(v)), 3), len(v),
-                                    note="range over pretraining seeds"))
-    return rows
+    """Masked-window MSE and log-spectral distance (dB) of psd-target base models and their baselines."""
+    metrics = [f"{guess}_{err}" for guess in WINDOW_GUESSES for err in ("mse", "lsd")]
+    return pretrain_cells(pretrain, "windows", metrics, lambda x: round(float(x), 3))
 
 
 def budget_cells(runs: pd.DataFrame) -> list[dict]:
@@ -211,7 +212,6 @@ def result_cells(summary: dict) -> pd.DataFrame:
     boot = {"n_boot": study.bootstrap.n_boot, "level": study.bootstrap.level, "seed": study.bootstrap.seed}
     rows = [*setup_cells(summary, study), *budget_cells(runs), *finetune_cells(runs, boot),
             *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
-            *vs_baseline_cells(runs, study.finetune.arms, boot, each=True),
             *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
             *window_cells(summary["pretrain"]), *pool_cells(summary, study),
             *[row(*p) for p in PAPER]]

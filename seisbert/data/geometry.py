@@ -5,7 +5,8 @@ picks would spend most of its load there, and events rarely share a depth. ``gri
 runs TauP only at the nodes of a (distance, depth) grid of ``data.taup_grid_km`` spacing, each
 node once, and interpolates bilinearly: P travel time is smooth in both, so a 1 km grid stays
 within 10 ms of TauP (one sample at 100 Hz; tested near the source and at the Pg/Pn crossover,
-where it bends most), and a regional catalogue needs a few thousand nodes whatever its size.
+where it bends most), and a regional catalogue (0-400 km, 0-30 km deep) needs at most ~12,000
+nodes whatever its size.
 """
 
 from __future__ import annotations
