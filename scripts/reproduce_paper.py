@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from seisbert.analysis import attention_cli, token_figures
-from seisbert.analysis.report import (plot_label_curve, plot_pool_curve, plot_pretraining_curves, readme_block,
-                                     update_readme, write_report)
+from seisbert.analysis.report import (markers, plot_label_curve, plot_pool_curve, plot_pretraining_curves,
+                                     readme_block, update_readme, write_report)
 from seisbert.analysis.study_results import result_cells
 from seisbert.logs import setup_logging
 from seisbert.study import load_study, run_study
@@ -28,6 +28,7 @@ from seisbert.study import load_study, run_study
 ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
 log = logging.getLogger("paper")
+ATTENTION_ARMS = ("mlm", "mlm_nsp")
 
 NOTES = [
     "Data: the embedded synthetic Utah set (Boore stochastic method, Brune earthquakes, ripple-fired "
@@ -68,11 +69,12 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
         figs["centroid spectra"] = "centroid_spectra.png"
     except Exception as err:  # a figure must not sink the report; say so in it
         log.warning("token views failed: %s", err)
-    ckpt = next((m["base_checkpoint"] for m in summary["pretrain"] if m["arm"] == "mlm"), None)
-    if attention_views and ckpt:
+    # the views read token inputs: the MLM base model, else MLM+SL
+    base = next((m for arm in ATTENTION_ARMS for m in summary["pretrain"] if m["arm"] == arm), None)
+    if attention_views and base:
         try:
-            attention_cli.main(["--checkpoint", ckpt, "--batch", "1", "--out", str(out / "attention")])
-            figs["attention views (Figs. 8-10)"] = "attention/index.html"
+            attention_cli.main(["--checkpoint", base["base_checkpoint"], "--batch", "1", "--out", str(out / "attention")])
+            figs[f"attention views, {base['arm']} seed {base['seed']} (Figs. 8-10)"] = "attention/index.html"
         except Exception as err:
             log.warning("attention views failed: %s", err)
     return figs
@@ -89,8 +91,9 @@ def main(argv: list[str]) -> Path:
     report = write_report(summary, cells, out, figures(summary, cells, out, study.umap, study.attention), NOTES)
     if study.readme is not None:
         readme = Path(study.readme)
-        update_readme(readme, readme_block(cells, relative(out / "results.csv", readme.parent),
-                                           relative(report, readme.parent)))
+        block = readme_block(cells, relative(out / "results.csv", readme.parent), relative(report, readme.parent),
+                             study.readme_marker)
+        update_readme(readme, block, *markers(study.readme_marker))
     log.info("wrote %s and %s", report, out / "results.csv")
     return report
 

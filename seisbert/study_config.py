@@ -112,6 +112,22 @@ class Bootstrap:
 
 
 @dataclass
+class Targets:
+    """What the study is meant to show, each checked against its interval in results.csv."""
+
+    gain_points: float = 10.0  # pretrained - its scratch arm, at gain_labels, interval above 0
+    gain_labels: list = field(default_factory=lambda: [120, 500])
+    baseline_labels_max: int = 500  # best SeisBert >= best baseline at every label count up to this
+    baseline_margin_all: float = 1.0  # ... and within this many points of it with all labels
+    token_vs_left: float = 2.0  # all-masked masked-token accuracy >= this x the left-neighbour guess
+    pool_labels: list = field(default_factory=lambda: [120])  # the pool curve rises (largest - none > 0)
+
+    def __post_init__(self):
+        check_range("paper.targets.token_vs_left", self.token_vs_left, 0)
+        check_range("paper.targets.baseline_margin_all", self.baseline_margin_all, 0)
+
+
+@dataclass
 class StudyConfig:
     """``configs/paper/<scale>.yaml``: what the study runs, and the protocol it follows."""
 
@@ -119,6 +135,7 @@ class StudyConfig:
     out_dir: str = "reports/paper"
     run_dir: str = "outputs/paper"
     readme: str | None = "README.md"  # the results block is written here; null: not written
+    readme_marker: str = "results"  # the README block between <!-- {marker}:start/end -->
     umap: bool = True
     attention: bool = True
     base_overrides: list[str] = field(default_factory=list)
@@ -133,12 +150,17 @@ class StudyConfig:
     baselines: dict = field(default_factory=dict)  # name -> overrides (experiment=baseline_rf, ...)
     bootstrap: Bootstrap | dict = field(default_factory=Bootstrap)
     pool_curve: list[str] = field(default_factory=list)  # fine-tuning arms plotted against their pool size
+    targets: Targets | dict | None = None  # checked and reported when given
 
     def __post_init__(self):
         self.budget = _nested(self.budget, Budget, "paper.budget")
         self.pretrain, self.baselines = _present(self.pretrain), _present(self.baselines)
         self.finetune = _nested(self.finetune, Finetune, "paper.finetune")
         self.bootstrap = _nested(self.bootstrap, Bootstrap, "paper.bootstrap")
+        if self.targets is not None:
+            self.targets = _nested(self.targets, Targets, "paper.targets")
+        if not self.readme_marker.replace("-", "").isalnum():
+            raise ValueError(f"paper.readme_marker={self.readme_marker!r} must be letters, digits and '-'")
         if self.jobs < 1:
             raise ValueError(f"paper.jobs={self.jobs} must be at least 1 (runs trained at once)")
         for key in ("seeds", "pretrain_seeds", "label_sizes"):

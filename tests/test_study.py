@@ -94,7 +94,9 @@ def test_the_paper_schema_refuses_bad_protocols(override, match):
 
 def test_every_preset_follows_the_protocol():
     quick, full, continuous = load_study("quick"), load_study("full"), load_study("continuous")
-    assert len(full.seeds) >= 5 and len(full.pretrain_seeds) >= 3
+    # the headline (full) runs more fine-tuning seeds than make paper, and the 50-label cell
+    assert len(full.seeds) > len(quick.seeds) and len(full.pretrain_seeds) >= len(quick.pretrain_seeds)
+    assert 50 in full.label_sizes and None in full.label_sizes
     for study in (quick, full, continuous):
         assert len(study.finetune.lr_grid) >= 4
         assert {a.base for a in study.finetune.arms.values()} >= set(study.pretrain)
@@ -362,7 +364,7 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
     """The pool arms: PSD input, the pool in their tokens, base models trained for the same steps,
     growing pools; fine-tuned at 120 and 500 labels at least."""
     study = load_study(scale, [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
-    assert study.pool_curve[0] == "psd" and len(study.pool_curve) == 4
+    assert len(study.pool_curve) == {"quick": 4, "full": 2}[scale]
     pools, steps = [], set()
     for name in study.pool_curve:
         arm = study.finetune.arms[name]
@@ -372,7 +374,53 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
         assert cfg.model.input == base.model.input == "psd" and cfg.get("unlabeled") == base.get("unlabeled")
         pools.append(0 if cfg.get("unlabeled") is None else cfg.unlabeled.n_events)
         steps.add(base.trainer.max_steps)
-    assert pools == sorted(pools) and pools[0] == 0 and len(set(pools)) == 4 and len(steps) == 1
+    assert pools == sorted(pools) and pools[0] == 0 and len(set(pools)) == len(pools) and len(steps) == 1
+
+
+def test_targets_are_judged_on_their_intervals_and_thresholds():
+    from seisbert.analysis.report import target_table
+    from seisbert.analysis.study_results import row, target_cells
+
+    study = load_study("quick", [])
+    cells = pd.DataFrame([
+        row("gain", "psd - scratch_psd", "120", "balanced_accuracy", 12.0, 3.0, 20.0, 2, 60),   # met
+        row("gain", "psd - scratch_psd", "500", "balanced_accuracy", 6.5, 1.0, 12.0, 2, 60),    # short
+        row("gain", "mlm - scratch", "120", "balanced_accuracy", 11.0, -1.0, 20.0, 2, 60),      # reaches 0
+        row("gain", "mlm - scratch", "all", "balanced_accuracy", 30.0, 20.0, 40.0, 2, 60),      # not a target count
+        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 1.6, -4.3, 8.2, 2, 60),    # the pool: rises
+        row("gain", "psd_pool5k - psd", "120", "balanced_accuracy", -3.0, -6.0, 1.0, 2, 60),    # not the largest
+        row("vs_baseline", "psd - hgb", "120", "balanced_accuracy", -0.5, -4.0, 3.0, 2, 60),
+        row("vs_baseline", "psd - hgb", "all", "balanced_accuracy", -0.8, -3.0, 1.5, 2, 60),
+        row("tokens", "mlm", "", "mlm_acc_all_masked", 8.8, 8.8, 8.8, 1),
+        row("tokens", "mlm", "", "baseline_left_neighbour_acc", 5.4, 5.4, 5.4, 1)])
+    got = pd.DataFrame(target_cells(cells, study))
+    assert got[got.metric.str.endswith("/shortfall")].value.tolist() == [3.5]
+    got = got[~got.metric.str.contains("/")].set_index(["metric", "arm", "labels"]).note.to_dict()
+    assert got == {
+        ("gain_over_scratch", "psd - scratch_psd", "120"): "met",
+        ("gain_over_scratch", "psd - scratch_psd", "500"): "not met: 3.5 points short",
+        ("gain_over_scratch", "mlm - scratch", "120"): "not met: its interval starts at -1.0",
+        ("best_vs_baseline", "psd - hgb", "120"): "not met: 0.5 points below",
+        ("best_vs_baseline_all", "psd - hgb", "all"): "met",
+        ("masked_vs_left_neighbour", "mlm", ""): "not met: 1.6 < 2.0",
+        ("pool_rises", "psd_pool50k - psd", "120"): "met"}
+    lines = target_table(pd.concat([cells, pd.DataFrame(target_cells(cells, study))]))
+    assert any(ln.startswith("| pretrained − its scratch arm ≥ +10 points, interval above 0 | PSD-input "
+                             "MLM-pretrained − PSD-input scratch | 500 | +6.5 [1.0, 12.0] | not met") for ln in lines)
+    assert any("| 1.6 | not met: 1.6 < 2.0 |" in ln for ln in lines)
+
+
+def test_a_named_readme_block_is_rewritten_alone_and_a_missing_one_is_refused(tmp_path):
+    from seisbert.analysis.report import markers, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("## Headline\n<!-- headline:start -->\nold 1.0\n<!-- headline:end -->\n\n"
+                      "## Results\n<!-- results:start -->\nquick 2.0\n<!-- results:end -->\n")
+    update_readme(readme, "<!-- headline:start -->\nnew 3.0\n<!-- headline:end -->", *markers("headline"))
+    text = readme.read_text()
+    assert "new 3.0" in text and "old 1.0" not in text and "quick 2.0" in text
+    with pytest.raises(ValueError, match="no <!-- gaps:start --> ... <!-- gaps:end --> block"):
+        update_readme(readme, "x", *markers("gaps"))
 
 
 @pytest.mark.parametrize("override, match", [

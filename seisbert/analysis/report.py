@@ -37,9 +37,17 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "both": "tokens + PSD input", "perceiver": "Perceiver, PSD input",
              "scratch_both": "tokens + PSD scratch", "scratch_perceiver": "Perceiver scratch",
              "psd_meanpool": "PSD-input MLM, mean pooling",
+             "psd_rp_pool50k": "PSD input, random-projection targets + large pool",
+             "mlm_psd_rp_pool50k": "PSD input, random-projection targets + large pool",
              "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
              "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+# what each target asks; {x} is its threshold row (threshold/<name>) in results.csv
+TARGET_NAMES = {"gain_over_scratch": "pretrained − its scratch arm ≥ +{gain_points} points, interval above 0",
+                "best_vs_baseline": "best SeisBert arm ≥ best baseline (up to {baseline_labels_max} labels)",
+                "best_vs_baseline_all": "best SeisBert arm within {baseline_margin_all} points of the best baseline",
+                "masked_vs_left_neighbour": "all-masked accuracy ÷ left-neighbour accuracy ≥ {token_vs_left}",
+                "pool_rises": "largest pool − no pool > 0"}
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
                 "random_76": "76% random masked", "all": "all masked"}
 TOKEN_COLUMNS = {"mlm_acc_all_masked": "all masked", "mlm_acc": "80/10/10", "mlm_top5": "top-5 (80/10/10)",
@@ -69,8 +77,13 @@ def arms_of(cells: pd.DataFrame, kind: str) -> list[str]:
     return list(dict.fromkeys(cells[cells.table == kind].arm))
 
 
+def by_labels(sizes) -> list[str]:
+    """Label counts in increasing order, ``all`` last."""
+    return sorted(dict.fromkeys(sizes), key=lambda n: (n == "all", int(n) if str(n).isdigit() else 0))
+
+
 def label_counts(cells: pd.DataFrame) -> list[str]:
-    return list(dict.fromkeys(cells[cells.table == "finetune"]["labels"]))
+    return by_labels(cells[cells.table == "finetune"]["labels"])
 
 
 def curve_table(cells: pd.DataFrame, metric: str = "balanced_accuracy") -> list[str]:
@@ -91,7 +104,7 @@ def headline_table(cells: pd.DataFrame) -> list[str]:
 
 
 def difference_table(cells: pd.DataFrame, kind: str) -> list[str]:
-    sizes = list(dict.fromkeys(cells[cells.table == kind]["labels"]))
+    sizes = by_labels(cells[cells.table == kind]["labels"])
     rows = [[name(a), *[fmt(lookup(cells, kind, a, n, "balanced_accuracy"), sign=True) for n in sizes]]
             for a in arms_of(cells, kind)]
     return table(["difference (points)", *sizes], rows)
@@ -213,9 +226,22 @@ def setup_sentence(cells: pd.DataFrame) -> str:
             f"{s['invocation_minutes']} min, reusing finished runs).")
 
 
+def target_table(cells: pd.DataFrame) -> list[str]:
+    """Each target of ``paper.targets``: the comparison, its value with interval, met or why not."""
+    t = cells[cells.table == "target"]
+    limits = {m.split("/", 1)[1]: (int(v) if float(v).is_integer() else v)
+              for m, v in zip(t.metric, t.value) if m.startswith("threshold/")}
+    rows = [[TARGET_NAMES[r.metric].format(**limits), name(r.arm), r["labels"] or "–",
+             fmt(r, sign=r.metric != "masked_vs_left_neighbour"), r.note]
+            for _, r in t.iterrows() if "/" not in r.metric]  # thresholds and shortfalls are in the words
+    return table(["target", "comparison", "labels", "value", "verdict"], rows)
+
+
 def results_lines(cells: pd.DataFrame) -> list[str]:
     """The tables and sentences shared by REPORT.md and the README block."""
-    return [setup_sentence(cells), "", "**Masked-token prediction** (every selected position masked first):", "",
+    targets = (["**Targets** (paper.targets; differences in points, paired by seed and test event):", "",
+                *target_table(cells), ""] if (cells.table == "target").any() else [])
+    return [setup_sentence(cells), "", *targets, "**Masked-token prediction** (every selected position masked first):", "",
             *token_table(cells), "",
             *(["**Masked-window regression** (every selected window masked; lower is better):", "",
                *window_table(cells), ""] if arms_of(cells, "windows") else []),
@@ -232,10 +258,15 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
             "**Masked inputs** (classifier fine-tuned with every label):", "", *masked_table(cells), ""]
 
 
-def readme_block(cells: pd.DataFrame, results_path: str, report_path: str) -> str:
-    lines = [START, f"Written by `scripts/reproduce_paper.py` from [{results_path}]({results_path}); "
+def markers(marker: str = "results") -> tuple[str, str]:
+    return f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+
+
+def readme_block(cells: pd.DataFrame, results_path: str, report_path: str, marker: str = "results") -> str:
+    start, end = markers(marker)
+    lines = [start, f"Written by `scripts/reproduce_paper.py` from [{results_path}]({results_path}); "
              f"details, figures and what was tried: [{report_path}]({report_path}).", "",
-             *results_lines(cells), END]
+             *results_lines(cells), end]
     return "\n".join(lines)
 
 

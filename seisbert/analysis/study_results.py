@@ -1,7 +1,7 @@
 """Every number the study reports, as one table (``results.csv``): cells with intervals.
 
 One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline, arm_vs_baseline,
-masked, tokens, windows, pool, paper), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
+masked, tokens, windows, pool, paper, target), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
 (percent, one decimal, as printed), ``n_seeds``, ``n_events`` and a ``note``. REPORT.md
 and the README's results block are written from this table only, so a sentence cannot
 say more than the numbers.
@@ -206,6 +206,51 @@ def setup_cells(summary: dict, study) -> list[dict]:
     return [row("setup", "", "", k, v) for k, v in values.items()]
 
 
+def _target(kind: str, r, why: str | None, short: float | None = None) -> list[dict]:
+    """A target row (note: met, or why not); a shortfall that the note prints gets its own row
+    (``<kind>/shortfall``), so every number a report shows is in results.csv."""
+    out = [row("target", r.arm, r["labels"], kind, r.value, r.lo, r.hi, r.n_seeds, r.n_events,
+               "met" if why is None else f"not met: {why}")]
+    if why is not None and short is not None:
+        out.append(row("target", r.arm, r["labels"], f"{kind}/shortfall", round(short, 1)))
+    return out
+
+
+def target_cells(cells: pd.DataFrame, study) -> list[dict]:
+    """``study.targets`` checked against the rows they rest on (table ``target``; note: met or why not)."""
+    t = study.targets
+    rows = [row("target", "", "", f"threshold/{k}", v) for k, v in
+            {"gain_points": t.gain_points, "baseline_labels_max": t.baseline_labels_max,
+             "baseline_margin_all": t.baseline_margin_all, "token_vs_left": t.token_vs_left}.items()]
+    scratch = {n for n, a in study.finetune.arms.items() if a.base is None}
+    for _, r in cells[cells.table == "gain"].iterrows():
+        if r.arm.split(" - ")[1] in scratch and r["labels"] in {str(n) for n in t.gain_labels}:
+            short = t.gain_points - r.value
+            if short > 0:
+                rows += _target("gain_over_scratch", r, f"{short:.1f} points short", short)
+            else:
+                rows += _target("gain_over_scratch", r, None if r.lo > 0 else f"its interval starts at {r.lo:.1f}")
+    for _, r in cells[cells.table == "vs_baseline"].iterrows():
+        if r["labels"] == "all":
+            short = -r.value - t.baseline_margin_all
+            rows += _target("best_vs_baseline_all", r, None if short <= 0 else f"{short:.1f} points beyond the margin",
+                            short)
+        elif int(r["labels"]) <= t.baseline_labels_max:
+            rows += _target("best_vs_baseline", r, None if r.value >= 0 else f"{-r.value:.1f} points below")
+    for arm in dict.fromkeys(cells[cells.table == "tokens"].arm):
+        acc, left = (lookup(cells, "tokens", arm, "", m) for m in ("mlm_acc_all_masked", "baseline_left_neighbour_acc"))
+        if acc is not None and left is not None and left.value > 0:
+            ratio = round(acc.value / left.value, 1)
+            rows.append(row("target", arm, "", "masked_vs_left_neighbour", ratio, n_seeds=acc.n_seeds,
+                            note="met" if ratio >= t.token_vs_left else f"not met: {ratio} < {t.token_vs_left}"))
+    if len(study.pool_curve) > 1:
+        for labels in t.pool_labels:
+            r = lookup(cells, "gain", f"{study.pool_curve[-1]} - {study.pool_curve[0]}", labels, "balanced_accuracy")
+            if r is not None:
+                rows += _target("pool_rises", r, None if r.value > 0 else f"{r.value:+.1f} points")
+    return rows
+
+
 def result_cells(summary: dict) -> pd.DataFrame:
     """The whole ``results.csv`` of a study summary (``seisbert.study.run_study``'s output)."""
     study, runs = summary["config"], summary["runs"]
@@ -215,7 +260,9 @@ def result_cells(summary: dict) -> pd.DataFrame:
             *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
             *window_cells(summary["pretrain"]), *pool_cells(summary, study),
             *[row(*p) for p in PAPER]]
-    return pd.DataFrame(rows)
+    cells = pd.DataFrame(rows)
+    return cells if study.targets is None else pd.concat([cells, pd.DataFrame(target_cells(cells, study))],
+                                                         ignore_index=True)
 
 
 def lookup(cells: pd.DataFrame, table: str, arm: str, labels, metric: str) -> pd.Series | None:
