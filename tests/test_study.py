@@ -178,6 +178,13 @@ def test_readme_results_block_numbers_are_in_its_results_csv():
     assert check_block_against_results(text, ROOT) > 20
 
 
+def test_readme_headline_block_numbers_are_in_its_results_csv():
+    text = (ROOT / "README.md").read_text()
+    if not (ROOT / "reports" / "paper_full" / "results.csv").is_file():
+        pytest.skip("no headline run yet (scripts/reproduce_paper.py scale=full writes it)")
+    assert check_block_against_results(text, ROOT, "headline") > 20
+
+
 def test_readme_input_target_block_numbers_are_in_its_csv():
     text = (ROOT / "README.md").read_text()
     if not (ROOT / "reports" / "continuous_study" / "input_target.csv").is_file():
