@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from seisbert.analysis.report import fmt, table, update_readme
+from seisbert.analysis.report import fmt, markers, table, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- input-target:start -->", "<!-- input-target:end -->"
+START, END = markers("input-target")
 # arm -> (input, masked-prediction target, architecture); scratch arms have no target
 ARMS = {"mlm": ("tokens", "k-means ids", "encoder"), "psd": ("PSD", "k-means ids", "encoder"),
         "psd_rp": ("PSD", "random projection", "encoder"), "psd_regress": ("PSD", "PSD regression", "encoder"),

@@ -41,7 +41,6 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "mlm_psd_rp_pool50k": "PSD input, random-projection targets + large pool",
              "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
              "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 # what each target asks; {x} is its threshold row (threshold/<name>) in results.csv
 TARGET_NAMES = {"gain_over_scratch": "pretrained − its scratch arm ≥ +{gain_points} points, interval above 0",
                 "best_vs_baseline": "best SeisBert arm ≥ best baseline (up to {baseline_labels_max} labels)",
@@ -260,6 +259,9 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
 
 def markers(marker: str = "results") -> tuple[str, str]:
     return f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+
+
+START, END = markers("results")
 
 
 def readme_block(cells: pd.DataFrame, results_path: str, report_path: str, marker: str = "results") -> str:
