@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from seisbert.analysis.report import fmt, markers, table, update_readme
+from seisbert.analysis.study_results import collapsed_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = markers("input-target")
@@ -146,7 +147,8 @@ def collapsed_lines(sources: list[Path]) -> list[str]:
         if not runs_csv.is_file():
             continue
         runs = pd.read_csv(runs_csv)
-        bad = runs[(runs.dev_balanced_accuracy == 0.5) & (runs.balanced_accuracy == 0.5) & runs.arm.isin(list(ARMS))]
+        bad = collapsed_runs(runs)
+        bad = bad[bad.arm.isin(list(ARMS))]
         out += [f"- Collapsed to one class: `{r.arm}` at `{r['labels']}` labels, seed `{r.seed}`, {_knobs(r.chosen)} "
                 f"(chosen on the tuning seed); its cell's mean and every difference with it carry that run."
                 for _, r in bad.iterrows()]

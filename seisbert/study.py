@@ -105,12 +105,16 @@ def run_ahead(cfgs: list[DictConfig], jobs: int) -> None:
             pass
 
 
-def pretrain(study: StudyConfig) -> dict:
-    """Train every base model at every pretraining seed; {(arm, seed): metrics + checkpoint}."""
+def pretrain(study: StudyConfig, alongside: list | None = None) -> dict:
+    """Train every base model at every pretraining seed; {(arm, seed): metrics + checkpoint}.
+
+    ``alongside``: runs that need no base model (the scratch arms' first grid), queued after
+    the base models so a core left idle by an odd number of them is not wasted.
+    """
     cfgs = {(name, seed): place(compose_run(study, [*study.pretrain_args(name), f"seed={seed}"]),
                                 study, "pretrain", name, f"seed{seed}")
             for name in study.pretrain for seed in study.pretrain_seeds}
-    run_ahead(list(cfgs.values()), study.jobs)
+    run_ahead([*cfgs.values(), *(alongside or [])], study.jobs)
     out = {}
     for name in study.pretrain:
         for seed in study.pretrain_seeds:
@@ -192,6 +196,26 @@ def dev_score(metrics: dict, monitor: str) -> float:
     return -np.inf if value is None or np.isnan(value) else float(value)
 
 
+def finetune_cells(study: StudyConfig) -> list[tuple]:
+    return [(name, size) for name in study.finetune.arms for size in study.arm_labels(name)]
+
+
+def finetune_run(study: StudyConfig, meta: pd.DataFrame, bases: dict, cell, seed: int, lr: float):
+    """One fine-tuning run's config (placed in its folder), its budget plan and base checkpoint."""
+    (name, size), arm = cell, study.finetune.arms[cell[0]]
+    plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
+    base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
+    cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
+    return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
+
+
+def scratch_grid(study: StudyConfig, meta: pd.DataFrame) -> list[DictConfig]:
+    """The first lr grid of every arm without a base model: runnable before pretraining ends."""
+    ft = study.finetune
+    return [finetune_run(study, meta, {}, cell, ft.tune_seed, float(lr))[0]
+            for cell in finetune_cells(study) if ft.arms[cell[0]].base is None for lr in ft.lr_grid]
+
+
 def finetune(study: StudyConfig, meta: pd.DataFrame, bases: dict) -> list[dict]:
     """Every arm at every label count and seed; the lr is chosen on dev at the tuning seed.
 
@@ -199,14 +223,10 @@ def finetune(study: StudyConfig, meta: pd.DataFrame, bases: dict) -> list[dict]:
     other seed at the chosen lr) are made together, ``study.jobs`` at a time.
     """
     ft = study.finetune
-    cells = [(name, size) for name in ft.arms for size in study.arm_labels(name)]
+    cells = finetune_cells(study)
 
     def setup(cell, seed, lr):
-        (name, size), arm = cell, ft.arms[cell[0]]
-        plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
-        base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
-        cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
-        return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
+        return finetune_run(study, meta, bases, cell, seed, lr)
 
     def one(cell, seed, lr):
         cfg, plan, base = setup(cell, seed, lr)
@@ -313,7 +333,7 @@ def run_study(study: StudyConfig) -> dict:
     meta = TokenSet.load(paths["tokens"]).metadata
     timings = {}
     t = time.perf_counter()
-    bases = pretrain(study)
+    bases = pretrain(study, alongside=scratch_grid(study, meta))
     timings["pretrain"] = time.perf_counter() - t
     t = time.perf_counter()
     rows = finetune(study, meta, bases)

@@ -265,6 +265,24 @@ def test_tiny_study_tunes_one_grid_and_fine_tunes_the_checkpoint_it_pretrained(t
     assert pretrain_cfg["callbacks"]["model_checkpoint"]["monitor"] == "val/mlm_acc_all_masked"
 
 
+def test_the_scratch_grid_run_beside_pretraining_is_the_one_fine_tuning_reads(tiny_study):
+    from seisbert.study import scratch_grid
+    from seisbert.pipeline import TokenSet
+
+    tmp, _, argv, _ = tiny_study
+    study = load_study("quick", argv)
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    meta = TokenSet.load(json.loads((tmp / "report" / "runs.json").read_text())["artifacts"]["tokens"]).metadata
+    early = {c.paths.output_dir for c in scratch_grid(study, meta)}
+    assert len(early) == len(study.finetune.lr_grid) * len(study.arm_labels("scratch"))
+    assert all((Path(d) / "metrics.json").is_file() for d in early)
+    grid = {f"lr{lr:g}" for lr in study.finetune.lr_grid}
+    made = {str(d) for d in (tmp / "runs" / "finetune" / "scratch").glob(f"n*/seed{study.finetune.tune_seed}/lr*")
+            if d.name.split("-")[0] in grid}
+    assert made == early  # fine-tuning made no second copy of a grid run: it read these
+    assert set(runs[runs.arm == "scratch"].output_dir) & early  # and one of them was chosen
+
+
 def test_runs_made_two_at_a_time_equal_the_same_run_made_alone(tiny_study, tmp_path):
     from omegaconf import OmegaConf, open_dict
 
@@ -383,6 +401,11 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
         pools.append(0 if cfg.get("unlabeled") is None else cfg.unlabeled.n_events)
         steps.add(base.trainer.max_steps)
     assert pools == sorted(pools) and pools[0] == 0 and len(set(pools)) == len(pools) and len(steps) == 1
+    if scale == "full":  # the steps ablation: the largest pool's base model, twice as long, nothing else changed
+        long, base = (compose_run(study, study.pretrain_args(b)) for b in ("mlm_psd_rp_pool50k_3k", "mlm_psd_rp_pool50k"))
+        assert long.trainer.max_steps == 2 * base.trainer.max_steps
+        assert (long.model, long.task, long.unlabeled) == (base.model, base.task, base.unlabeled)
+        assert study.finetune.arms["psd_rp_pool50k_3k"].compare_to == "psd_rp_pool50k"
 
 
 def test_targets_are_judged_on_their_intervals_and_thresholds():
@@ -395,7 +418,7 @@ def test_targets_are_judged_on_their_intervals_and_thresholds():
         row("gain", "psd - scratch_psd", "500", "balanced_accuracy", 6.5, 1.0, 12.0, 2, 60),    # short
         row("gain", "mlm - scratch", "120", "balanced_accuracy", 11.0, -1.0, 20.0, 2, 60),      # reaches 0
         row("gain", "mlm - scratch", "all", "balanced_accuracy", 30.0, 20.0, 40.0, 2, 60),      # not a target count
-        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 1.6, -4.3, 8.2, 2, 60),    # the pool: rises
+        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 1.6, -4.3, 8.2, 2, 60),    # up, spans 0
         row("gain", "psd_pool5k - psd", "120", "balanced_accuracy", -3.0, -6.0, 1.0, 2, 60),    # not the largest
         row("vs_baseline", "psd - hgb", "120", "balanced_accuracy", -0.5, -4.0, 3.0, 2, 60),
         row("vs_baseline", "psd - hgb", "all", "balanced_accuracy", -0.8, -3.0, 1.5, 2, 60),
@@ -411,7 +434,7 @@ def test_targets_are_judged_on_their_intervals_and_thresholds():
         ("best_vs_baseline", "psd - hgb", "120"): "not met: 0.5 points below",
         ("best_vs_baseline_all", "psd - hgb", "all"): "met",
         ("masked_vs_left_neighbour", "mlm", ""): "not met: 1.6 < 2.0",
-        ("pool_rises", "psd_pool50k - psd", "120"): "met"}
+        ("pool_rises", "psd_pool50k - psd", "120"): "not met: its interval starts at -4.3"}
     lines = target_table(pd.concat([cells, pd.DataFrame(target_cells(cells, study))]))
     assert any(ln.startswith("| pretrained − its scratch arm ≥ +10 points, interval above 0 | PSD-input "
                              "MLM-pretrained − PSD-input scratch | 500 | +6.5 [1.0, 12.0] | not met") for ln in lines)
@@ -477,3 +500,56 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     assert "`psd_rp` at `500`" not in text
     assert "Met by: none. Missed by: psd_rp (+9.5 [2.0, 17.0] at `120`, +12.5 [4.0, 20.0] at `500`)." in text
     assert check_block_against_results(text, tmp_path, "input-target") > 10
+
+
+def test_pretraining_curve_cells_say_where_a_base_model_stopped(tmp_path):
+    from seisbert.analysis.study_results import curve_cells
+
+    (tmp_path / "csv" / "version_0").mkdir(parents=True)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(
+        {"task": {"monitor": "val/mlm_acc_all_masked", "params": {"batch_size": 64}}}))
+    pd.DataFrame({"step": [299, 299, 599, 899, 1199, 1499], "train/loss": [1, np.nan, 1, 1, 1, 1],
+                  "val/mlm_acc_all_masked": [np.nan, 0.05, 0.08, 0.09, 0.092, 0.095]}).to_csv(
+        tmp_path / "csv" / "version_0" / "metrics.csv", index=False)
+    cells = pd.DataFrame(curve_cells([{"arm": "mlm", "output_dir": str(tmp_path), "pretrain_records": 2400}]))
+    got = cells.set_index("metric").value.to_dict()
+    # mid = the check nearest step 750 (step 599 + 1 = 600 vs 900): 0.08
+    assert got == {"dev_last": 9.5, "rise_first_half": 3.0, "rise_second_half": 1.5, "steps": 1500, "passes": 40.0}
+    assert set(cells.note) == {"val/mlm_acc_all_masked"}
+
+
+def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
+    from seisbert.analysis.report import budget_table, missed_lines, results_lines, setup_sentence
+    from seisbert.analysis.study_results import row, target_cells
+
+    study = load_study("quick", [])
+    setup = {"records": 900, "events": 200, "test_records": 100, "test_events": 40, "seeds": 1, "pretrain_seeds": 1,
+             "lr_grid_size": 4, "ci_level": 95, "budget_epochs": 10, "budget_min_steps": 200, "patience": 2,
+             "minutes": 3.0, "invocation_minutes": 1.0}
+    cells = pd.DataFrame([
+        *[row("setup", "", "", k, v) for k, v in setup.items()],
+        row("finetune", "psd", "120", "balanced_accuracy", 80.0, 75.0, 85.0, 1, 40),
+        row("finetune", "scratch_psd", "500", "balanced_accuracy", 74.0, 69.0, 79.0, 1, 40),  # not run at 120
+        row("budget", "psd", "120", "epochs", 50), row("budget", "psd", "120", "steps", 200),
+        row("gain", "psd - scratch_psd", "120", "balanced_accuracy", 6.0, -0.5, 12.5, 1, 40),
+        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 2.0, 0.5, 3.5, 1, 40),
+        row("base", "psd", "", "base_model", np.nan, note="mlm_psd"),
+        row("collapsed", "scratch_psd", "120", "seed", 1, note='chosen {"lr": 0.0027}'),
+        *[row("pretrain_curve", "mlm_psd", "", m, v, note="val/mlm_acc_all_masked") for m, v in
+          {"rise_first_half": 2.0, "rise_second_half": 0.5, "steps": 1500, "passes": 41.1}.items()]])
+    cells = pd.concat([cells, pd.DataFrame(target_cells(cells, study))], ignore_index=True)
+    text = "\n".join(missed_lines(cells))
+    assert ("PSD-input MLM-pretrained − PSD-input scratch at 120 labels: +6.0 [-0.5, 12.5], not met: 4.0 points short; "
+            "rests on a collapsed run (scratch_psd seed 1)." in text)
+    assert "- PSD-input scratch at 120 labels, seed 1 (chosen {\"lr\": 0.0027} at the tuning seed)" in "\n".join(
+        results_lines(cells))
+    assert "The widest interval spans 13.0 points (40 test events, 1 seed)" in text
+    assert "all-masked accuracy moved +2.0, then +0.5 over the two halves of its 1500 steps" in text
+    assert "(each pretraining record seen 41.1 times): still rising, but slowing" in text
+    assert "PSD-input MLM + large pool − PSD-input MLM-pretrained at 120 labels +2.0 [0.5, 3.5]" in text  # ablation
+    assert "largest pool" not in text  # met (its interval lies above 0): not a missed target
+    sentence = setup_sentence(cells)
+    assert "1 fine-tuning seed, 1 pretraining seed per base model" in sentence
+    assert "intervals over test events. Percent" in sentence  # one seed: no "and seeds"
+    assert budget_table(cells)[2:] == ["| PSD-input MLM-pretrained | 50/200 | – |",
+                                       "| PSD-input scratch | – | fit to completion |"]

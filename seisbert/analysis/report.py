@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from seisbert.analysis import save_figure  # noqa: E402
-from seisbert.analysis.study_results import MASKED, lookup  # noqa: E402
+from seisbert.analysis.study_results import MASKED, lookup, pretraining_log  # noqa: E402
 
 ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch": "scratch (no pretraining)",
              "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
@@ -39,14 +39,17 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "psd_meanpool": "PSD-input MLM, mean pooling",
              "psd_rp_pool50k": "PSD input, random-projection targets + large pool",
              "mlm_psd_rp_pool50k": "PSD input, random-projection targets + large pool",
+             "psd_rp_pool50k_3k": "PSD input, random-projection targets + large pool, 2x steps",
+             "mlm_psd_rp_pool50k_3k": "PSD input, random-projection targets + large pool, 2x steps",
              "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
              "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
+MONITOR_NAMES = {"mlm_acc_all_masked": "all-masked accuracy", "mlm_loss": "masked loss"}
 # what each target asks; {x} is its threshold row (threshold/<name>) in results.csv
 TARGET_NAMES = {"gain_over_scratch": "pretrained − its scratch arm ≥ +{gain_points} points, interval above 0",
                 "best_vs_baseline": "best SeisBert arm ≥ best baseline (up to {baseline_labels_max} labels)",
                 "best_vs_baseline_all": "best SeisBert arm within {baseline_margin_all} points of the best baseline",
                 "masked_vs_left_neighbour": "all-masked accuracy ÷ left-neighbour accuracy ≥ {token_vs_left}",
-                "pool_rises": "largest pool − no pool > 0"}
+                "pool_rises": "largest pool − no pool > 0, interval above 0"}
 MASKED_NAMES = {"first_half": "first half masked", "second_half": "second half masked",
                 "random_76": "76% random masked", "all": "all masked"}
 TOKEN_COLUMNS = {"mlm_acc_all_masked": "all masked", "mlm_acc": "80/10/10", "mlm_top5": "top-5 (80/10/10)",
@@ -199,6 +202,8 @@ def budget_table(cells: pd.DataFrame) -> list[str]:
     sizes = label_counts(cells)
 
     def cell(arm, n):
+        if lookup(cells, "finetune", arm, n, "balanced_accuracy") is None:
+            return "–"  # the arm was not run at this label count
         got = [lookup(cells, "budget", arm, n, k) for k in ("epochs", "steps")]
         return "/".join(str(int(r.value)) for r in got if r is not None) or "fit to completion"
 
@@ -211,42 +216,60 @@ def setup(cells: pd.DataFrame) -> dict:
     return {k: (int(v) if float(v).is_integer() else v) for k, v in s.items()}
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def setup_sentence(cells: pd.DataFrame) -> str:
     s = setup(cells)
     return (f"Data: {s['records']} records of {s['events']} synthetic events; the test split holds "
-            f"{s['test_records']} records of {s['test_events']} events. {s['seeds']} fine-tuning seeds, "
-            f"{s['pretrain_seeds']} pretraining seed(s) per base model. Every transformer arm chose its learning "
+            f"{s['test_records']} records of {s['test_events']} events. {count(s['seeds'], 'fine-tuning seed')}, "
+            f"{count(s['pretrain_seeds'], 'pretraining seed')} per base model. Every transformer arm chose its learning "
             f"rate on dev from one grid of {s['lr_grid_size']} log-spaced values (extended while the choice sat on "
             f"an edge), the CNN and trees a grid of the same size; every neural arm trained for {s['budget_epochs']} "
             f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
             f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: {s['ci_level']}% bootstrap "
-            f"intervals over test events and seeds (masked tokens: range over pretraining seeds). Percent, test "
+            f"intervals over test events{' and seeds' if s['seeds'] > 1 else ''}"
+            f"{' (masked tokens: range over pretraining seeds)' if s['pretrain_seeds'] > 1 else ''}. Percent, test "
             f"split. Its runs took {s['minutes']} min of wall time (the call that wrote this report: "
             f"{s['invocation_minutes']} min, reusing finished runs).")
 
 
+def target_limits(cells: pd.DataFrame) -> dict:
+    """The thresholds of ``paper.targets`` as results.csv holds them (rows ``threshold/<name>``)."""
+    t = cells[cells.table == "target"]
+    return {m.split("/", 1)[1]: (int(v) if float(v).is_integer() else v)
+            for m, v in zip(t.metric, t.value) if m.startswith("threshold/")}
+
+
 def target_table(cells: pd.DataFrame) -> list[str]:
     """Each target of ``paper.targets``: the comparison, its value with interval, met or why not."""
-    t = cells[cells.table == "target"]
-    limits = {m.split("/", 1)[1]: (int(v) if float(v).is_integer() else v)
-              for m, v in zip(t.metric, t.value) if m.startswith("threshold/")}
+    t, limits = cells[cells.table == "target"], target_limits(cells)
     rows = [[TARGET_NAMES[r.metric].format(**limits), name(r.arm), r["labels"] or "–",
              fmt(r, sign=r.metric != "masked_vs_left_neighbour"), r.note]
             for _, r in t.iterrows() if "/" not in r.metric]  # thresholds and shortfalls are in the words
     return table(["target", "comparison", "labels", "value", "verdict"], rows)
 
 
+def pairing(cells: pd.DataFrame) -> str:
+    return "seed and test event" if setup(cells)["seeds"] > 1 else "test event"
+
+
 def results_lines(cells: pd.DataFrame) -> list[str]:
     """The tables and sentences shared by REPORT.md and the README block."""
-    targets = (["**Targets** (paper.targets; differences in points, paired by seed and test event):", "",
+    targets = ([f"**Targets** (paper.targets; differences in points, paired by {pairing(cells)}):", "",
                 *target_table(cells), ""] if (cells.table == "target").any() else [])
-    return [setup_sentence(cells), "", *targets, "**Masked-token prediction** (every selected position masked first):", "",
+    collapsed = [f"- {name(r.arm)} at {r['labels']} labels, seed {int(r.value)} ({r.note} at the tuning seed): dev "
+                 f"and test balanced accuracy 0.5, one class predicted; its cell and every difference with it carry it."
+                 for _, r in cells[cells.table == "collapsed"].iterrows()]
+    collapsed = ["**Collapsed runs** (read the tables with them):", "", *collapsed, ""] if collapsed else []
+    return [setup_sentence(cells), "", *targets, *collapsed, "**Masked-token prediction** (every selected position masked first):", "",
             *token_table(cells), "",
             *(["**Masked-window regression** (every selected window masked; lower is better):", "",
                *window_table(cells), ""] if arms_of(cells, "windows") else []),
             "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
             *headline_table(cells), "", "**Label-limited curve** (balanced accuracy):", "", *curve_table(cells), "",
-            "**Pretraining gain**, paired by seed and test event:", "", *difference_table(cells, "gain"), "",
+            f"**Pretraining gain**, paired by {pairing(cells)}:", "", *difference_table(cells, "gain"), "",
             *difference_sentences(cells, "gain"), "",
             "**Best SeisBert arm − best baseline** (each chosen on dev):", "",
             *difference_table(cells, "vs_baseline"), "", *difference_sentences(cells, "vs_baseline"), "",
@@ -314,20 +337,6 @@ def plot_label_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_ac
     return save_figure(fig, path, dpi=120)
 
 
-def pretraining_log(output_dir: str) -> tuple[str, pd.DataFrame] | None:
-    """(monitored metric, its dev values by step) of one pretraining run, from its CSV log."""
-    cfg_path, logs = Path(output_dir) / "config.yaml", sorted(Path(output_dir).glob("csv/version_*/metrics.csv"))
-    if not cfg_path.is_file() or not logs:
-        return None
-    import yaml
-
-    monitor = yaml.safe_load(cfg_path.read_text())["task"]["monitor"]
-    frame = pd.read_csv(logs[-1])
-    if monitor not in frame:
-        return None
-    return monitor, frame.dropna(subset=[monitor])[["step", monitor]]
-
-
 def plot_pretraining_curves(pretrain: list[dict], path: Path) -> Path | None:
     """Each base model's monitored dev metric over its steps: where pretraining flattened."""
     curves = [(m, pretraining_log(m.get("output_dir", ""))) for m in pretrain]
@@ -349,6 +358,104 @@ def plot_pretraining_curves(pretrain: list[dict], path: Path) -> Path | None:
     return save_figure(fig, path, dpi=120)
 
 
+def curve_words(cells: pd.DataFrame, base: str) -> str:
+    """Where a base model's pretraining stood when it stopped, from table ``pretrain_curve``."""
+    first, second, steps, passes = (lookup(cells, "pretrain_curve", base, "", m)
+                                    for m in ("rise_first_half", "rise_second_half", "steps", "passes"))
+    if second is None:
+        return ""
+    metric = MONITOR_NAMES.get(second.note.split("/")[-1], second.note)
+    state = ("it had flattened" if second.value <= 0 else
+             "still rising, but slowing" if second.value < first.value else "still rising as fast")
+    return (f"its base model's dev {metric} moved {first.value:+.1f}, then {second.value:+.1f} over the two halves "
+            f"of its {int(steps.value)} steps" + ("" if passes is None else
+                                                  f" (each pretraining record seen {passes.value:.1f} times)")
+            + f": {state}")
+
+
+def base_of(cells: pd.DataFrame, arm: str) -> str | None:
+    r = lookup(cells, "base", arm, "", "base_model")
+    return None if r is None else r.note
+
+
+def why_gain(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
+    s, lines = setup(cells), []
+    for arm in dict.fromkeys(missed.arm):
+        pre, ref = arm.split(" - ")
+        gains = [lookup(cells, "gain", arm, n, "balanced_accuracy") for n in label_counts(cells)]
+        gains = [g for g in gains if g is not None]
+        width = max(g.hi - g.lo for g in gains)
+        lines.append(f"- {name(pre)} over {name(ref)}, every label count: "
+                     + ", ".join(f"{g['labels']}: {fmt(g, sign=True)}" for g in gains)
+                     + f". The widest interval spans {width:.1f} points ({s['test_events']} test events, "
+                     + f"{count(s['seeds'], 'seed')})" + (f"; {curve_words(cells, base_of(cells, pre))}."
+                                                           if base_of(cells, pre) else "."))
+    scratch = {a.split(" - ")[1] for a in missed.arm}
+    ablations = [r for _, r in cells[(cells.table == "gain") & (cells.metric == "balanced_accuracy")].iterrows()
+                 if r.arm.split(" - ")[1] not in scratch]
+    if ablations:
+        lines.append("- Pretraining ablations in this study (same protocol, paired): " + "; ".join(
+            f"{name(r.arm)} at {r['labels']} labels {fmt(r, sign=True)}" for r in ablations) + ".")
+    lines.append("- What would close it: a base model that is better at its own task (its dev curve had not "
+                 "flattened), and more test events and seeds, since an interval this wide cannot tell +5 from +10.")
+    return lines
+
+
+def why_masked(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
+    lines = []
+    for arm in missed.arm:
+        got = {m: lookup(cells, "tokens", arm, "", m) for m in
+               ("mlm_acc_all_masked", "baseline_left_neighbour_acc", "baseline_step_mode_acc", "baseline_random_acc")}
+        if any(v is None for v in got.values()):
+            continue
+        acc, left, mode, rand = (got[m].value for m in got)
+        lines.append(f"- {name(arm)}: all masked {acc:.1f}% against left neighbour {left:.1f}%, per-step mode "
+                     f"{mode:.1f}% and random {rand:.1f}%: the left neighbour alone is {left / rand:.0f}x chance, "
+                     f"so neighbouring windows often share their target; {curve_words(cells, arm)}.")
+    lines.append("- What would close it: longer pretraining while the curve still rises; targets that change less "
+                 "predictably from window to window make the bar lower but the task easier, so the ratio alone "
+                 "should not steer the choice of targets.")
+    return lines
+
+
+def why_pool(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
+    lines = []
+    for arm in dict.fromkeys(missed.arm):
+        big, small = arm.split(" - ")
+        b, a = base_of(cells, big), base_of(cells, small)
+        rows = [lookup(cells, "gain", arm, n, "balanced_accuracy") for n in label_counts(cells)]
+        lines.append(f"- {name(big)} − {name(small)}: "
+                     + ", ".join(f"{r['labels']} labels {fmt(r, sign=True)}" for r in rows if r is not None) + ".")
+        passes = [lookup(cells, "pretrain_curve", x, "", "passes") for x in (a, b)]
+        if all(p is not None for p in passes):
+            lines.append(f"- At the same steps the pooled base model saw each record {passes[1].value:.1f} times, the "
+                         f"other {passes[0].value:.1f} times: the pool changed which records were seen, not how many "
+                         f"updates were made; {curve_words(cells, b)}.")
+    lines.append("- What would close it: scale the pretraining steps with the pool (a pool is worth as many updates "
+                 "as it can feed), and judge the curve at the label counts where its interval is narrowest.")
+    return lines
+
+
+WHY = {"gain_over_scratch": why_gain, "masked_vs_left_neighbour": why_masked, "pool_rises": why_pool}
+
+
+def missed_lines(cells: pd.DataFrame) -> list[str]:
+    """Each missed target: by how much, the measured evidence for why, and what would close it."""
+    t = cells[(cells.table == "target") & ~cells.metric.str.contains("/", na=False)]
+    missed = t[~t.note.str.startswith("met")]
+    if missed.empty:
+        return []
+    limits = target_limits(cells)
+    lines = ["## Missed targets: by how much, why, and what would close it", ""]
+    for kind, rows in missed.groupby("metric", sort=False):
+        lines += [f"**{TARGET_NAMES[kind].format(**limits)}**", ""]
+        lines += [f"- {name(r.arm)}" + (f" at {r['labels']} labels" if pd.notna(r["labels"]) and r["labels"] else "")
+                  + f": "
+                  f"{fmt(r, sign=kind != 'masked_vs_left_neighbour')}, {r.note}." for _, r in rows.iterrows()]
+        lines += [*WHY.get(kind, lambda *_: [])(cells, rows), ""]
+    return lines
+
+
 def tuning_rows(runs: pd.DataFrame) -> list[str]:
     first = runs.drop_duplicates(["arm", "labels"])
     return table(["arm", "labels", "chosen on dev", "tried (dev balanced accuracy)"],
@@ -361,7 +468,7 @@ def write_report(summary: dict, cells: pd.DataFrame, out: Path, figures: dict[st
     lines = [f"# SeisBert: the paper's study on our data ({summary['scale']} scale)", "",
              f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}`; every number below is a "
              f"row of [results.csv](results.csv) (per-run rows: [runs.csv](runs.csv)).", "",
-             *results_lines(cells), "## Budgets (the same epochs for every neural arm; trees fit to completion)", "",
+             *results_lines(cells), *missed_lines(cells), "## Budgets (the same epochs for every neural arm; trees fit to completion)", "",
              *budget_table(cells), "", "## Figures", "",
              *[f"- {caption}: ![{caption}]({path})" for caption, path in figures.items()],
              "", "## What was tried (one grid per arm kind, chosen on dev)", "", *tuning_rows(summary["runs"]), "",

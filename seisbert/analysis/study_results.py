@@ -156,6 +156,48 @@ def pretrain_cells(pretrain: list[dict], table: str, metrics, scale) -> list[dic
     return rows
 
 
+def pretraining_log(output_dir: str) -> tuple[str, pd.DataFrame] | None:
+    """(monitored metric, its dev values by step) of one pretraining run, from its CSV log."""
+    cfg_path, logs = Path(output_dir) / "config.yaml", sorted(Path(output_dir).glob("csv/version_*/metrics.csv"))
+    if not cfg_path.is_file() or not logs:
+        return None
+    monitor = yaml.safe_load(cfg_path.read_text())["task"]["monitor"]
+    frame = pd.read_csv(logs[-1])
+    if monitor not in frame:
+        return None
+    return monitor, frame.dropna(subset=[monitor])[["step", monitor]]
+
+
+def curve_cells(pretrain: list[dict]) -> list[dict]:
+    """Where each base model's pretraining stood when it stopped (table ``pretrain_curve``):
+    its dev checkpoint metric (``note``) at the last check, its rise over the first and the second
+    half of training (first check to mid, mid to last; points for accuracies), and ``passes``:
+    how often it saw each pretraining record (steps x batch / records)."""
+    rows = []
+    for arm in dict.fromkeys(m["arm"] for m in pretrain):
+        got, acc = {"dev_last": [], "rise_first_half": [], "rise_second_half": [], "steps": [], "passes": []}, True
+        for m in (m for m in pretrain if m["arm"] == arm):
+            log_ = pretraining_log(m.get("output_dir", ""))
+            if log_ is None or log_[1].empty:
+                continue
+            monitor, frame = log_
+            acc = "acc" in monitor  # accuracies in percent; a regression loss as it is
+            steps = int(frame.step.iloc[-1]) + 1
+            mid = frame.iloc[(frame.step + 1 - steps / 2).abs().argmin()][monitor]  # ties: the earlier check
+            got["dev_last"].append(frame[monitor].iloc[-1])
+            got["rise_first_half"].append(mid - frame[monitor].iloc[0])
+            got["rise_second_half"].append(frame[monitor].iloc[-1] - mid)
+            got["steps"].append(steps)
+            batch = yaml.safe_load((Path(m["output_dir"]) / "config.yaml").read_text())["task"]["params"]["batch_size"]
+            if m.get("pretrain_records"):
+                got["passes"].append(steps * batch / m["pretrain_records"])
+        for metric, v in got.items():
+            if v:
+                scale = pct if acc and metric not in ("steps", "passes") else (lambda x: round(float(x), 3))
+                rows.append({**over_seeds("pretrain_curve", arm, metric, v, scale), "note": monitor})
+    return rows
+
+
 def token_cells(pretrain: list[dict]) -> list[dict]:
     """Masked-token figures (percent), and the source-linking chance level where it applies."""
     rows = pretrain_cells(pretrain, "tokens", TOKEN_METRICS, pct)
@@ -172,6 +214,17 @@ def window_cells(pretrain: list[dict]) -> list[dict]:
     return pretrain_cells(pretrain, "windows", metrics, lambda x: round(float(x), 3))
 
 
+def collapsed_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose classifier predicts one class for everything (dev and test balanced accuracy
+    exactly 0.5): they pull their cell's mean, and every difference with it, around."""
+    return runs[(runs.dev_balanced_accuracy == 0.5) & (runs.balanced_accuracy == 0.5)]
+
+
+def collapsed_cells(runs: pd.DataFrame) -> list[dict]:
+    return [row("collapsed", r.arm, r["labels"], "seed", int(r.seed), note=f"chosen {r.chosen}")
+            for _, r in collapsed_runs(runs).iterrows()]
+
+
 def budget_cells(runs: pd.DataFrame) -> list[dict]:
     rows = []
     for (arm, labels), r in runs.groupby(["arm", "labels"], sort=False):
@@ -180,6 +233,12 @@ def budget_cells(runs: pd.DataFrame) -> list[dict]:
             if key in r and not pd.isna(first[key]):
                 rows.append(row("budget", arm, labels, key, int(first[key])))
     return rows
+
+
+def base_cells(study) -> list[dict]:
+    """Which base model each pretrained arm fine-tuned (table ``base``; the name in ``note``)."""
+    return [row("base", name, "", "base_model", np.nan, note=arm.base)
+            for name, arm in study.finetune.arms.items() if arm.base is not None]
 
 
 def pool_cells(summary: dict, study) -> list[dict]:
@@ -247,18 +306,29 @@ def target_cells(cells: pd.DataFrame, study) -> list[dict]:
         for labels in t.pool_labels:
             r = lookup(cells, "gain", f"{study.pool_curve[-1]} - {study.pool_curve[0]}", labels, "balanced_accuracy")
             if r is not None:
-                rows += _target("pool_rises", r, None if r.value > 0 else f"{r.value:+.1f} points")
-    return rows
+                rows += _target("pool_rises", r, f"{r.value:+.1f} points" if r.value <= 0 else
+                                None if r.lo > 0 else f"its interval starts at {r.lo:.1f}")
+    return [with_collapsed(r, cells) for r in rows]
+
+
+def with_collapsed(r: dict, cells: pd.DataFrame) -> dict:
+    """A verdict that rests on a collapsed run says so (the run is in table ``collapsed``)."""
+    bad = cells[(cells.table == "collapsed") & (cells["labels"].astype(str) == str(r["labels"]))]
+    hits = [f"{b.arm} seed {int(b.value)}" for _, b in bad.iterrows() if b.arm in str(r["arm"]).split(" - ")]
+    if r["metric"].count("/") or not hits:
+        return r
+    return {**r, "note": f"{r['note']}; rests on a collapsed run ({', '.join(hits)})"}
 
 
 def result_cells(summary: dict) -> pd.DataFrame:
     """The whole ``results.csv`` of a study summary (``seisbert.study.run_study``'s output)."""
     study, runs = summary["config"], summary["runs"]
     boot = {"n_boot": study.bootstrap.n_boot, "level": study.bootstrap.level, "seed": study.bootstrap.seed}
-    rows = [*setup_cells(summary, study), *budget_cells(runs), *finetune_cells(runs, boot),
+    rows = [*setup_cells(summary, study), *budget_cells(runs), *collapsed_cells(runs), *finetune_cells(runs, boot),
             *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
             *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
-            *window_cells(summary["pretrain"]), *pool_cells(summary, study),
+            *window_cells(summary["pretrain"]), *curve_cells(summary["pretrain"]), *base_cells(study),
+            *pool_cells(summary, study),
             *[row(*p) for p in PAPER]]
     cells = pd.DataFrame(rows)
     return cells if study.targets is None else pd.concat([cells, pd.DataFrame(target_cells(cells, study))],
