@@ -513,8 +513,9 @@ def test_pretraining_curve_cells_say_where_a_base_model_stopped(tmp_path):
         tmp_path / "csv" / "version_0" / "metrics.csv", index=False)
     cells = pd.DataFrame(curve_cells([{"arm": "mlm", "output_dir": str(tmp_path), "pretrain_records": 2400}]))
     got = cells.set_index("metric").value.to_dict()
-    # mid = the check nearest step 750 (step 599 + 1 = 600 vs 900): 0.08
-    assert got == {"dev_last": 9.5, "rise_first_half": 3.0, "rise_second_half": 1.5, "steps": 1500, "passes": 40.0}
+    # the middle of its 5 checks: step 900, 0.09
+    assert got == {"dev_last": 9.5, "rise_first_half": 4.0, "rise_second_half": 0.5, "steps": 1500, "records": 2400,
+                   "passes": 40.0}
     assert set(cells.note) == {"val/mlm_acc_all_masked"}
 
 

@@ -235,6 +235,19 @@ def setup_sentence(cells: pd.DataFrame) -> str:
             f"{s['invocation_minutes']} min, reusing finished runs).")
 
 
+def pretraining_table(cells: pd.DataFrame) -> list[str]:
+    """Where each base model stopped: its data, steps, passes over the data, and its dev curve."""
+    def cell(arm, metric, spec):
+        r = lookup(cells, "pretrain_curve", arm, "", metric)
+        return "–" if r is None else format(r.value, spec)
+
+    rows = [[name(a), cell(a, "records", ".0f"), cell(a, "steps", ".0f"), cell(a, "passes", ".1f"),
+             cell(a, "dev_last", ".1f"), cell(a, "rise_first_half", "+.1f"), cell(a, "rise_second_half", "+.1f")]
+            for a in arms_of(cells, "pretrain_curve")]
+    return table(["base model", "pretraining records", "steps", "passes over them", "dev checkpoint metric at the end",
+                  "rise, first half", "rise, second half"], rows)
+
+
 def target_limits(cells: pd.DataFrame) -> dict:
     """The thresholds of ``paper.targets`` as results.csv holds them (rows ``threshold/<name>``)."""
     t = cells[cells.table == "target"]
@@ -263,7 +276,10 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
                  f"and test balanced accuracy 0.5, one class predicted; its cell and every difference with it carry it."
                  for _, r in cells[cells.table == "collapsed"].iterrows()]
     collapsed = ["**Collapsed runs** (read the tables with them):", "", *collapsed, ""] if collapsed else []
-    return [setup_sentence(cells), "", *targets, *collapsed, "**Masked-token prediction** (every selected position masked first):", "",
+    pretraining = (["**Pretraining** (each base model's checkpoint metric on dev, all-masked accuracy in percent; "
+                    "rises from the first check to the middle and from the middle to the end):", "",
+                    *pretraining_table(cells), ""] if arms_of(cells, "pretrain_curve") else [])
+    return [setup_sentence(cells), "", *targets, *collapsed, *pretraining, "**Masked-token prediction** (every selected position masked first):", "",
             *token_table(cells), "",
             *(["**Masked-window regression** (every selected window masked; lower is better):", "",
                *window_table(cells), ""] if arms_of(cells, "windows") else []),

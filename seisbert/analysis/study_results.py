@@ -175,7 +175,8 @@ def curve_cells(pretrain: list[dict]) -> list[dict]:
     how often it saw each pretraining record (steps x batch / records)."""
     rows = []
     for arm in dict.fromkeys(m["arm"] for m in pretrain):
-        got, acc = {"dev_last": [], "rise_first_half": [], "rise_second_half": [], "steps": [], "passes": []}, True
+        got = {"dev_last": [], "rise_first_half": [], "rise_second_half": [], "steps": [], "records": [], "passes": []}
+        acc = True
         for m in (m for m in pretrain if m["arm"] == arm):
             log_ = pretraining_log(m.get("output_dir", ""))
             if log_ is None or log_[1].empty:
@@ -183,17 +184,18 @@ def curve_cells(pretrain: list[dict]) -> list[dict]:
             monitor, frame = log_
             acc = "acc" in monitor  # accuracies in percent; a regression loss as it is
             steps = int(frame.step.iloc[-1]) + 1
-            mid = frame.iloc[(frame.step + 1 - steps / 2).abs().argmin()][monitor]  # ties: the earlier check
+            mid = frame[monitor].iloc[len(frame) // 2]  # the middle check (of 5: the third)
             got["dev_last"].append(frame[monitor].iloc[-1])
             got["rise_first_half"].append(mid - frame[monitor].iloc[0])
             got["rise_second_half"].append(frame[monitor].iloc[-1] - mid)
             got["steps"].append(steps)
             batch = yaml.safe_load((Path(m["output_dir"]) / "config.yaml").read_text())["task"]["params"]["batch_size"]
             if m.get("pretrain_records"):
+                got["records"].append(m["pretrain_records"])
                 got["passes"].append(steps * batch / m["pretrain_records"])
         for metric, v in got.items():
             if v:
-                scale = pct if acc and metric not in ("steps", "passes") else (lambda x: round(float(x), 3))
+                scale = pct if acc and metric.startswith(("dev", "rise")) else (lambda x: round(float(x), 3))
                 rows.append({**over_seeds("pretrain_curve", arm, metric, v, scale), "note": monitor})
     return rows
 
