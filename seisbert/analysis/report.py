@@ -273,7 +273,7 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
     targets = ([f"**Targets** (paper.targets; differences in points, paired by {pairing(cells)}):", "",
                 *target_table(cells), ""] if (cells.table == "target").any() else [])
     collapsed = [f"- {name(r.arm)} at {r['labels']} labels, seed {int(r.value)} ({r.note} at the tuning seed): dev "
-                 f"and test balanced accuracy 0.5, one class predicted; its cell and every difference with it carry it."
+                 f"and test balanced accuracy at chance, one class predicted; its cell and every difference with it carry it."
                  for _, r in cells[cells.table == "collapsed"].iterrows()]
     collapsed = ["**Collapsed runs** (read the tables with them):", "", *collapsed, ""] if collapsed else []
     pretraining = (["**Pretraining** (each base model's checkpoint metric on dev, all-masked accuracy in percent; "
