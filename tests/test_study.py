@@ -554,3 +554,17 @@ def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
     assert "intervals over test events. Percent" in sentence  # one seed: no "and seeds"
     assert budget_table(cells)[2:] == ["| PSD-input MLM-pretrained | 50/200 | – |",
                                        "| PSD-input scratch | – | fit to completion |"]
+
+
+def test_run_cost_sums_run_durations_not_the_gaps_between_sessions(tmp_path):
+    from seisbert.study import runs_seconds
+
+    for name, start, end in (("a", 1000, 1100), ("b", 90_000, 90_030)):  # b made a day later
+        d = tmp_path / name
+        d.mkdir()
+        for f, t in (("config.yaml", start), ("metrics.json", end)):
+            (d / f).write_text("{}")
+            os.utime(d / f, (t, t))
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.yaml").write_text("{}")
+    assert runs_seconds([tmp_path / "a", tmp_path / "b", tmp_path / "unfinished"]) == pytest.approx(130)

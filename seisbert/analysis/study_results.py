@@ -262,7 +262,7 @@ def setup_cells(summary: dict, study) -> list[dict]:
               "pretrain_seeds": len(study.pretrain_seeds), "lr_grid_size": len(study.finetune.lr_grid),
               "ci_level": round(100 * study.bootstrap.level), "budget_epochs": study.budget.epochs,
               "budget_min_steps": study.budget.min_steps, "patience": study.budget.patience,
-              "minutes": round(summary["timings_s"].get("runs_wall", summary["timings_s"]["total"]) / 60, 1),
+              "minutes": round(summary["timings_s"].get("runs", summary["timings_s"]["total"]) / 60, 1),
               "invocation_minutes": round(summary["timings_s"]["total"] / 60, 1)}
     return [row("setup", "", "", k, v) for k, v in values.items()]
 
