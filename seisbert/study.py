@@ -226,19 +226,19 @@ def finetune(study: StudyConfig, meta: pd.DataFrame, bases: dict) -> list[dict]:
     cells = finetune_cells(study)
 
     def setup(cell, seed, lr):
-        return finetune_run(study, meta, bases, cell, seed, lr)
+        return finetune_run(study, meta, bases, cell, seed, lr)[0]
 
     def one(cell, seed, lr):
-        cfg, plan, base = setup(cell, seed, lr)
+        cfg, plan, base = finetune_run(study, meta, bases, cell, seed, lr)
         return {**run_once(cfg), "plan": plan, "output_dir": cfg.paths.output_dir, "base_checkpoint": base}
 
     def score_many(todo):
-        run_ahead([setup(c, ft.tune_seed, lr)[0] for c, lr in todo], study.jobs)
+        run_ahead([setup(c, ft.tune_seed, lr) for c, lr in todo], study.jobs)
         return [dev_score(one(c, ft.tune_seed, lr), study.budget.monitor) for c, lr in todo]
 
     tuned = tune_many(cells, ft.lr_grid, ft.lr_step, ft.max_extensions, score_many)
     others = [s for s in study.seeds if s != ft.tune_seed]
-    run_ahead([setup(c, s, tuned[c][0])[0] for c in cells for s in others], study.jobs)
+    run_ahead([setup(c, s, tuned[c][0]) for c in cells for s in others], study.jobs)
     rows = []
     for cell in cells:
         best_lr, tried = tuned[cell]

@@ -43,7 +43,7 @@ ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch":
              "mlm_psd_rp_pool50k_3k": "PSD input, random-projection targets + large pool, 2x steps",
              "mlm_psd_rp": "PSD input, random-projection targets", "mlm_psd_regress": "PSD input, PSD regression",
              "mlm_both": "tokens + PSD input", "mlm_perceiver": "Perceiver, PSD input"}
-MONITOR_NAMES = {"mlm_acc_all_masked": "all-masked accuracy", "mlm_loss": "masked loss"}
+MONITOR_NAMES = {"mlm_acc_all_masked": "all-masked accuracy"}
 # what each target asks; {x} is its threshold row (threshold/<name>) in results.csv
 TARGET_NAMES = {"gain_over_scratch": "pretrained − its scratch arm ≥ +{gain_points} points, interval above 0",
                 "best_vs_baseline": "best SeisBert arm ≥ best baseline (up to {baseline_labels_max} labels)",

@@ -13,6 +13,7 @@ pretraining seeds for the masked-token figures.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -156,12 +157,19 @@ def pretrain_cells(pretrain: list[dict], table: str, metrics, scale) -> list[dic
     return rows
 
 
+@functools.lru_cache(maxsize=None)
+def run_config(output_dir: str) -> dict | None:
+    """A run folder's resolved config.yaml (read once per report), None when it has none."""
+    path = Path(output_dir) / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
 def pretraining_log(output_dir: str) -> tuple[str, pd.DataFrame] | None:
     """(monitored metric, its dev values by step) of one pretraining run, from its CSV log."""
-    cfg_path, logs = Path(output_dir) / "config.yaml", sorted(Path(output_dir).glob("csv/version_*/metrics.csv"))
-    if not cfg_path.is_file() or not logs:
+    cfg, logs = run_config(output_dir), sorted(Path(output_dir).glob("csv/version_*/metrics.csv"))
+    if cfg is None or not logs:
         return None
-    monitor = yaml.safe_load(cfg_path.read_text())["task"]["monitor"]
+    monitor = cfg["task"]["monitor"]
     frame = pd.read_csv(logs[-1])
     if monitor not in frame:
         return None
@@ -189,7 +197,7 @@ def curve_cells(pretrain: list[dict]) -> list[dict]:
             got["rise_first_half"].append(mid - frame[monitor].iloc[0])
             got["rise_second_half"].append(frame[monitor].iloc[-1] - mid)
             got["steps"].append(steps)
-            batch = yaml.safe_load((Path(m["output_dir"]) / "config.yaml").read_text())["task"]["params"]["batch_size"]
+            batch = run_config(m["output_dir"])["task"]["params"]["batch_size"]
             if m.get("pretrain_records"):
                 got["records"].append(m["pretrain_records"])
                 got["passes"].append(steps * batch / m["pretrain_records"])
@@ -317,7 +325,7 @@ def with_collapsed(r: dict, cells: pd.DataFrame) -> dict:
     """A verdict that rests on a collapsed run says so (the run is in table ``collapsed``)."""
     bad = cells[(cells.table == "collapsed") & (cells["labels"].astype(str) == str(r["labels"]))]
     hits = [f"{b.arm} seed {int(b.value)}" for _, b in bad.iterrows() if b.arm in str(r["arm"]).split(" - ")]
-    if r["metric"].count("/") or not hits:
+    if "/" in r["metric"] or not hits:
         return r
     return {**r, "note": f"{r['note']}; rests on a collapsed run ({', '.join(hits)})"}
 
