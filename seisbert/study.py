@@ -113,11 +113,11 @@ def pretrain(study: StudyConfig, alongside: list | None = None) -> dict:
     """
     cfgs = {(name, seed): place(compose_run(study, [*study.pretrain_args(name), f"seed={seed}"]),
                                 study, "pretrain", name, f"seed{seed}")
-            for name in study.pretrain for seed in study.pretrain_seeds}
+            for name in study.pretrain for seed in study.base_seeds(name)}
     run_ahead([*cfgs.values(), *(alongside or [])], study.jobs)
     out = {}
     for name in study.pretrain:
-        for seed in study.pretrain_seeds:
+        for seed in study.base_seeds(name):
             cfg = cfgs[(name, seed)]
             start = time.perf_counter()
             metrics = dict(run_once(cfg))
@@ -204,7 +204,7 @@ def finetune_run(study: StudyConfig, meta: pd.DataFrame, bases: dict, cell, seed
     """One fine-tuning run's config (placed in its folder), its budget plan and base checkpoint."""
     (name, size), arm = cell, study.finetune.arms[cell[0]]
     plan = study.budget.plan(len(labelled_rows(meta, size, seed)))
-    base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed))]["base_checkpoint"]
+    base = None if arm.base is None else bases[(arm.base, study.pretrain_seed(seed, arm.base))]["base_checkpoint"]
     cfg = compose_run(study, protocol_overrides(study, arm, plan, size, seed, lr, base))
     return place(cfg, study, "finetune", name, f"n{size or 'all'}", f"seed{seed}", f"lr{lr:g}"), plan, base
 

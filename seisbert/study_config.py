@@ -142,6 +142,7 @@ class StudyConfig:
     jobs: int = 1  # runs trained at once, each in its own process with base_overrides' torch_threads
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # fine-tuning seeds
     pretrain_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # base models per arm
+    pretrain_seeds_of: dict = field(default_factory=dict)  # base model -> its own seeds (an ablation's fewer)
     label_sizes: list = field(default_factory=lambda: [50, 120, 500, None])  # None = every record
     budget: Budget | dict = field(default_factory=Budget)
     pretrain: dict = field(default_factory=dict)  # name -> overrides (e.g. [experiment=mlm])
@@ -167,6 +168,12 @@ class StudyConfig:
             values = getattr(self, key)
             if not values or len(set(map(str, values))) != len(values):
                 raise ValueError(f"paper.{key}={values} must be a non-empty list without repeats")
+        for name, seeds in self.pretrain_seeds_of.items():
+            if name not in self.pretrain:
+                raise ValueError(f"paper.pretrain_seeds_of names {name!r}, which is not a pretraining arm; "
+                                 f"choose from {sorted(self.pretrain)}")
+            if not seeds or len(set(map(str, seeds))) != len(seeds):
+                raise ValueError(f"paper.pretrain_seeds_of.{name}={seeds} must be a non-empty list without repeats")
         if self.finetune.tune_seed not in self.seeds:
             raise ValueError(f"paper.finetune.tune_seed={self.finetune.tune_seed} is not one of "
                              f"paper.seeds={self.seeds}")
@@ -194,6 +201,11 @@ class StudyConfig:
         own = self.finetune.arms[name].labels
         return list(self.label_sizes) if own is None else list(own)
 
-    def pretrain_seed(self, seed: int) -> int:
-        """The base-model seed fine-tuning seed ``seed`` starts from (cycled in order)."""
-        return self.pretrain_seeds[self.seeds.index(seed) % len(self.pretrain_seeds)]
+    def base_seeds(self, name: str) -> list[int]:
+        """The seeds base model ``name`` is pretrained at."""
+        return list(self.pretrain_seeds_of.get(name, self.pretrain_seeds))
+
+    def pretrain_seed(self, seed: int, name: str) -> int:
+        """The seed of base model ``name`` that fine-tuning seed ``seed`` starts from (cycled in order)."""
+        seeds = self.base_seeds(name)
+        return seeds[self.seeds.index(seed) % len(seeds)]

@@ -86,6 +86,8 @@ def test_cells_tuned_together_extend_independently_one_round_at_a_time():
     ("finetune.tune_seed=9", "tune_seed=9 is not one of paper.seeds"),
     ("budget.patience=0", r"paper.budget.patience=0 is out of range"),
     ("+finetune.arms.mlm.lr=1", r"paper.finetune.arms.mlm.lr is not a known key"),
+    ("+pretrain_seeds_of.nope=[0]", r"paper.pretrain_seeds_of names 'nope', which is not a pretraining arm"),
+    ("+pretrain_seeds_of.mlm=[1,1]", r"paper.pretrain_seeds_of.mlm=\[1, 1\] must be a non-empty list"),
 ])
 def test_the_paper_schema_refuses_bad_protocols(override, match):
     with pytest.raises(ValueError, match=match):
@@ -101,6 +103,16 @@ def test_every_preset_follows_the_protocol():
     for study in (quick, full, continuous):
         assert len(study.finetune.lr_grid) >= 4
         assert {a.base for a in study.finetune.arms.values()} >= set(study.pretrain)
+
+
+def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
+    study = load_study("full", [])
+    assert [study.pretrain_seed(s, "mlm_nsp") for s in study.seeds] == [0, 1, 2, 0, 1]
+    # the pooled ablation has one base model: every fine-tuning seed starts from it
+    assert [study.pretrain_seed(s, "mlm_psd_rp_pool50k") for s in study.seeds] == [0] * 5
+    assert study.base_seeds("mlm_psd_rp_pool50k_3k") == [0] and study.base_seeds("mlm_psd_rp") == [0, 1, 2]
+    # the protocol's full size (full.yaml's GPU command) gives every base model the study's seeds
+    assert load_study("full", ["~pretrain_seeds_of"]).base_seeds("mlm_psd_rp_pool50k") == [0, 1, 2]
 
 
 # ---------------------------------------------------------- run folders by hash
@@ -550,7 +562,11 @@ def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
     assert "PSD-input MLM + large pool − PSD-input MLM-pretrained at 120 labels +2.0 [0.5, 3.5]" in text  # ablation
     assert "largest pool" not in text  # met (its interval lies above 0): not a missed target
     sentence = setup_sentence(cells)
-    assert "1 fine-tuning seed, 1 pretraining seed per base model" in sentence
+    assert "1 fine-tuning seed, 1 pretraining seed per base model." in sentence
+    fewer = pd.concat([cells, pd.DataFrame([row("setup", "", "", "pretrain_seeds", 3), row("setup", "a", "", "pretrain_seeds", 1),
+                                            row("setup", "b", "", "pretrain_seeds", 1)])])
+    fewer = fewer.drop_duplicates(["table", "arm", "metric"], keep="last")
+    assert "3 pretraining seeds per base model (1 for a, b)." in setup_sentence(fewer)
     assert "intervals over test events. Percent" in sentence  # one seed: no "and seeds"
     assert budget_table(cells)[2:] == ["| PSD-input MLM-pretrained | 50/200 | – |",
                                        "| PSD-input scratch | – | fit to completion |"]

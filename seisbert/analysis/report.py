@@ -212,8 +212,15 @@ def budget_table(cells: pd.DataFrame) -> list[str]:
 
 
 def setup(cells: pd.DataFrame) -> dict:
-    s = cells[cells.table == "setup"].set_index("metric")["value"]
+    s = cells[(cells.table == "setup") & (cells.arm.fillna("") == "")].set_index("metric")["value"]
     return {k: (int(v) if float(v).is_integer() else v) for k, v in s.items()}
+
+
+def base_seed_words(cells: pd.DataFrame) -> str:
+    """'3 pretraining seeds per base model (1 for a, b)': the study's, then the base models with fewer."""
+    own = cells[(cells.table == "setup") & (cells.arm.fillna("") != "") & (cells.metric == "pretrain_seeds")]
+    fewer = "; ".join(f"{int(n)} for {', '.join(r.arm)}" for n, r in own.groupby("value", sort=False))
+    return f"{count(setup(cells)['pretrain_seeds'], 'pretraining seed')} per base model{f' ({fewer})' if fewer else ''}"
 
 
 def count(n: int, noun: str) -> str:
@@ -224,7 +231,7 @@ def setup_sentence(cells: pd.DataFrame) -> str:
     s = setup(cells)
     return (f"Data: {s['records']} records of {s['events']} synthetic events; the test split holds "
             f"{s['test_records']} records of {s['test_events']} events. {count(s['seeds'], 'fine-tuning seed')}, "
-            f"{count(s['pretrain_seeds'], 'pretraining seed')} per base model. Every transformer arm chose its learning "
+            f"{base_seed_words(cells)}. Every transformer arm chose its learning "
             f"rate on dev from one grid of {s['lr_grid_size']} log-spaced values (extended while the choice sat on "
             f"an edge), the CNN and trees a grid of the same size; every neural arm trained for {s['budget_epochs']} "
             f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "

@@ -272,7 +272,10 @@ def setup_cells(summary: dict, study) -> list[dict]:
               "budget_min_steps": study.budget.min_steps, "patience": study.budget.patience,
               "minutes": round(summary["timings_s"].get("runs", summary["timings_s"]["total"]) / 60, 1),
               "invocation_minutes": round(summary["timings_s"]["total"] / 60, 1)}
-    return [row("setup", "", "", k, v) for k, v in values.items()]
+    # a base model with its own (fewer) seeds: a setup row under its name
+    fewer = [row("setup", name, "", "pretrain_seeds", len(study.base_seeds(name))) for name in study.pretrain
+             if study.base_seeds(name) != list(study.pretrain_seeds)]
+    return [row("setup", "", "", k, v) for k, v in values.items()] + fewer
 
 
 def _target(kind: str, r, why: str | None, short: float | None = None) -> list[dict]:
