@@ -108,11 +108,11 @@ def test_every_preset_follows_the_protocol():
 def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
     study = load_study("full", [])
     assert [study.pretrain_seed(s, "mlm_nsp") for s in study.seeds] == [0, 1, 2, 0, 1]
-    # the pooled ablation has one base model: every fine-tuning seed starts from it
-    assert [study.pretrain_seed(s, "mlm_psd_rp_pool50k") for s in study.seeds] == [0] * 5
-    assert study.base_seeds("mlm_psd_rp_pool50k_3k") == [0] and study.base_seeds("mlm_psd_rp") == [0, 1, 2]
+    # the 2x-steps ablation has one base model: every fine-tuning seed starts from it
+    assert [study.pretrain_seed(s, "mlm_psd_rp_pool50k_3k") for s in study.seeds] == [0] * 5
+    assert study.base_seeds("mlm_psd_rp_pool50k") == [0, 1, 2]
     # the protocol's full size (full.yaml's GPU command) gives every base model the study's seeds
-    assert load_study("full", ["~pretrain_seeds_of"]).base_seeds("mlm_psd_rp_pool50k") == [0, 1, 2]
+    assert load_study("full", ["~pretrain_seeds_of"]).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
 
 
 # ---------------------------------------------------------- run folders by hash
