@@ -14,7 +14,6 @@ the expected centroid under its softmax; random-projection models cannot fill ga
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -43,30 +42,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load(args):
     """Module, tokens artifact folder, its features config and centroids (K, F)."""
-    from seisbert.tasks.pretrain import PretrainModule
+    from seisbert.tasks.gapfill import load_model
 
-    module = PretrainModule.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True).eval()
-    tokens = args.tokens or args.cache_dir / "tokens" / module.hparams.tokenizer_digest
-    if not (tokens / "tokens.npy").is_file():
-        raise FileNotFoundError(f"no tokens artifact at {tokens}: pass --tokens or --cache-dir")
-    fcfg = json.loads((tokens / "artifact.json").read_text())["config"]["features"]
-    centroids = torch.from_numpy(np.load(tokens / "centroids.npy")).float()
-    return module, tokens, fcfg, centroids
+    return load_model(args.checkpoint, args.cache_dir, args.tokens)
 
 
 def evaluate(args) -> None:
-    import pandas as pd
-
     from seisbert.tasks import gapfill as G
 
     module, tdir, fcfg, centroids = load(args)
-    tokens = np.load(tdir / "tokens.npy", mmap_mode="r").astype(np.int64)
-    feats = np.load(tdir / "features.npy", mmap_mode="r")
-    meta = pd.read_parquet(tdir / "metadata.parquet")
-    split = meta["split"].to_numpy()
-    test = np.flatnonzero(split == "test")[: args.max_records]
-    table = G.evaluate_gaps(module, tokens, feats, meta, test, np.flatnonzero(split == "train"),
-                            args.lengths, fcfg, centroids)
+    table, tokens, feats, test = G.evaluate_test(module, tdir, fcfg, centroids, args.lengths, args.max_records)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "gapfill.csv", index=False)
     log.info("gap filling, LSD in dB on the gap (test split, %d records):\n%s", len(test), table.to_string(index=False))

@@ -322,6 +322,25 @@ def runs_seconds(folders) -> float:
     return float(sum((f / "metrics.json").stat().st_mtime - (f / "config.yaml").stat().st_mtime for f in made))
 
 
+def gapfill(study: StudyConfig, bases: dict) -> list[dict]:
+    """Gap filling (``seisbert.tasks.gapfill``) of every seed of each ``study.gapfill.bases`` model,
+    one row per gap length x position; kept in the base model's folder, named by its settings."""
+    from seisbert.tasks.gapfill import evaluate_test, load_model
+
+    g, rows = study.gapfill, []
+    for name in g.bases:
+        for seed in study.base_seeds(name):
+            base = bases[(name, seed)]
+            path = Path(base["output_dir"]) / f"gapfill_{'-'.join(map(str, g.lengths))}_n{g.max_records}.csv"
+            if not path.is_file():
+                log.info("gap filling: %s seed %d", name, seed)
+                cache_dir = OmegaConf.load(Path(base["output_dir"]) / "config.yaml").paths.cache_dir
+                table = evaluate_test(*load_model(base["base_checkpoint"], cache_dir), g.lengths, g.max_records)[0]
+                table.to_csv(path, index=False)
+            rows += [{**r, "arm": name, "seed": seed} for r in pd.read_csv(path).to_dict("records")]
+    return rows
+
+
 def run_study(study: StudyConfig) -> dict:
     """Everything the report needs, as plain data (runs also written to runs.csv)."""
     out = Path(study.out_dir)
@@ -334,6 +353,9 @@ def run_study(study: StudyConfig) -> dict:
     bases = pretrain(study, alongside=scratch_grid(study, meta))
     timings["pretrain"] = time.perf_counter() - t
     t = time.perf_counter()
+    gaps = gapfill(study, bases)
+    timings["gapfill"] = time.perf_counter() - t
+    t = time.perf_counter()
     rows = finetune(study, meta, bases)
     timings["finetune"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -343,7 +365,7 @@ def run_study(study: StudyConfig) -> dict:
     runs = pd.DataFrame(rows)
     timings["runs"] = runs_seconds([*runs["output_dir"], *(b["output_dir"] for b in bases.values())])
     runs.to_csv(out / "runs.csv", index=False)
-    summary = {"scale": study.scale, "pretrain": list(bases.values()), "timings_s": timings,
+    summary = {"scale": study.scale, "pretrain": list(bases.values()), "gapfill": gaps, "timings_s": timings,
                "artifacts": {k: str(v) for k, v in paths.items()}, "study": dataclasses.asdict(study)}
     (out / "runs.json").write_text(json.dumps(summary, indent=2, default=str))
     return {"runs": runs, "config": study, "metadata": meta, **summary}

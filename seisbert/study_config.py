@@ -101,6 +101,20 @@ class Finetune:
 
 
 @dataclass
+class Gapfill:
+    """Gap filling scored on the test split for base models that can fill (token or psd targets)."""
+
+    bases: list[str] = field(default_factory=list)  # pretraining arms; every one of their seeds
+    lengths: list[int] = field(default_factory=lambda: [1, 5, 10, 20])  # gap lengths in windows
+    max_records: int = 400  # test records scored
+
+    def __post_init__(self):
+        check_range("paper.gapfill.max_records", self.max_records, 1)
+        for n in self.lengths:
+            check_range("paper.gapfill.lengths", n, 1)
+
+
+@dataclass
 class Bootstrap:
     n_boot: int = 2000  # replicates (event draws with seed draws)
     level: float = 0.95
@@ -151,6 +165,7 @@ class StudyConfig:
     baselines: dict = field(default_factory=dict)  # name -> overrides (experiment=baseline_rf, ...)
     bootstrap: Bootstrap | dict = field(default_factory=Bootstrap)
     pool_curve: list[str] = field(default_factory=list)  # fine-tuning arms plotted against their pool size
+    gapfill: Gapfill | dict = field(default_factory=Gapfill)
     targets: Targets | dict | None = None  # checked and reported when given
 
     def __post_init__(self):
@@ -158,6 +173,11 @@ class StudyConfig:
         self.pretrain, self.baselines = _present(self.pretrain), _present(self.baselines)
         self.finetune = _nested(self.finetune, Finetune, "paper.finetune")
         self.bootstrap = _nested(self.bootstrap, Bootstrap, "paper.bootstrap")
+        self.gapfill = _nested(self.gapfill, Gapfill, "paper.gapfill")
+        for name in self.gapfill.bases:
+            if name not in self.pretrain:
+                raise ValueError(f"paper.gapfill.bases names {name!r}, which is not a pretraining arm; "
+                                 f"choose from {sorted(self.pretrain)}")
         if self.targets is not None:
             self.targets = _nested(self.targets, Targets, "paper.targets")
         if not self.readme_marker.replace("-", "").isalnum():

@@ -36,6 +36,7 @@ TINY_STUDY = [
     "~finetune.arms.scratch_psd", "pool_curve=[]", "finetune.max_extensions=0", "label_sizes=[null]",
     "finetune.arms.mlm.labels=null", "finetune.arms.scratch.labels=null",
     "pretrain_overrides=" + hlist("trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
+    "gapfill.bases=[mlm]", "gapfill.lengths=[1,3]", "gapfill.max_records=20",
     "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
     "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
     "baselines.rf_hist=" + hlist("experiment=baseline_rf", "baseline.features=histogram", "baseline.n_estimators=10",
@@ -86,6 +87,7 @@ def test_cells_tuned_together_extend_independently_one_round_at_a_time():
     ("finetune.tune_seed=9", "tune_seed=9 is not one of paper.seeds"),
     ("budget.patience=0", r"paper.budget.patience=0 is out of range"),
     ("+finetune.arms.mlm.lr=1", r"paper.finetune.arms.mlm.lr is not a known key"),
+    ("gapfill.bases=[nope]", r"paper.gapfill.bases names 'nope', which is not a pretraining arm"),
     ("+pretrain_seeds_of.nope=[0]", r"paper.pretrain_seeds_of names 'nope', which is not a pretraining arm"),
     ("+pretrain_seeds_of.mlm=[1,1]", r"paper.pretrain_seeds_of.mlm=\[1, 1\] must be a non-empty list"),
 ])
@@ -311,14 +313,35 @@ def test_runs_made_two_at_a_time_equal_the_same_run_made_alone(tiny_study, tmp_p
     assert alone["val/balanced_accuracy_best"] == pytest.approx(row.dev_balanced_accuracy, abs=1e-6)
 
 
+def test_tiny_study_scores_gap_filling_as_the_fill_gaps_script_does(tiny_study, tmp_path):
+    tmp, report, _, _ = tiny_study
+    cells = pd.read_csv(tmp / "report" / "results.csv")
+    gaps = cells[cells.table == "gapfill"].set_index(["arm", "metric"]).value
+    ckpt = json.loads((tmp / "report" / "runs.json").read_text())["pretrain"][0]["base_checkpoint"]
+    fill_gaps = runpy.run_path(str(ROOT / "scripts" / "fill_gaps.py"))["main"]
+    fill_gaps(["evaluate", "--checkpoint", ckpt, "--cache-dir", str(tmp / "cache"), "--lengths", "1", "3",
+               "--max-records", "20", "--out", str(tmp_path)])
+    script = pd.read_csv(tmp_path / "gapfill.csv")
+    assert len(script) == 2 * 4 and len(gaps) == 3 * len(script)  # 2 lengths x 4 positions; model + 2 baselines
+    for _, r in script.iterrows():
+        key = f"{r.gap_s:g}s/{r.position}"
+        assert gaps[("mlm", key)] == pytest.approx(r.model_lsd_db, abs=0.005)
+        assert gaps[("interpolation", key)] == pytest.approx(r.interpolation_lsd_db, abs=0.005)
+        assert gaps[("step_mean", key)] == pytest.approx(r.step_mean_lsd_db, abs=0.005)
+    assert "## Gap filling" in report.read_text() and "| 3s | coda (P + 40 s) |" in report.read_text()
+
+
 def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny_study):
     tmp, _, argv, main = tiny_study
     runs = pd.read_csv(tmp / "report" / "runs.csv")
     stamps = {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in runs.output_dir}
+    gap_files = {p: p.stat().st_mtime_ns for p in (tmp / "runs" / "pretrain").rglob("gapfill_*.csv")}
+    assert len(gap_files) == 1
     main(argv)
     again = pd.read_csv(tmp / "report" / "runs.csv")
     assert again.output_dir.tolist() == runs.output_dir.tolist()
     assert {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in again.output_dir} == stamps
+    assert {p: p.stat().st_mtime_ns for p in gap_files} == gap_files  # gap filling read back, not scored again
     text = (tmp / "README.md").read_text()
     assert "old words" not in text and "### Benchmarks\n\nkept 7" in text and text.count("<!-- results:start -->") == 1
     assert check_block_against_results(text, tmp) > 20

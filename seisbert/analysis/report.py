@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 
 from seisbert.analysis import save_figure  # noqa: E402
 from seisbert.analysis.study_results import MASKED, lookup, pretraining_log  # noqa: E402
+from seisbert.tasks.gapfill import CODA_AFTER_P_S  # noqa: E402
 
 ARM_NAMES = {"mlm": "MLM-pretrained", "mlm_nsp": "MLM+SL-pretrained", "scratch": "scratch (no pretraining)",
              "rf": "random forest on token ids", "rf_hist": "random forest on token histogram",
@@ -160,6 +161,34 @@ def window_table(cells: pd.DataFrame) -> list[str]:
     return table(header, rows)
 
 
+def gapfill_table(cells: pd.DataFrame) -> list[str]:
+    """LSD (dB) on the gap per gap length and position: each base model beside the baselines."""
+    gaps = cells[cells.table == "gapfill"]
+    arms = list(dict.fromkeys(gaps.arm))
+    header = ["gap", "starts at", *[GAP_NAMES.get(a, name(a)) for a in arms]]
+    rows = []
+    for metric in dict.fromkeys(gaps.metric):
+        length, position = metric.split("/")
+        got = [lookup(cells, "gapfill", a, "", metric) for a in arms]
+        best = min(r.value for r in got if r is not None)
+        rows.append([length, POSITION_NAMES.get(position, position),
+                     *["–" if r is None else (f"**{r.value:.2f}**" if r.value == best else f"{r.value:.2f}") for r in got]])
+    return table(header, rows)
+
+
+def gapfill_lines(cells: pd.DataFrame) -> list[str]:
+    if not arms_of(cells, "gapfill"):
+        return []
+    return ["## Gap filling", "", "A run of missing windows [MASK]ed and predicted from both sides (a token model: the "
+            "expected centroid under its softmax), scored by the log-spectral distance in dB on the gap over the first "
+            "test records (`scripts/fill_gaps.py evaluate`'s metric; lower is better, best in bold; a base model's "
+            "value is the mean over its pretraining seeds, the range in results.csv):", "", *gapfill_table(cells), ""]
+
+
+GAP_NAMES = {"interpolation": "linear interpolation", "step_mean": "per-step train mean"}
+POSITION_NAMES = {"pre_p": "record start (pre-P)", "p": "P", "s": "S", "coda": f"coda (P + {CODA_AFTER_P_S:g} s)"}
+
+
 def pool_points(cells: pd.DataFrame) -> list[tuple[str, int]]:
     """(arm, unlabeled pool records) of the pool-size curve, smallest pool first."""
     pools = cells[cells.table == "pool"]
@@ -290,6 +319,7 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
             *token_table(cells), "",
             *(["**Masked-window regression** (every selected window masked; lower is better):", "",
                *window_table(cells), ""] if arms_of(cells, "windows") else []),
+
             "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
             *headline_table(cells), "", "**Label-limited curve** (balanced accuracy):", "", *curve_table(cells), "",
             f"**Pretraining gain**, paired by {pairing(cells)}:", "", *difference_table(cells, "gain"), "",
@@ -505,7 +535,7 @@ def write_report(summary: dict, cells: pd.DataFrame, out: Path, figures: dict[st
     lines = [f"# SeisBert: the paper's study on our data ({summary['scale']} scale)", "",
              f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}`; every number below is a "
              f"row of [results.csv](results.csv) (per-run rows: [runs.csv](runs.csv)).", "",
-             *results_lines(cells), *missed_lines(cells), "## Budgets (the same epochs for every neural arm; trees fit to completion)", "",
+             *results_lines(cells), *missed_lines(cells), *gapfill_lines(cells), "## Budgets (the same epochs for every neural arm; trees fit to completion)", "",
              *budget_table(cells), "", "## Figures", "",
              *[f"- {caption}: ![{caption}]({path})" for caption, path in figures.items()],
              "", "## What was tried (one grid per arm kind, chosen on dev)", "", *tuning_rows(summary["runs"]), "",

@@ -224,6 +224,27 @@ def window_cells(pretrain: list[dict]) -> list[dict]:
     return pretrain_cells(pretrain, "windows", metrics, lambda x: round(float(x), 3))
 
 
+GAP_GUESSES = ("interpolation", "step_mean")  # fill_gaps' baselines, the same for every base model
+
+
+def gapfill_cells(gapfill: list[dict]) -> list[dict]:
+    """Gap filling (table ``gapfill``): LSD (dB) on the gap per ``<gap>s/<position>`` of each base
+    model (mean and range over its seeds) and of the baselines (arm ``interpolation``, ``step_mean``)."""
+    if not gapfill:
+        return []
+    frame, rows = pd.DataFrame(gapfill), []
+    first = frame.arm.iloc[0]
+    for (gap, position), g in frame.groupby(["gap_s", "position"], sort=False):
+        metric = f"{gap:g}s/{position}"
+        for arm, a in g.groupby("arm", sort=False):
+            rows.append({**over_seeds("gapfill", arm, metric, list(a.model_lsd_db), lambda x: round(float(x), 2)),
+                         "note": "LSD dB; range over pretraining seeds"})
+        for guess in GAP_GUESSES:
+            rows.append(row("gapfill", guess, "", metric, round(float(g[g.arm == first][f"{guess}_lsd_db"].iloc[0]), 2),
+                            n_events=int(g.windows.iloc[0]), note="LSD dB; gap windows in n_events"))
+    return rows
+
+
 def collapsed_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs whose classifier predicts one class for everything (dev and test balanced accuracy
     exactly 0.5): they pull their cell's mean, and every difference with it, around."""
@@ -341,7 +362,7 @@ def result_cells(summary: dict) -> pd.DataFrame:
             *gain_cells(runs, study.finetune.arms, boot), *vs_baseline_cells(runs, study.finetune.arms, boot),
             *masked_cells(runs, boot), *token_cells(summary["pretrain"]),
             *window_cells(summary["pretrain"]), *curve_cells(summary["pretrain"]), *base_cells(study),
-            *pool_cells(summary, study),
+            *pool_cells(summary, study), *gapfill_cells(summary.get("gapfill", [])),
             *[row(*p) for p in PAPER]]
     cells = pd.DataFrame(rows)
     return cells if study.targets is None else pd.concat([cells, pd.DataFrame(target_cells(cells, study))],

@@ -11,6 +11,7 @@ Windows outside the gap are returned unchanged, bit for bit.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -107,6 +108,34 @@ def evaluate_gaps(module, tokens, features, meta: pd.DataFrame, rows: np.ndarray
             out.append({"gap_s": length * fcfg["window_s"], "position": position, "windows": n,
                         **{f"{k}_lsd_db": v / max(n, 1) for k, v in sums.items()}})
     return pd.DataFrame(out)
+
+
+def load_model(checkpoint: str | Path, cache_dir: str | Path, tokens: str | Path | None = None):
+    """A pretraining checkpoint's module (eval mode), its tokens artifact folder (the one named by
+    its ``tokenizer_digest`` under ``cache_dir``, or ``tokens``), features config and centroids (K, F)."""
+    from seisbert.tasks.pretrain import PretrainModule
+
+    module = PretrainModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    tokens = Path(tokens) if tokens else Path(cache_dir) / "tokens" / module.hparams.tokenizer_digest
+    if not (tokens / "tokens.npy").is_file():
+        raise FileNotFoundError(f"{checkpoint}: no tokens artifact at {tokens}; pass the tokens folder or the cache dir")
+    fcfg = json.loads((tokens / "artifact.json").read_text())["config"]["features"]
+    centroids = torch.from_numpy(np.load(tokens / "centroids.npy")).float()
+    return module, tokens, fcfg, centroids
+
+
+def evaluate_test(module, tokens_dir: Path, fcfg: dict, centroids, lengths, max_records: int):
+    """``evaluate_gaps`` on the first ``max_records`` test records of the artifact; (table, its
+    tokens, features and the test rows scored)."""
+    tokens = np.load(tokens_dir / "tokens.npy", mmap_mode="r").astype(np.int64)
+    feats = np.load(tokens_dir / "features.npy", mmap_mode="r")
+    meta = pd.read_parquet(tokens_dir / "metadata.parquet")
+    split = meta["split"].to_numpy()
+    test = np.flatnonzero(split == "test")[:max_records]
+    with torch.no_grad():
+        table = evaluate_gaps(module, tokens, feats, meta, test, np.flatnonzero(split == "train"), lengths, fcfg,
+                              centroids)
+    return table, tokens, feats, test
 
 
 def plot_filled_gap(truth: np.ndarray, filled: dict, gap: tuple[int, int], path: Path, title: str) -> Path:
