@@ -328,7 +328,7 @@ def test_tiny_study_scores_gap_filling_as_the_fill_gaps_script_does(tiny_study, 
         assert gaps[("mlm", key)] == pytest.approx(r.model_lsd_db, abs=0.005)
         assert gaps[("interpolation", key)] == pytest.approx(r.interpolation_lsd_db, abs=0.005)
         assert gaps[("step_mean", key)] == pytest.approx(r.step_mean_lsd_db, abs=0.005)
-    assert "## Gap filling" in report.read_text() and "| 3s | coda (P + 40 s) |" in report.read_text()
+    assert "## Gap filling" in report.read_text() and "| 3 s | coda (P + 40 s) |" in report.read_text()
 
 
 def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny_study):

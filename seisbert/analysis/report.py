@@ -171,7 +171,7 @@ def gapfill_table(cells: pd.DataFrame) -> list[str]:
         length, position = metric.split("/")
         got = [lookup(cells, "gapfill", a, "", metric) for a in arms]
         best = min(r.value for r in got if r is not None)
-        rows.append([length, POSITION_NAMES.get(position, position),
+        rows.append([length.replace("s", " s"), POSITION_NAMES.get(position, position),
                      *["–" if r is None else (f"**{r.value:.2f}**" if r.value == best else f"{r.value:.2f}") for r in got]])
     return table(header, rows)
 
@@ -397,12 +397,15 @@ def plot_pretraining_curves(pretrain: list[dict], path: Path) -> Path | None:
     if not curves:
         return None
     monitors = list(dict.fromkeys(c[0] for _, c in curves))
+    colour = {a: f"C{i}" for i, a in enumerate(dict.fromkeys(m["arm"] for m, _ in curves))}  # one per base model
     fig, axes = plt.subplots(1, len(monitors), figsize=(6 * len(monitors), 4), squeeze=False)
     for ax, monitor in zip(axes[0], monitors):
         for m, (mon, frame) in curves:
             if mon == monitor:
                 scale = 100 if "acc" in monitor else 1
-                ax.plot(frame["step"], scale * frame[monitor], "-o", ms=3, label=f"{m['arm']} seed {m['seed']}")
+                style = ("-", "--", ":", "-.")[int(m["seed"]) % 4]  # its pretraining seed
+                ax.plot(frame["step"], scale * frame[monitor], style, marker="o", ms=3, color=colour[m["arm"]],
+                        label=f"{m['arm']} seed {m['seed']}")
         ax.set_xlabel("pretraining step")
         ax.set_ylabel(f"dev {monitor.split('/')[-1].replace('_', ' ')}" + (" (%)" if "acc" in monitor else ""))
         ax.legend(fontsize=7)
