@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from seisbert.logs import setup_logging
+from seisbert.study_config import Gapfill  # the study's gap-filling defaults, stated once
 
 log = logging.getLogger("fill_gaps")
 
@@ -33,24 +34,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cache-dir", type=Path, default=Path("cache"))
     ap.add_argument("--tokens", type=Path, help="tokens artifact folder (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=Path("reports/gapfill"))
-    ap.add_argument("--lengths", type=int, nargs="+", default=[1, 5, 10, 20], help="gap lengths in windows")
-    ap.add_argument("--max-records", type=int, default=400, help="test records scored (evaluate)")
+    ap.add_argument("--lengths", type=int, nargs="+", default=Gapfill().lengths, help="gap lengths in windows")
+    ap.add_argument("--max-records", type=int, default=Gapfill().max_records, help="test records scored (evaluate)")
     ap.add_argument("--p-time", help="P arrival (UTC, ISO 8601) of the trace; default start + pre_s")
     ap.add_argument("--channel", help="channel code when the file holds several")
     return ap.parse_args(argv)
 
 
-def load(args):
-    """Module, tokens artifact folder, its features config and centroids (K, F)."""
-    from seisbert.tasks.gapfill import load_model
-
-    return load_model(args.checkpoint, args.cache_dir, args.tokens)
-
-
 def evaluate(args) -> None:
     from seisbert.tasks import gapfill as G
 
-    module, tdir, fcfg, centroids = load(args)
+    module, tdir, fcfg, centroids = G.load_model(args.checkpoint, args.cache_dir, args.tokens)
     table, tokens, feats, test = G.evaluate_test(module, tdir, fcfg, centroids, args.lengths, args.max_records)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "gapfill.csv", index=False)
@@ -79,7 +73,7 @@ def fill_trace(args) -> None:
 
     if args.trace is None:
         raise ValueError("command trace needs a trace file")
-    module, tdir, fcfg, centroids = load(args)
+    module, tdir, fcfg, centroids = G.load_model(args.checkpoint, args.cache_dir, args.tokens)
     feats, in_gap = G.trace_windows(args.trace, fcfg, args.p_time, args.channel)
     toks = Tokenizer.load(tdir / "tokenizer").tokenize(feats[None]).astype(np.int64)
     ids, psd = G.record_batch(toks, feats[None], np.array([0]), module.cfg.vocab_size)

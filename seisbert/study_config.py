@@ -100,6 +100,11 @@ class Finetune:
             raise ValueError("paper.finetune.arms is empty; give at least one arm")
 
 
+def check_distinct(key: str, values: list) -> None:
+    if not values or len(set(map(str, values))) != len(values):
+        raise ValueError(f"{key}={values} must be a non-empty list without repeats")
+
+
 @dataclass
 class Gapfill:
     """Gap filling scored on the test split for base models that can fill (token or psd targets)."""
@@ -185,15 +190,12 @@ class StudyConfig:
         if self.jobs < 1:
             raise ValueError(f"paper.jobs={self.jobs} must be at least 1 (runs trained at once)")
         for key in ("seeds", "pretrain_seeds", "label_sizes"):
-            values = getattr(self, key)
-            if not values or len(set(map(str, values))) != len(values):
-                raise ValueError(f"paper.{key}={values} must be a non-empty list without repeats")
+            check_distinct(f"paper.{key}", getattr(self, key))
         for name, seeds in self.pretrain_seeds_of.items():
             if name not in self.pretrain:
                 raise ValueError(f"paper.pretrain_seeds_of names {name!r}, which is not a pretraining arm; "
                                  f"choose from {sorted(self.pretrain)}")
-            if not seeds or len(set(map(str, seeds))) != len(seeds):
-                raise ValueError(f"paper.pretrain_seeds_of.{name}={seeds} must be a non-empty list without repeats")
+            check_distinct(f"paper.pretrain_seeds_of.{name}", seeds)
         if self.finetune.tune_seed not in self.seeds:
             raise ValueError(f"paper.finetune.tune_seed={self.finetune.tune_seed} is not one of "
                              f"paper.seeds={self.seeds}")

@@ -319,7 +319,6 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
             *token_table(cells), "",
             *(["**Masked-window regression** (every selected window masked; lower is better):", "",
                *window_table(cells), ""] if arms_of(cells, "windows") else []),
-
             "**Fine-tuning with every label** (balanced accuracy is the headline):", "",
             *headline_table(cells), "", "**Label-limited curve** (balanced accuracy):", "", *curve_table(cells), "",
             f"**Pretraining gain**, paired by {pairing(cells)}:", "", *difference_table(cells, "gain"), "",
