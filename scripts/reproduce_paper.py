@@ -39,9 +39,8 @@ NOTES = [
     "numbers are lower and the pretraining benefit is smaller than with a long run.",
     "Vertical component only, as in the paper; 1-s windows, 1-20 Hz, median-scaled log10 PSD; K=150.",
     "Every transformer arm had the same learning-rate grid, chosen on dev per label count and extended at "
-    "an edge (table above); the paper does not say how its scratch model was tuned. The trees and the CNN "
-    "choose from their grid at every seed, the transformer arms at the tuning seed only (the choice reused "
-    "for the other seeds): the baselines get the more tuning of the two.",
+    "an edge (table above); the paper does not say how its scratch model was tuned. Every arm, transformer, "
+    "trees or CNN, chooses at the tuning seed and reuses that choice for the other seeds.",
     "Balanced accuracy is our headline; the paper reports plain accuracy on a balanced set.",
 ]
 

@@ -4,7 +4,8 @@ The protocol (``configs/paper/``, schema ``seisbert.study_config.StudyConfig``):
 
 - every transformer arm tunes its learning rate on dev from one shared log-spaced grid,
   extended by one grid step while the chosen value sits on an edge; the CNN and trees
-  tune their knob over a grid of the same size;
+  tune their knob over a grid of the same size; every arm chooses at the tuning seed and
+  reuses that choice for the other seeds;
 - every neural arm gets the same budget in epochs (``budget``), early stopping on dev
   balanced accuracy, and its best dev checkpoint restored before the test;
 - a pretrained arm is handed its base model's checkpoint explicitly
@@ -279,32 +280,44 @@ def with_budget(cfg, plan: dict, study: StudyConfig):
 
 
 def baselines(study: StudyConfig, paths: dict) -> list[dict]:
-    """Random forests (tokens), boosted trees and CNN (PSD windows) on the same subsets."""
+    """Random forests (tokens), boosted trees and CNN (PSD windows) on the same subsets.
+
+    As for the transformer arms, each (baseline, label count) chooses its knob from the whole
+    grid at the tuning seed; the other seeds fit that one setting.
+    """
     fset, tset = FeatureSet.load(paths["features"]), TokenSet.load(paths["tokens"])
     features, tokens, meta = np.asarray(fset.features), np.asarray(tset.tokens), tset.metadata
+    tune_seed = study.finetune.tune_seed
+    seeds = [tune_seed, *(s for s in study.seeds if s != tune_seed)]
+    order = {s: i for i, s in enumerate(study.seeds)}
     rows = []
     for name, overrides in study.baselines.items():
+        ours = []
         cfg = compose_run(study, list(overrides))
         kind, base_cfg = cfg.task.baseline, build(cfg.baseline, "baseline")
         baseline_grid_size(study, name, base_cfg)
-        for seed in study.seeds:
-            for size in study.label_sizes:
+        for size in study.label_sizes:
+            tuned = None
+            for seed in seeds:
                 idx = labelled_rows(meta, size, seed)
                 plan = study.budget.plan(len(idx))
                 bcfg = with_budget(base_cfg, plan, study)
-                folder = Path(study.run_dir, "baselines", name, f"n{size or 'all'}", f"seed{seed}-" + config_hash(
-                    run_hash(cfg), dataclasses.asdict(bcfg), size, seed))
-                m = baseline_run(kind, bcfg, folder, features, tokens, meta, idx, seed)
+                grid = None if tuned is None else [tuned["chosen"]]
+                key = (run_hash(cfg), dataclasses.asdict(bcfg), size, seed) + (() if grid is None else (grid,))
+                folder = Path(study.run_dir, "baselines", name, f"n{size or 'all'}", f"seed{seed}-" + config_hash(*key))
+                m = baseline_run(kind, bcfg, folder, features, tokens, meta, idx, seed, grid)
                 m["plan"] = plan if bcfg is not base_cfg else None
-                rows.append(result_row(name, size, seed, m, m["chosen"], m["tried"]))
+                tuned = tuned or m
+                ours.append(result_row(name, size, seed, m, tuned["chosen"], tuned["tried"]))
+        rows += sorted(ours, key=lambda r: order[r["seed"]])  # runs.csv lists seed by seed
     return rows
 
 
-def baseline_run(kind, bcfg, folder: Path, features, tokens, meta, idx, seed) -> dict:
-    """Fit one baseline (or reuse its folder), writing metrics and test predictions."""
+def baseline_run(kind, bcfg, folder: Path, features, tokens, meta, idx, seed, grid=None) -> dict:
+    """Fit one baseline over ``grid`` (or reuse its folder), writing metrics and test predictions."""
     if (folder / "metrics.json").exists():
         return json.loads((folder / "metrics.json").read_text())
-    r = fit_baseline(kind, bcfg, features, tokens, meta, idx, seed=seed)
+    r = fit_baseline(kind, bcfg, features, tokens, meta, idx, seed=seed, grid=grid)
     save_predictions(folder / PREDICTIONS_FILE, meta, r.test_rows, r.test_prob)
     m = {f"test/{k}": v for k, v in r.test.items()}
     m.update(train_records=r.n_train, chosen=r.chosen, output_dir=str(folder),

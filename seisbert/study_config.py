@@ -89,7 +89,7 @@ class Finetune:
     arms: dict = field(default_factory=dict)  # name -> Arm
     lr_grid: list[float] = field(default_factory=lambda: [1e-4, 3.16e-4, 1e-3, 3.16e-3])
     max_extensions: int = 2  # grid steps added while the chosen lr sits on an edge
-    tune_seed: int = 0  # the lr is chosen per (arm, label count) at this seed
+    tune_seed: int = 0  # every arm (baselines too) chooses per label count at this seed
 
     def __post_init__(self):
         self.lr_step = check_log_grid("paper.finetune.lr_grid", self.lr_grid)

@@ -111,6 +111,19 @@ def test_seeded_and_blind_to_test_rows(standin, name):
         assert a.dev["roc_auc"] != c.dev["roc_auc"]
 
 
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_a_given_setting_refits_the_model_the_whole_grid_chose(standin, name):
+    """What the study's other seeds do: fit only the setting chosen at the tuning seed."""
+    features, tokens, metadata = standin
+    train_idx = label_subsets(metadata, sizes=[120], seed=1)[120]
+    full = fit_baseline(name, small(name), features, tokens, metadata, train_idx, seed=0)
+    one = fit_baseline(name, small(name), features, tokens, metadata, train_idx, seed=0, grid=[full.chosen])
+    assert [t["params"] for t in one.tried] == [full.chosen] and one.chosen == full.chosen
+    assert one.dev == full.dev and one.test == full.test
+    with pytest.raises(ValueError, match="grid to try is empty"):
+        fit_baseline(name, small(name), features, tokens, metadata, train_idx, grid=[])
+
+
 def test_rejects_rows_outside_train(standin):
     features, tokens, metadata = standin
     dev_row = int(np.flatnonzero(metadata["split"].to_numpy() == "dev")[0])

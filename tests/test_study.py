@@ -108,13 +108,13 @@ def test_every_preset_follows_the_protocol():
 
 
 def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
-    study = load_study("full", [])
+    study = load_study("full", ["+pretrain_seeds_of.mlm_psd_rp_pool50k_3k=[0]"])
     assert [study.pretrain_seed(s, "mlm_nsp") for s in study.seeds] == [0, 1, 2, 0, 1]
-    # the 2x-steps ablation has one base model: every fine-tuning seed starts from it
+    # an ablation with one base model: every fine-tuning seed starts from it
     assert [study.pretrain_seed(s, "mlm_psd_rp_pool50k_3k") for s in study.seeds] == [0] * 5
     assert study.base_seeds("mlm_psd_rp_pool50k") == [0, 1, 2]
-    # the protocol's full size (full.yaml's GPU command) gives every base model the study's seeds
-    assert load_study("full", ["~pretrain_seeds_of"]).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
+    # full.yaml gives every base model the study's seeds
+    assert load_study("full", []).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
 
 
 # ---------------------------------------------------------- run folders by hash
@@ -277,6 +277,18 @@ def test_tiny_study_tunes_one_grid_and_fine_tunes_the_checkpoint_it_pretrained(t
         assert {"0.0001", "0.0003", "0.0009", "0.0027"} <= set(tried)
     pretrain_cfg = yaml.safe_load((Path(pre[0]["output_dir"]) / "config.yaml").read_text())
     assert pretrain_cfg["callbacks"]["model_checkpoint"]["monitor"] == "val/mlm_acc_all_masked"
+
+
+def test_baselines_choose_at_the_tuning_seed_and_the_other_seeds_fit_that_choice(tiny_study):
+    tmp, *_ = tiny_study
+    runs = pd.read_csv(tmp / "report" / "runs.csv")
+    for arm in ("rf", "rf_hist", "hgb", "cnn"):
+        rows = runs[runs.arm == arm].set_index("seed")
+        tuning = json.loads((Path(rows.output_dir[0]) / "metrics.json").read_text())
+        other = json.loads((Path(rows.output_dir[1]) / "metrics.json").read_text())
+        assert len(tuning["tried"]) == 4  # the whole grid at the tuning seed
+        assert [t["params"] for t in other["tried"]] == [tuning["chosen"]] == [other["chosen"]]
+        assert rows.chosen[0] == rows.chosen[1] and rows.tried[0] == rows.tried[1]  # reported as one tuning
 
 
 def test_the_scratch_grid_run_beside_pretraining_is_the_one_fine_tuning_reads(tiny_study):
@@ -591,6 +603,10 @@ def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
     fewer = fewer.drop_duplicates(["table", "arm", "metric"], keep="last")
     assert "3 pretraining seeds per base model (1 for a, b)." in setup_sentence(fewer)
     assert "intervals over test events. Percent" in sentence  # one seed: no "and seeds"
+    assert "reused" not in sentence  # a results file without the tuning-seed row claims nothing about it
+    tuned = pd.concat([cells, pd.DataFrame([row("setup", "", "", "tune_seed", 2)])])
+    assert ("the CNN and trees a grid of the same size, every arm at fine-tuning seed 2, its choice reused for the "
+            "other seeds; every neural arm") in setup_sentence(tuned)
     assert budget_table(cells)[2:] == ["| PSD-input MLM-pretrained | 50/200 | – |",
                                        "| PSD-input scratch | – | fit to completion |"]
 

@@ -256,13 +256,20 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def tuning_seed_words(s: dict) -> str:
+    """Where every arm chose its setting; results files older than the shared tuning seed have no row."""
+    return "" if "tune_seed" not in s else (f", every arm at fine-tuning seed {s['tune_seed']}, its choice reused for "
+                                              "the other seeds")
+
+
 def setup_sentence(cells: pd.DataFrame) -> str:
     s = setup(cells)
     return (f"Data: {s['records']} records of {s['events']} synthetic events; the test split holds "
             f"{s['test_records']} records of {s['test_events']} events. {count(s['seeds'], 'fine-tuning seed')}, "
             f"{base_seed_words(cells)}. Every transformer arm chose its learning "
             f"rate on dev from one grid of {s['lr_grid_size']} log-spaced values (extended while the choice sat on "
-            f"an edge), the CNN and trees a grid of the same size; every neural arm trained for {s['budget_epochs']} "
+            f"an edge), the CNN and trees a grid of the same size{tuning_seed_words(s)}; every neural arm trained for "
+            f"{s['budget_epochs']} "
             f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
             f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: {s['ci_level']}% bootstrap "
             f"intervals over test events{' and seeds' if s['seeds'] > 1 else ''}"

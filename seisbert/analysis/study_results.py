@@ -289,6 +289,7 @@ def setup_cells(summary: dict, study) -> list[dict]:
     values = {"records": len(meta), "events": meta.event_id.nunique(), "test_records": len(test),
               "test_events": test.event_id.nunique(), "seeds": len(study.seeds),
               "pretrain_seeds": len(study.pretrain_seeds), "lr_grid_size": len(study.finetune.lr_grid),
+              "tune_seed": study.finetune.tune_seed,
               "ci_level": round(100 * study.bootstrap.level), "budget_epochs": study.budget.epochs,
               "budget_min_steps": study.budget.min_steps, "patience": study.budget.patience,
               "minutes": round(summary["timings_s"].get("runs", summary["timings_s"]["total"]) / 60, 1),

@@ -77,6 +77,7 @@ def fit_baseline(
     metadata: pd.DataFrame,
     train_idx: np.ndarray,
     seed: int = 0,
+    grid: list[dict] | None = None,
 ) -> BaselineResult:
     """Fit baseline ``name`` on rows ``train_idx``, choose its knob on dev, score on test.
 
@@ -86,6 +87,8 @@ def fit_baseline(
         tokens: ``(N, T)`` int token ids (rf); may be None for hgb and cnn.
         metadata: one row per record with ``split``, ``event_id``, ``label``.
         train_idx: positional rows of the labelled subset; all must be in the train split.
+        grid: the knob settings to try, default ``cfg.grid()``; the study passes the one setting
+            chosen at its tuning seed, as the transformer arms reuse their learning rate.
     """
     cfg = baseline_config(name, cfg)
     train_idx, dev_idx, test_idx = _split_rows(metadata, train_idx)
@@ -93,7 +96,10 @@ def fit_baseline(
     y = metadata["label"].to_numpy().astype(int)
     events = metadata["event_id"].astype(str).to_numpy()
     start = time.perf_counter()
-    model, chosen, tried, dev = _select_on_dev(cfg, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx],
+    grid = cfg.grid() if grid is None else [dict(p) for p in grid]
+    if not grid:
+        raise ValueError(f"baseline {name!r}: the grid to try is empty")
+    model, chosen, tried, dev = _select_on_dev(cfg, grid, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx],
                                                events[dev_idx], seed)
     train = classification_metrics(y[train_idx], cfg.predict_proba(model, x[train_idx]), events[train_idx])
     test_prob = cfg.predict_proba(model, x[test_idx])
@@ -132,14 +138,14 @@ def _split_rows(metadata: pd.DataFrame, train_idx: np.ndarray) -> tuple[np.ndarr
     return train_idx, dev_idx, test_idx
 
 
-def _select_on_dev(cfg, x_train, y_train, x_dev, y_dev, events_dev, seed: int):
-    """Fit every grid point on the labelled subset; keep the best on ``cfg.selection_metric``.
+def _select_on_dev(cfg, grid: list[dict], x_train, y_train, x_dev, y_dev, events_dev, seed: int):
+    """Fit every point of ``grid`` on the labelled subset; keep the best on ``cfg.selection_metric``.
 
     Ties keep the earlier grid point (the grids are ordered simplest first). Only the
     train and dev slices are in scope here, so test rows cannot influence the choice.
     """
     best, tried = None, []
-    for params in cfg.grid():
+    for params in grid:
         start = time.perf_counter()
         model = cfg.fit(cfg, params, x_train, y_train, x_dev, y_dev, seed)
         dev = classification_metrics(y_dev, cfg.predict_proba(model, x_dev), events_dev)
