@@ -117,6 +117,26 @@ def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
     assert load_study("full", []).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
 
 
+
+def test_full_yaml_header_gpu_command_composes_the_full_size_on_a_gpu():
+    """The header's command for the protocol's full size: the default data (not quick's cut), a GPU
+    trainer, every base model at the study's pretraining seeds."""
+    import shlex
+
+    header = [ln[1:].strip() for ln in (ROOT / "configs" / "paper" / "full.yaml").read_text().splitlines()
+              if ln.startswith("#")]
+    first = next(i for i, ln in enumerate(header) if ln.startswith("python scripts/reproduce_paper.py"))
+    command = " ".join(ln.rstrip("\\").strip() for ln in header[first:first + 2])
+    args = shlex.split(command)[2:]
+    assert args[0] == "scale=full"
+    study = load_study("full", args[1:])
+    cfg = compose_run(study, ["task=prepare"])
+    default = compose_run(load_study("full", ["base_overrides=[]"]), ["task=prepare"])
+    quick = compose_run(load_study("full", []), ["task=prepare"])
+    assert cfg.trainer.accelerator == "gpu" and study.jobs == 1
+    assert cfg.data.n_events == default.data.n_events > quick.data.n_events
+    assert all(study.base_seeds(name) == list(study.pretrain_seeds) for name in study.pretrain)
+
 # ---------------------------------------------------------- run folders by hash
 def test_a_run_folder_is_named_by_its_config_and_a_stale_one_is_not_reused(tmp_path, shared_cache):
     def folder(*study_overrides):
