@@ -17,7 +17,8 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.cache import COMPLETE_MARKER, artifact_dir, atomic_artifact, config_hash, is_temporary, verified
+from seisbert.cache import (COMPLETE_MARKER, QUARANTINE, artifact_dir, atomic_artifact, config_hash,
+                            is_temporary, verified)
 
 STAGE_PARTS = {"records": ["data"], "features": ["data", "split", "features"],
                "tokens": ["data", "split", "features", "tokenizer"]}
@@ -70,25 +71,56 @@ def publish_checkpoint(ckpt: str | Path, target: Path, info: dict, verify: str) 
     unique to this process; when two jobs publish the same model the first rename wins and
     the other's copy is dropped (``verify``: the level ``paths.verify`` judges theirs at)."""
     with atomic_artifact(target, {"model": {k: v for k, v in info.items() if k != "metrics"}},
-                         verify=verify) as tmp:
+                         verify=verify, content_ok=checkpoint_problem) as tmp:
         shutil.copyfile(ckpt, tmp / "model.ckpt")
         (tmp / "model.json").write_text(json.dumps(info, indent=2, default=str))
     return target / "model.ckpt"
 
 
+def checkpoint_problem(folder: Path) -> str | None:
+    """None when ``folder`` holds a base model that loads as plain tensors (no pickle), every
+    weight finite, and a readable ``model.json``; else what is wrong. A base model's own check,
+    for when its manifest fails: hours of pretraining are not thrown away over a manifest."""
+    import torch
+
+    try:
+        json.loads((Path(folder) / "model.json").read_text())
+        ckpt = torch.load(Path(folder) / "model.ckpt", map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged zip or pickle stream
+        return f"it does not load ({type(err).__name__}: {err})"
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not state:
+        return "model.ckpt holds no state_dict"
+    bad = [name for name, w in state.items()
+           if torch.is_tensor(w) and w.is_floating_point() and not torch.isfinite(w).all()]
+    return f"model.ckpt has non-finite weights in {bad[:3]}" if bad else None
+
+
 def published_model(target: Path, verify: str) -> Path | None:
-    """``model.ckpt`` of the base model published in ``target`` if it verifies; a folder
-    that fails is warned about and removed (so the model is trained and published again)."""
-    return target / "model.ckpt" if verified(target, verify, "base model") else None
+    """``model.ckpt`` of the base model published in ``target`` if it verifies. One that fails
+    is never removed: a failing manifest over sound weights is written anew, anything else is
+    moved to ``<cache_dir>/quarantine/`` and reported (seisbert.cache.verified)."""
+    ok = verified(target, verify, "base model", content_ok=checkpoint_problem)
+    return target / "model.ckpt" if ok else None
 
 
 def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> Path | None:
     """The newest whole published model folder under ``root`` whose ``model.json`` matches."""
     folders = [p.parent for p in Path(root).glob("*/model.json") if not is_temporary(p.parent.name)]
     for folder in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True):
-        if match(json.loads((folder / "model.json").read_text())) and published_model(folder, verify):
+        try:
+            info = json.loads((folder / "model.json").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            published_model(folder, verify)  # unreadable: verification reports and keeps it
+            continue
+        if match(info) and published_model(folder, verify):
             return folder
     return None
+
+
+def quarantined(cache_dir: Path, stage: str) -> list[Path]:
+    """Folders of ``stage`` set aside under ``<cache_dir>/quarantine/`` (seisbert.cache)."""
+    return sorted((Path(cache_dir) / QUARANTINE / stage).glob("*"))
 
 
 def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:

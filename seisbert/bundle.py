@@ -3,22 +3,30 @@
 Fine-tuning writes ``model.bundle.safetensors`` into its run folder. It holds the
 LightningModule's weights as safetensors tensors (``module.<name>``), the tokenizer's
 centroids (``tokenizer.centroids``, (K, F) float32), and one JSON document in the
-safetensors header (key ``seisbert_bundle``): the module class and its
+safetensors header (key ``seisbert_bundle``): the module's registered name and its
 ``hyper_parameters`` (encoder and head config, task params, tokenizer digest), the
 tokenizer config, the feature and scaling config, class names, the training data's
-digests and counts, dev/test metrics, and package versions. Loading runs no pickle:
-safetensors stores raw tensors, and the module is rebuilt from plain hyperparameters
-(seisbench ``WaveformModel.save`` keeps weights and the args that rebuild them too).
+digests and counts, dev/test metrics, and package versions (seisbench
+``WaveformModel.save`` keeps weights and the args that rebuild them too).
 
-A bundle from another format, another seisbert minor version, or with a feature or
-tokenizer config this version does not understand is refused, naming what differs.
+A bundle is data, never code: it names its module by a short name from ``MODULES``, a fixed
+registry of seisbert's own classes, and its hyper-parameters are checked against that class's
+signature and config dataclasses before anything is built. A SHA-256 of the header document
+and every tensor (key ``seisbert_sha256``) is checked on load, and a rebuilt classifier whose
+outputs on a probe input are not finite is refused. A bundle from another format, another
+seisbert minor version, or with a config this version does not understand is refused too,
+naming what differs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
+import inspect
 import json
 import logging
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +34,40 @@ import numpy as np
 
 import seisbert
 from seisbert.cache import versions
+from seisbert.config import _type_ok, describe
 from seisbert.data.records import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = 1  # bump when the layout below changes; readers refuse other formats
+BUNDLE_FORMAT = 2  # bump when the layout below changes; readers refuse other formats
 BUNDLE_NAME = "model.bundle.safetensors"
 HEADER_KEY = "seisbert_bundle"
+CHECKSUM_KEY = "seisbert_sha256"
 WEIGHT_PREFIX = "module."
 CENTROIDS_KEY = "tokenizer.centroids"
-# Module classes a bundle may name: importing an arbitrary dotted path from a file is how
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module class a bundle may rebuild, and the config dataclasses of its dict arguments."""
+
+    module: str
+    cls: str
+    configs: tuple[tuple[str, str, str], ...]  # (argument, module, dataclass)
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+    def config_classes(self) -> dict[str, type]:
+        return {arg: getattr(importlib.import_module(mod), name) for arg, mod, name in self.configs}
+
+
+# The only classes a bundle can name, by key: importing a dotted path read from a file is how
 # a "no pickle" format would still run foreign code.
-ALLOWED_MODULE_PREFIX = "seisbert."
+MODULES = {"classifier": ModuleSpec("seisbert.tasks.finetune", "FinetuneModule",
+                                    (("model", "seisbert.model.encoder", "EncoderConfig"),
+                                     ("params", "seisbert.tasks.finetune", "FinetuneConfig")))}
+PROBE_TOKENS = 8  # length of the probe sequence a loaded classifier must score finitely
 # Feature keys that change speed, not values (or values by < 1e-3 in log10): never refused.
 FEATURE_KEYS_IGNORED = ("chunk_records",)
 INPUTS = ("tokens", "psd", "both")  # what the encoder embeds a position from (model.input)
@@ -72,16 +102,37 @@ class Bundle:
         return Tokenizer(TokenizerConfig(**self.info["tokenizer"]["config"]), self.centroids)
 
     def module(self):
-        """The LightningModule rebuilt from its hyperparameters, weights loaded, in eval mode."""
-        import hydra.utils
-        import torch
+        """The LightningModule rebuilt from its hyperparameters, weights loaded, in eval mode.
+        Refused (ValueError) when its outputs on a probe input are not finite."""
+        spec = MODULES[self.info["module"]]  # checked on load: a registered name
+        module = spec.load()(**self.info["hyper_parameters"])
+        module.load_state_dict(self.state_dict, strict=True)
+        module.eval()
+        probe = probe_outputs(module, self.centroids)
+        if not np.isfinite(probe).all():
+            raise ValueError(f"bundle {self.path} is refused: its classifier gives non-finite "
+                             f"outputs on a probe input ({probe.ravel()[:4].tolist()} ...), so its "
+                             "weights are broken (NaN or inf); fine-tune again")
+        return module
 
-        cls = hydra.utils.get_class(self.info["module_class"])
-        module = cls(**self.info["hyper_parameters"])
-        state = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
-                 for k, v in self.state_dict.items()}
-        module.load_state_dict(state, strict=True)
-        return module.eval()
+
+def probe_outputs(module, centroids: np.ndarray) -> np.ndarray:
+    """The module's logits (2, 2) for two short probe sequences: token ids cycling through the
+    vocabulary and, for PSD inputs, the centroids of those tokens as windows."""
+    import torch
+
+    from seisbert.data.sequences import Specials
+
+    sp = Specials(module.cfg.vocab_size)
+    tokens = (np.arange(2 * PROBE_TOKENS) % module.cfg.vocab_size).reshape(2, PROBE_TOKENS)
+    ids = np.pad(tokens, ((0, 0), (1, 1)))  # (2, T+2): [CLS] t [SEP]
+    ids[:, 0], ids[:, -1] = sp.cls, sp.sep
+    x = torch.from_numpy(ids)
+    with torch.inference_mode():
+        if getattr(module.cfg, "input", "tokens") == "tokens":
+            return module(x, torch.zeros_like(x)).float().numpy()
+        windows = np.pad(np.asarray(centroids, np.float32)[tokens], ((0, 0), (1, 1), (0, 0)))
+        return module(x, torch.zeros_like(x), torch.from_numpy(windows)).float().numpy()
 
 
 # ------------------------------------------------------------------------------ write
@@ -97,17 +148,39 @@ def write_bundle(path: str | Path, module, centroids: np.ndarray, info: dict) ->
 
     path = Path(path)
     header = {"format": BUNDLE_FORMAT, "seisbert_version": seisbert.__version__,
-              "module_class": f"{type(module).__module__}.{type(module).__qualname__}",
-              "class_names": list(CLASS_NAMES), "input": getattr(module.cfg, "input", "tokens"),
-              "versions": versions(), **info}
+              "module": module_name(module), "class_names": list(CLASS_NAMES),
+              "input": getattr(module.cfg, "input", "tokens"), "versions": versions(), **info}
     tensors = {WEIGHT_PREFIX + k: v.detach().cpu().contiguous().clone()  # clone: no shared storage
                for k, v in module.state_dict().items()}
     tensors[CENTROIDS_KEY] = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    document = json.dumps(header, default=_json_default)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(header, default=_json_default)})
+    save_file(tensors, str(tmp), metadata={HEADER_KEY: document,
+                                            CHECKSUM_KEY: checksum(document, tensors)})
     tmp.replace(path)
     log.info("wrote bundle %s (%d tensors, %.1f MB)", path, len(tensors), path.stat().st_size / 1e6)
     return path
+
+
+def module_name(module) -> str:
+    """The registry name of ``module``'s class; only registered classes can be bundled."""
+    for name, spec in MODULES.items():
+        if (type(module).__module__, type(module).__qualname__) == (spec.module, spec.cls):
+            return name
+    raise ValueError(f"{type(module).__qualname__} is not a bundle module; registered: "
+                     f"{sorted(MODULES)} (seisbert.bundle.MODULES)")
+
+
+def checksum(document: str, tensors: dict) -> str:
+    """SHA-256 of the header document and every tensor's name, dtype, shape and bytes."""
+    import torch
+
+    h = hashlib.sha256(document.encode())
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"\n{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype, bf16 included
+    return h.hexdigest()
 
 
 def _json_default(value):
@@ -166,71 +239,136 @@ def write_run_bundle(cfg, module, tset, train_labels: np.ndarray, metrics: dict)
 
 
 # ------------------------------------------------------------------------------- read
-def read_header(path: str | Path) -> dict:
-    """The bundle's JSON document, without reading its tensors."""
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The bundle's safetensors metadata (header document and checksum), no tensors read."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"bundle={str(path)!r} is not a file; give the model.bundle.safetensors "
+        what = "a folder" if path.is_dir() else "not a file"
+        raise ValueError(f"bundle={str(path)!r} is {what}; give the model.bundle.safetensors "
                          "a fine-tuning run wrote into its run folder")
     try:
-        with safe_open(str(path), framework="np") as f:
+        with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for a foreign file
         raise ValueError(f"bundle={str(path)!r} is not a safetensors file: {e}") from None
     if HEADER_KEY not in meta:
         raise ValueError(f"bundle={str(path)!r} is a safetensors file without a seisbert header "
                          f"(key {HEADER_KEY!r}); it was not written by seisbert's fine-tuning")
-    return json.loads(meta[HEADER_KEY])
+    return meta
+
+
+def read_header(path: str | Path) -> dict:
+    """The bundle's JSON document, without reading its tensors."""
+    document = read_metadata(path)[HEADER_KEY]
+    try:
+        info = json.loads(document)
+    except ValueError as e:
+        raise ValueError(f"bundle {path} is damaged: its header document is not JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"bundle {path} is damaged: its header document is not a JSON object")
+    return info
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read and check a bundle; raises ValueError saying what differs if it is incompatible."""
-    from safetensors.numpy import load_file
+    """Read and check a bundle: compatibility, registered module and hyper-parameters, then
+    the checksum of header and tensors. Raises ValueError saying what is wrong."""
+    from safetensors.torch import load_file
 
     path = Path(path)
     info = read_header(path)
     check_compatible(info, path)
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # a damaged offset table or data buffer
+        raise ValueError(f"bundle {path} is damaged: its tensors cannot be read ({e})") from None
+    expected = read_metadata(path).get(CHECKSUM_KEY)
+    if expected != checksum(read_metadata(path)[HEADER_KEY], tensors):
+        raise ValueError(f"bundle {path} is refused: its SHA-256 checksum does not match its "
+                         "contents (the file was changed or damaged after it was written)")
     state = {k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
-    return Bundle(path, info, state, tensors[CENTROIDS_KEY])
+    return Bundle(path, info, state, tensors[CENTROIDS_KEY].numpy())
 
 
 def check_compatible(info: dict, path: Path) -> None:
-    """Refuse a bundle of another format or minor version, or with configs this version lacks."""
-    problems = []
+    """Refuse a bundle of another format or minor version, an unregistered module, or
+    hyper-parameters and configs this version does not accept."""
     if info.get("format") != BUNDLE_FORMAT:
-        problems.append(f"bundle format {info.get('format')} (this seisbert reads format {BUNDLE_FORMAT})")
+        raise ValueError(f"bundle {path} is incompatible with this seisbert: bundle format "
+                         f"{info.get('format')} (this seisbert reads format {BUNDLE_FORMAT}). Use "
+                         "the seisbert version that wrote it, or fine-tune again")
+    problems = []
     theirs, ours = str(info.get("seisbert_version")), seisbert.__version__
     if theirs.split(".")[:2] != ours.split(".")[:2]:
         problems.append(f"written by seisbert {theirs}, this is {ours} (major.minor must agree)")
-    if not str(info.get("module_class", "")).startswith(ALLOWED_MODULE_PREFIX):
-        problems.append(f"module class {info.get('module_class')!r} is not a seisbert class")
     if info.get("input") not in INPUTS:
         problems.append(f"input {info.get('input')!r} (this seisbert reads {list(INPUTS)})")
-    problems += _config_problems("features", info.get("features", {}), "seisbert.features.FeatureConfig")
+    problems += _module_problems(info.get("module"), info.get("hyper_parameters"))
+    problems += _config_problems("features", info.get("features", {}), _feature_config())
     problems += _config_problems("tokenizer", info.get("tokenizer", {}).get("config", {}),
-                                 "seisbert.tokenizer.TokenizerConfig")
+                                 _tokenizer_config())
     if problems:
         raise ValueError(f"bundle {path} is incompatible with this seisbert: " + "; ".join(problems)
                          + ". Use the seisbert version that wrote it, or fine-tune again")
 
 
-def _config_problems(group: str, values: dict, target: str) -> list[str]:
-    """Keys of a stored config this version does not know, or values it does not accept."""
-    import hydra.utils
+def _module_problems(name, hyper_parameters) -> list[str]:
+    """The registered module ``name`` and ``hyper_parameters`` that fit its signature, types and
+    config dataclasses; nothing is built or called here."""
+    if not isinstance(name, str) or name not in MODULES:
+        return [f"module {name!r} is not one of seisbert's bundle modules {sorted(MODULES)}"]
+    if not isinstance(hyper_parameters, dict):
+        return ["its hyper_parameters are not a JSON object"]
+    spec = MODULES[name]
+    cls = spec.load()
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self", None)
+    hints = typing.get_type_hints(cls.__init__)
+    unknown = sorted(set(hyper_parameters) - set(params))
+    missing = sorted(n for n, p in params.items()
+                     if p.default is p.empty and n not in hyper_parameters)
+    if unknown or missing:
+        return [f"its hyper_parameters {unknown or missing} are "
+                f"{'not arguments' if unknown else 'missing arguments'} of module {name!r}"]
+    problems = [f"hyper_parameters.{n}={v!r} is not a {describe(hints[n])}"
+                for n, v in hyper_parameters.items() if n in hints and not _type_ok(v, hints[n])]
+    for arg, config in spec.config_classes().items():
+        if not problems and isinstance(hyper_parameters.get(arg), dict):
+            problems += _config_problems(f"hyper_parameters.{arg}", hyper_parameters[arg], config)
+    return problems
 
-    cls = hydra.utils.get_class(target)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+
+def _config_problems(group: str, values, cls: type) -> list[str]:
+    """Keys of a stored config this version does not know, or values it does not accept."""
+    if not isinstance(values, dict):
+        return [f"its {group} config is not a JSON object"]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         return [f"its {group} config has keys {unknown} this version does not know"]
+    hints = typing.get_type_hints(cls)
+    wrong = [f"{group}.{k}={v!r} is not a {describe(hints[k])}" for k, v in values.items()
+             if not _type_ok(v, hints[k])]
+    if wrong:
+        return [f"its {group} config has wrong types: {'; '.join(wrong)}"]
     try:
         cls(**values)
     except (ValueError, TypeError) as e:
         return [f"its {group} config is refused here: {e}"]
     return []
+
+
+def _feature_config() -> type:
+    from seisbert.features import FeatureConfig
+
+    return FeatureConfig
+
+
+def _tokenizer_config() -> type:
+    from seisbert.tokenizer import TokenizerConfig
+
+    return TokenizerConfig
 
 
 def feature_differences(bundle_features: dict, other: dict) -> list[str]:
@@ -260,10 +398,7 @@ def load_tokenizer_from(path: str | Path):
 def encoder_from_bundle(path: str | Path) -> tuple[dict, dict, str]:
     """Encoder config (dict), encoder weights and tokenizer digest of a bundle, for
     ``task.params.checkpoint=<bundle>``: fine-tuning a bundle on one's own labels."""
-    import torch
-
     bundle = load_bundle(path)
     hp = bundle.info["hyper_parameters"]
-    state = {k[len("encoder."):]: torch.from_numpy(np.array(v)) for k, v in bundle.state_dict.items()
-             if k.startswith("encoder.")}
+    state = {k[len("encoder."):]: v for k, v in bundle.state_dict.items() if k.startswith("encoder.")}
     return hp["model"], state, bundle.info["tokenizer"]["digest"]

@@ -7,8 +7,12 @@ killed run never leaves a half artifact that a later run trusts. When two proces
 publish the same artifact at once the first rename wins and the other uses it.
 
 ``artifact.json`` lists every file's size and SHA-256 (large files also per block), and a
-load checks them at the level ``paths.verify`` names (``VERIFY_MODES``): an artifact that
-fails is set aside with a warning naming the file, and its stage is built again.
+load checks them at the level ``paths.verify`` names (``VERIFY_MODES``). An artifact its
+config can rebuild (records, features, tokens) that fails is removed with a warning naming the
+file, and its stage is built again. One that cannot be rebuilt from its config alone (a
+pretrained base model: hours of training) is never removed: it is moved to
+``<cache_dir>/quarantine/`` with the reason beside it; a missing, unreadable or older manifest
+is rewritten when the files pass their own content check.
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from seisbert.config import check_choice
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "artifact.json"
-VERIFY_MODES = ("size", "sampled", "full")  # paths.verify
+VERIFY_MODES = ("size", "sampled", "full")  # paths.verify; only ``full`` sees every byte
 # Manifest format, not tuning: files up to SMALL_FILE_BYTES are always hashed whole (64 MiB
 # of SHA-256 is ~0.1 s); larger ones also store one hash per block of about
 # 1/TARGET_BLOCKS of the file, and ``sampled`` checks SAMPLED_BLOCKS random blocks per load
@@ -43,6 +47,8 @@ TARGET_BLOCKS = 1024
 SAMPLED_BLOCKS = 16
 READ_BYTES = 1 << 20
 HOST = socket.gethostname()
+QUARANTINE = "quarantine"  # <cache_dir>/quarantine/<stage>/<name>-<utc>/: kept, never read
+QUARANTINE_NOTE = "QUARANTINED.txt"
 # <name>.tmp-<host>-<pid> (being written) or <name>.bad-<host>-<pid> (being removed)
 _TEMP = re.compile(r"^(?P<name>.+)\.(?:tmp|bad)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
 
@@ -149,17 +155,26 @@ def check_file(path: Path, entry: dict, mode: str) -> str | None:
     return None if file_digest(path) == entry["sha256"] else f"{path}: its SHA-256 differs"
 
 
-def verify_artifact(path: Path, mode: str) -> str | None:
-    """None when the published artifact ``path`` is whole, else the reason, naming the file."""
+def manifest_problem(path: Path) -> str | None:
+    """None when ``path`` has a readable manifest of this version, else what is wrong with it."""
     marker = Path(path) / COMPLETE_MARKER
     if not marker.is_file():
         return f"{marker} is missing"
     try:
         files = json.loads(marker.read_text()).get("files")
-    except (ValueError, AttributeError) as err:
+    except (ValueError, AttributeError, UnicodeDecodeError) as err:
         return f"{marker} is unreadable ({err})"
     if not isinstance(files, dict):
         return f"{marker} lists no file sizes and hashes (written by an older seisbert)"
+    return None
+
+
+def verify_artifact(path: Path, mode: str) -> str | None:
+    """None when the published artifact ``path`` is whole, else the reason, naming the file."""
+    problem = manifest_problem(path)
+    if problem is not None:
+        return problem
+    files = read_artifact_record(path)["files"]
     for name, entry in files.items():
         reason = check_file(Path(path) / name, entry, mode)
         if reason is not None:
@@ -167,17 +182,68 @@ def verify_artifact(path: Path, mode: str) -> str | None:
     return None
 
 
-def verified(path: Path, mode: str, what: str) -> bool:
-    """Whether ``path`` holds a whole artifact; a failing one is warned about and set aside."""
+def verified(path: Path, mode: str, what: str,
+             content_ok: Callable[[Path], str | None] | None = None) -> bool:
+    """Whether ``path`` holds a whole artifact.
+
+    Without ``content_ok`` the artifact is one its config rebuilds: a failing one is warned
+    about and removed. With it (``content_ok(path)``: None when the files themselves are
+    sound, else why not) the artifact cannot be rebuilt from its config: a failing manifest is
+    rewritten when the content is sound, and anything else is quarantined, never removed.
+    """
     path = Path(path)
     if not path.exists():
         return False
     reason = verify_artifact(path, check_verify_mode(mode))
     if reason is None:
         return True
-    log.warning("%s: cached %s fails verification (%s); rebuilding it", what, path, reason)
-    discard(path)
+    if content_ok is None:
+        log.warning("%s: cached %s fails verification (%s); rebuilding it", what, path, reason)
+        discard(path)
+        return False
+    if manifest_problem(path) is not None and content_ok(path) is None:
+        upgrade_manifest(path)
+        log.warning("%s: %s had a manifest that failed (%s); its files pass their content check, "
+                    "so the manifest was written anew", what, path, reason)
+        return True
+    kept = quarantine(path, reason)
+    log.warning("%s: %s fails verification (%s); moved to %s, not deleted (move it back to "
+                "use it as it is, or delete it yourself)", what, path, reason, kept)
     return False
+
+
+def upgrade_manifest(path: Path) -> None:
+    """Write ``artifact.json`` anew from the files as they are, keeping its config if readable."""
+    marker = Path(path) / COMPLETE_MARKER
+    try:
+        old = json.loads(marker.read_text())
+        old = old if isinstance(old, dict) else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        old = {}
+    record = {"config": old.get("config", {}), "upstream": old.get("upstream", {}),
+              "versions": versions(), "created_utc": old.get("created_utc"),
+              "upgraded_utc": _utc_now(), "files": manifest(Path(path))}
+    tmp = marker.with_name(f"{COMPLETE_MARKER}.tmp-{HOST}-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(marker)
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    """Move ``<cache_dir>/<stage>/<name>`` to ``<cache_dir>/quarantine/<stage>/<name>-<utc>``,
+    with the reason written beside it; returns where it went."""
+    path = Path(path)
+    dest = path.parent.parent / QUARANTINE / path.parent.name / f"{path.name}-{_utc_now()}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(path, dest)
+    except FileNotFoundError:  # another process moved it first
+        return dest
+    (dest / QUARANTINE_NOTE).write_text(f"moved here from {path} on {_utc_now()}: {reason}\n")
+    return dest
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 # ---------------------------------------------------------------------------- publishing
@@ -219,7 +285,7 @@ def clean_dead_temps(folder: Path) -> list[Path]:
     return removed
 
 
-def _publish(tmp: Path, path: Path, mode: str) -> bool:
+def _publish(tmp: Path, path: Path, mode: str, content_ok=None) -> bool:
     """Rename ``tmp`` to ``path``; True if ours won. A whole artifact already there wins."""
     for _ in range(3):
         try:
@@ -228,18 +294,20 @@ def _publish(tmp: Path, path: Path, mode: str) -> bool:
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-        if verified(path, mode, "publish"):
+        if verified(path, mode, "publish", content_ok):
             shutil.rmtree(tmp, ignore_errors=True)
-            log.info("%s was published by another process first; using it", path)
+            log.info("%s already holds a whole artifact (published by another process or an "
+                     "earlier run); using it", path)
             return False
     raise RuntimeError(f"could not publish {tmp} as {path}: it kept being replaced")
 
 
 @contextlib.contextmanager
 def atomic_artifact(path: Path, config: dict, upstream: dict | None = None,
-                    verify: str = "sampled") -> Iterator[Path]:
+                    verify: str = "full", content_ok=None) -> Iterator[Path]:
     """Yield a temporary folder; on success write ``artifact.json`` (config, versions, every
-    file's size and hashes) and rename it to ``path``. ``verify`` judges a rival's artifact."""
+    file's size and hashes) and rename it to ``path``. ``verify`` judges an artifact already
+    there; ``content_ok`` marks one that cannot be rebuilt (see ``verified``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_dead_temps(path.parent)
@@ -252,7 +320,7 @@ def atomic_artifact(path: Path, config: dict, upstream: dict | None = None,
                   "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "files": manifest(tmp)}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
-        if _publish(tmp, path, verify):
+        if _publish(tmp, path, verify, content_ok):
             log.info("wrote %s", path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -69,11 +69,15 @@ def _rewrite(src, dst, edit):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda i: i.update(format=99), r"bundle format 99 \(this seisbert reads format 1\)"),
+    (lambda i: i.update(format=99), r"bundle format 99 \(this seisbert reads format 2\)"),
     (lambda i: i.update(seisbert_version="0.9.0"), r"written by seisbert 0.9.0, this is 0.1"),
     (lambda i: i["features"].update(whiten_db=3.0), r"features config has keys \['whiten_db'\]"),
     (lambda i: i["features"].update(scaling="zscore"), r"features.scaling='zscore' is not allowed"),
-    (lambda i: i.update(module_class="os.system"), r"module class 'os.system' is not a seisbert class"),
+    (lambda i: i.update(module="os.system"), r"module 'os.system' is not one of seisbert's bundle"),
+    (lambda i: i["hyper_parameters"].update(_target_="os.system"),
+     r"hyper_parameters \['_target_'\] are not arguments of module 'classifier'"),
+    (lambda i: i["hyper_parameters"]["model"].update(layers="2; rm -rf /"),
+     r"hyper_parameters.model.layers='2; rm -rf /' is not a int"),
 ])
 def test_incompatible_bundle_is_refused_saying_what_differs(run, tmp_path, edit, message):
     bad = _rewrite(run["bundle"], tmp_path / "bad.safetensors", edit)

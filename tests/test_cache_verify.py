@@ -22,7 +22,7 @@ from seisbert import cache
 from seisbert.cache import (COMPLETE_MARKER, HOST, atomic_artifact, clean_dead_temps, verified,
                             verify_artifact)
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
-from seisbert.artifacts import newest_published, publish_checkpoint, published_model
+from seisbert.artifacts import newest_published, publish_checkpoint, published_model, quarantined
 from seisbert.tasks.common import best_callback, build_trainer, fit_safely, resolve_ckpt
 from conftest import compose_cfg
 
@@ -165,9 +165,86 @@ def test_changed_bytes_in_a_published_model_are_detected_and_republished(tmp_pat
     with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
         assert newest_published(target.parent, "sampled", lambda info: info["tokens"] == "t1") is None
     assert "model.ckpt" in caplog.text and "fails verification" in caplog.text
+    assert "not deleted" in caplog.text
     assert not target.exists()
+    (kept,) = quarantined(tmp_path / "cache", "mlm")  # the damaged model is kept, with its reason
+    assert (kept / "model.ckpt").stat().st_size == (tmp_path / "a.ckpt").stat().st_size
+    assert "SHA-256 differs" in (kept / cache.QUARANTINE_NOTE).read_text()
     publish_checkpoint(tmp_path / "a.ckpt", target, {"tokens": "t1"}, verify="sampled")
     assert (target / "model.ckpt").read_bytes() == (tmp_path / "a.ckpt").read_bytes()
+
+
+def _published(tmp_path: Path) -> Path:
+    target = tmp_path / "cache" / "mlm" / "m1"
+    publish_checkpoint(_checkpoint(tmp_path / "a.ckpt", 0), target, {"tokens": "t1"}, verify="full")
+    return target
+
+
+def _old_manifest(marker: Path) -> None:
+    record = json.loads(marker.read_text())
+    record.pop("files")  # what an older seisbert wrote
+    marker.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda m: m.unlink(), "artifact.json is missing"),
+    (_old_manifest, "lists no file sizes and hashes"),
+    (lambda m: _flip_byte(m, 0), "artifact.json is unreadable"),
+])
+def test_a_base_model_whose_manifest_fails_is_kept_and_its_manifest_written_anew(
+        tmp_path, caplog, damage, reason):
+    target = _published(tmp_path)
+    weights = (target / "model.ckpt").read_bytes()
+    damage(target / COMPLETE_MARKER)
+    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+        assert published_model(target, "full") == target / "model.ckpt"
+    assert reason in caplog.text and "the manifest was written anew" in caplog.text
+    assert (target / "model.ckpt").read_bytes() == weights
+    assert verify_artifact(target, "full") is None  # the new manifest covers every file
+    assert json.loads((target / COMPLETE_MARKER).read_text()).get("upgraded_utc")
+
+
+def test_a_base_model_whose_manifest_disagrees_with_its_weights_is_quarantined(tmp_path, caplog):
+    target = _published(tmp_path)
+    record = json.loads((target / COMPLETE_MARKER).read_text())
+    digest = record["files"]["model.ckpt"]["sha256"]
+    record["files"]["model.ckpt"]["sha256"] = ("0" if digest[0] != "0" else "1") + digest[1:]
+    (target / COMPLETE_MARKER).write_text(json.dumps(record))  # one changed hex digit
+    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+        assert newest_published(target.parent, "full", lambda info: True) is None
+    (kept,) = quarantined(tmp_path / "cache", "mlm")
+    assert torch.load(kept / "model.ckpt", weights_only=True)["hyper_parameters"] == {"seed": 0}
+    assert f"moved to {kept}" in caplog.text
+
+
+def test_fine_tuning_names_the_quarantined_base_model(tmp_path):
+    from seisbert.tasks.finetune_run import find_base_checkpoint
+    from seisbert.tasks.finetune import FinetuneConfig
+
+    target = _published(tmp_path)
+    _flip_byte(target / "model.ckpt", os.path.getsize(target / "model.ckpt") // 2)
+    cfg = compose_cfg(tmp_path, ["experiment=finetune"], cache=tmp_path / "cache")
+    tset = type("T", (), {"digest": "t1"})()
+    with pytest.raises(FileNotFoundError, match=r"kept, not deleted, in .*quarantine/mlm: 1 folder"):
+        find_base_checkpoint(cfg, FinetuneConfig(), tset)
+
+
+def test_the_default_check_catches_one_changed_byte_in_a_large_file(tmp_path):
+    from conftest import compose_cfg as compose
+
+    mode = compose(tmp_path, [], cache=tmp_path / "cache").paths.verify
+    assert mode == "full"
+    target = tmp_path / "stage" / "big"
+    size = cache.SMALL_FILE_BYTES + (8 << 20)  # past the size where files are hashed by block
+    with atomic_artifact(target, {}) as tmp:
+        with open(tmp / "waveforms.npy", "wb") as fh:
+            fh.truncate(size)
+    rng = np.random.default_rng(1)
+    for offset in rng.integers(0, size, 3):
+        _flip_byte(target / "waveforms.npy", int(offset))
+        assert "SHA-256 differs" in verify_artifact(target, mode)
+        _flip_byte(target / "waveforms.npy", int(offset))  # back to whole
+        assert verify_artifact(target, mode) is None
 
 
 def test_a_stale_model_folder_without_marker_is_replaced_on_publish(tmp_path):
@@ -177,6 +254,8 @@ def test_a_stale_model_folder_without_marker_is_replaced_on_publish(tmp_path):
     publish_checkpoint(_checkpoint(tmp_path / "a.ckpt", 1), target, {"tokens": "t"}, verify="full")
     assert verify_artifact(target, "full") is None
     assert torch.load(target / "model.ckpt", weights_only=True)["hyper_parameters"] == {"seed": 1}
+    (kept,) = quarantined(tmp_path, "mlm")  # the unverifiable one is set aside, not deleted
+    assert (kept / "model.ckpt").read_bytes() == b"old, unverifiable"
 
 
 # --------------------------------------------------------------------------- publish race

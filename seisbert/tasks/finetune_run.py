@@ -17,7 +17,7 @@ from seisbert.data.subsets import labelled_rows
 from seisbert.metrics import classification_metrics, plot_confusion
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.artifacts import newest_published
+from seisbert.artifacts import newest_published, quarantined
 from seisbert.tasks.common import fit_best, log_image, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
 from seisbert.tasks.pretrain_run import load_windows, with_n_features
@@ -46,6 +46,10 @@ def find_base_checkpoint(cfg: DictConfig, params: FinetuneConfig, tset: TokenSet
     found = newest_published(root, cfg.paths.verify, lambda info: _same_kind(info, tset, model))
     if found is None:
         kind = "" if model is None else f" with model.input={model.input}, model.arch={model.arch}"
+        kept = quarantined(cfg.paths.cache_dir, params.pretrain_task)
+        if kept:
+            kind += (f" (base models that failed verification are kept, not deleted, in "
+                     f"{kept[0].parent}: {len(kept)} folder(s), each with its reason)")
         raise FileNotFoundError(
             f"no pretrained '{params.pretrain_task}' model{kind} for tokens {tset.digest} under {root}: run "
             f"`python train.py experiment={params.pretrain_task}` with the same data/features/tokenizer "
