@@ -23,9 +23,13 @@ def check_choice(key: str, value: Any, allowed: typing.Iterable) -> None:
         raise ValueError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
 
 
-def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> None:
+    """``lo <= value <= hi`` (``lo < value`` with ``lo_open``, e.g. a learning rate)."""
+    below = lo is not None and (value <= lo if lo_open else value < lo)
+    if below or (hi is not None and value > hi):
+        low, high = "-inf" if lo is None else lo, "inf" if hi is None else hi
+        span = f"{'(' if lo_open else '['}{low}, {high}]"
         raise ValueError(f"{key}={value!r} is out of range; allowed {span}")
 
 
@@ -144,3 +148,129 @@ def check_arguments(node: DictConfig, key: str, target: str | None = None, exclu
         value = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
         if not _type_ok(value, hints[name]):
             raise ValueError(f"{key}.{name}={value!r} is not allowed by {target}; expected {describe(hints[name])}")
+    check_late_values(node, key, target)
+
+
+# ------------------------------------------------------------ values Lightning checks late
+# Lightning checks these arguments only when it builds the Trainer or callback, after the data
+# stages have run; here they fail before any work. The allowed values are read from Lightning
+# where it lists them (registries, enums, its batch-limit rule); the ranges are the ones its
+# own error messages state, or, for counts it divides by, >= 1.
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_least(lo: float):
+    """A check of numbers ``>= lo``; None and other types are left to the type check."""
+    def check(key: str, value: Any, args: dict) -> None:
+        if _number(value):
+            check_range(key, value, lo)
+    return check
+
+
+def _accelerator(key: str, value: Any, args: dict) -> None:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    if isinstance(value, str):  # "gpu" is an alias Lightning resolves itself
+        check_choice(key, value, ("auto", "gpu", *names))
+
+
+def _strategy(key: str, value: Any, args: dict) -> None:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    allowed = ("auto", *StrategyRegistry.available_strategies())
+    if isinstance(value, str) and value.lower() not in allowed:  # Lightning lower-cases the name
+        check_choice(key, value, allowed)
+
+
+def _devices(key: str, value: Any, args: dict) -> None:
+    """Lightning refuses 0 and [] on every accelerator; -1 (every device) needs one that counts
+    its devices, so a CPU run needs a count >= 1."""
+    if value == []:
+        raise ValueError(f"{key}=[] is not allowed; give a count >= 1, a list of device ids "
+                         "or 'auto'")
+    count = int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else value
+    if _number(count) and not (count == -1 and args.get("accelerator") != "cpu"):
+        check_range(key, count, 1)
+
+
+def _gradient_clip_algorithm(key: str, value: Any, args: dict) -> None:
+    from lightning.pytorch.utilities import GradClipAlgorithmType
+
+    if isinstance(value, str):
+        check_choice(key, value.lower(), GradClipAlgorithmType.supported_types())
+
+
+def _batch_limit(key: str, value: Any, args: dict) -> None:
+    """Lightning's own rule (``_determine_batch_limits``): a fraction or a whole count."""
+    from lightning.pytorch.trainer.setup import _determine_batch_limits
+
+    if not _number(value) or value == 1:
+        return  # a duration (val_check_interval) Lightning parses itself; 1 it logs, and allows
+    try:
+        _determine_batch_limits(value, key.rsplit(".", 1)[-1])
+    except Exception:
+        raise ValueError(f"{key}={value!r} is not allowed; choose a fraction in [0.0, 1.0] "
+                         f"or a whole number of batches") from None
+
+
+def _val_check_interval(key: str, value: Any, args: dict) -> None:
+    _batch_limit(key, value, args)
+    if _number(value) and value == 0:  # Lightning takes an int 0, then divides by it
+        raise ValueError(f"{key}={value!r} is not allowed; choose a fraction in (0.0, 1.0] "
+                         f"or a whole number of batches >= 1")
+
+
+def _monitor_mode(key: str, value: Any, args: dict) -> None:
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    # ModelCheckpoint keeps the same two modes in a local dict; EarlyStopping exposes them
+    check_choice(key, value, EarlyStopping.mode_dict)
+
+
+def late_checks() -> list[tuple[type, dict]]:
+    """(Lightning class, {argument: check}); a subclass gets its base's checks."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    limits = {f"limit_{s}_batches": _batch_limit for s in ("train", "val", "test", "predict")}
+    trainer = {"accelerator": _accelerator, "strategy": _strategy, "devices": _devices,
+               "num_nodes": at_least(1), "max_epochs": at_least(-1), "max_steps": at_least(-1),
+               "check_val_every_n_epoch": at_least(1), "accumulate_grad_batches": at_least(1),
+               "val_check_interval": _val_check_interval, "overfit_batches": _batch_limit, **limits,
+               "gradient_clip_algorithm": _gradient_clip_algorithm}
+    checkpoint = {"mode": _monitor_mode, "save_top_k": at_least(-1), "every_n_epochs": at_least(0),
+                  "every_n_train_steps": at_least(0)}
+    stopping = {"mode": _monitor_mode}
+    return [(Trainer, trainer), (ModelCheckpoint, checkpoint), (EarlyStopping, stopping)]
+
+
+_UNRESOLVED = object()
+
+
+def _resolved(node: DictConfig, name: str) -> Any:
+    try:
+        value = node[name]
+    except Exception:  # an interpolation only the running app resolves (${hydra:...})
+        return _UNRESOLVED
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_late_values(node: DictConfig, key: str, target: str) -> None:
+    """The values of ``node`` that Lightning would refuse only when it builds ``target``."""
+    import hydra.utils
+
+    cls = hydra.utils.get_object(target)
+    if not isinstance(cls, type):
+        return
+    for base, checks in late_checks():
+        if not issubclass(cls, base):
+            continue
+        args = {name: _resolved(node, name) for name in checks if name in node}
+        for name, value in args.items():
+            if value is not _UNRESOLVED:
+                checks[name](f"{key}.{name}", value, args)

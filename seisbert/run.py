@@ -79,12 +79,27 @@ def validate(cfg: DictConfig) -> None:
     task = OmegaConf.to_container(cfg.task, resolve=True)
     build({"_target_": f"{__name__}.TaskConfig", **task}, "task")
     if "params" in cfg.task:
-        build(cfg.task.params, "task.params")
+        check_shared_params(build(cfg.task.params, "task.params"))
     check_arguments(cfg.trainer, "trainer", exclude=("callbacks", "logger"))
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if node is not None and "_target_" in node:  # a leftover (W&B tags with logger=csv) builds nothing
                 check_arguments(node, f"{group}.{name}")
+
+
+# Knobs the training tasks' params share, checked whatever dataclass holds them:
+# name -> (low, high, low excluded).
+SHARED_PARAMS = {"batch_size": (1, None, False), "lr": (0.0, None, True),
+                 "weight_decay": (0.0, None, False), "num_workers": (0, None, False),
+                 "warmup_frac": (0.0, 1.0, False), "min_lr_frac": (0.0, 1.0, False)}
+
+
+def check_shared_params(params) -> None:
+    """batch size, learning rate, ... in range for any task's params (they fail late otherwise)."""
+    for name, (lo, hi, lo_open) in SHARED_PARAMS.items():
+        value = getattr(params, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_range(f"task.params.{name}", value, lo, hi, lo_open)
 
 
 def check_data_window(cfg: DictConfig) -> None:
