@@ -10,6 +10,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from seisbert.loggers import finish_wandb
 from seisbert.logs import hydra_log_file, setup_logging
 from seisbert.run import run_task, validate, write_run_info
 
@@ -21,7 +22,10 @@ def main(cfg: DictConfig) -> float | None:
     setup_logging(hydra_log_file())  # seisbert at INFO, libraries at WARNING, each line once
     validate(cfg)  # every key checked before any work
     write_run_info(cfg)  # resolved config, git commit, artifact hashes
-    metrics = run_task(cfg)
+    try:
+        metrics = run_task(cfg)
+    finally:
+        finish_wandb()  # this job's W&B run, so the next job of a multirun opens its own
     monitor = cfg.task.get("monitor")
     return None if monitor is None else metrics.get(monitor)
 

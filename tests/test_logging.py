@@ -5,73 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-import struct
-import time
 from pathlib import Path
 
 import pytest
 
-from seisbert.loggers import wandb_offline
+from seisbert.loggers import read_offline_run, wandb_offline
 from seisbert.run import run_task, write_run_info
 
 EPOCHS = 2
 LOG_EVERY_STEP = ["trainer.log_every_n_steps=1", f"trainer.max_epochs={EPOCHS}"]
 
 
-# ----------------------------------------------------------------------- W&B transaction log
-def wandb_records(path: Path):
-    """Protobuf records of a ``.wandb`` file (W&B's LevelDB-style log; what `wandb sync` uploads).
-
-    The file starts with a 7-byte header (``:W&B``, magic, version) and is cut into 32 KiB
-    blocks of chunks: crc32 (4 bytes), length (2), type (1: full, 2: first, 3: middle, 4: last).
-    """
-    from wandb.proto import wandb_internal_pb2
-
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B", "not a W&B transaction log"
-    pos, parts = 7, []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer too short for a chunk header: padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 0:
-            continue
-        parts = [chunk] if kind in (1, 2) else parts + [chunk]
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(parts))
-            yield record
-
-
-def finished_records(log_file: Path, timeout_s: float = 60.0) -> list:
-    """The records once the run's ``exit`` record is on disk: wandb.finish() can return while
-    the wandb-core service is still writing the log."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = list(wandb_records(log_file))
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.2)
-
-
 def read_wandb_run(run_dir: Path) -> dict:
-    """History rows, merged config, logged artifacts and files of one offline run."""
-    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    out = {"history": [], "config": {}, "artifacts": {}, "files": [], "dir": log_file.parent}
-    for r in finished_records(log_file):
-        kind = r.WhichOneof("record_type")
-        if kind == "history":
-            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                                   for i in r.history.item})
-        elif kind == "config":
-            out["config"].update({i.key: json.loads(i.value_json) for i in r.config.update})
-        elif kind == "artifact":
-            out["artifacts"][r.artifact.name] = (r.artifact.type, {m.path for m in r.artifact.manifest.contents})
-        elif kind == "files":
-            out["files"] += [f.path for f in r.files.files]
-    return out
+    return read_offline_run(run_dir)
 
 
 def series(history: list[dict], key: str) -> list[float]:
@@ -268,3 +214,34 @@ def test_a_python_warning_is_one_log_line(logging_state, tmp_path):
     warnings.warn("careful with that", UserWarning)
     lines = (tmp_path / "w.log").read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith("UserWarning: careful with that"), lines
+
+
+def test_a_multirun_logs_one_wandb_run_per_job_with_its_own_config(tmp_path, wandb_env):
+    """Four jobs of ``train.py -m`` in one process: four offline runs, each named from its
+    overrides, grouped by the sweep, with its own config and its own history."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TINY
+
+    repo = Path(__file__).resolve().parents[1]
+    tiny = [o for o in TINY if not o.startswith(("logger=", "trainer.max_epochs"))]
+    cmd = [sys.executable, "train.py", "-m", "experiment=mlm", *tiny, "logger=wandb",
+           "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+           "+trainer.limit_test_batches=1", "trainer.log_every_n_steps=1", "model.heads=1,2", "model.layers=1,2",
+           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=540,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [read_offline_run(tmp_path / "sweep" / str(n)) for n in range(4)]
+    names = [r["name"] for r in runs]
+    assert len(set(names)) == 4 and all(":" in n and "model.heads=" in n for n in names), names
+    assert {r["group"] for r in runs} == {"sweep"}
+    seen = {(r["config"]["model"]["heads"], r["config"]["model"]["layers"]) for r in runs}
+    assert seen == {(1, 1), (1, 2), (2, 1), (2, 2)}  # each run holds its own job's config
+    for r in runs:
+        model = r["config"]["model"]
+        assert f"model.heads={model['heads']}" in r["name"]
+        assert f"model.layers={model['layers']}" in r["name"]
+        assert series(r["history"], "train/loss")  # its own job's metrics
