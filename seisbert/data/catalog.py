@@ -9,9 +9,11 @@ ANSS ComCat or network export can be read as it is (see docs/your_own_data.md).
 
 Bad input never stops the read and never vanishes: a CSV row with a value that does not
 parse (``origin_time=not-a-time``, ``latitude=abc``) is rejected naming the file, row and
-column; an event id written with two different event types is rejected naming both; a
-pick of an event the catalogue does not hold is counted. An empty or header-only file is
-one clear error, since nothing downstream can work without events.
+column; an event id written with two different event types is rejected naming both; an
+id reused with another origin keeps its first event and counts the others; a pick of an
+event the catalogue does not hold is counted. An empty or header-only file, or a byte that
+is not UTF-8, is one clear error naming the file (and the byte's offset and line), since
+the catalogue is the user's truth: nothing is guessed about it.
 """
 
 from __future__ import annotations
@@ -149,14 +151,17 @@ def read_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None =
 def merged_by_id(rows: list, name: str, unit: str, rejected: list) -> list[CatalogEvent]:
     """One event per id from ``(row number, event)`` pairs; conflicting types reject it.
 
-    The first row gives the origin; picks of all rows are merged (earliest per station).
-    A row with no type says nothing about it; two different types name both.
+    The first row gives the origin; a later row of the id with another origin is another
+    event reusing the id: it is rejected, counted, not merged. Picks of the other rows are
+    merged (earliest per station). A row with no type says nothing about it; two different
+    types name both.
     """
     groups: dict = {}
     for n, ev in rows:
         groups.setdefault(ev.event_id, []).append((n, ev))
     out = []
     for eid, group in groups.items():
+        group = _same_origin_rows(eid, group, name, unit, rejected)
         types: dict = {}
         for n, ev in group:
             if ev.event_type:
@@ -175,6 +180,37 @@ def merged_by_id(rows: list, name: str, unit: str, rejected: list) -> list[Catal
     return out
 
 
+def _same_origin_rows(eid: str, group: list, name: str, unit: str, rejected: list) -> list:
+    """The rows of an id whose origin agrees with the first's; the others are rejected."""
+    n0, first = group[0]
+    kept = [group[0]]
+    for n, ev in group[1:]:
+        if _same_origin(first, ev):
+            kept.append((n, ev))
+            continue
+        rejected.append(rejection(f"{eid} ({unit} {n})", SOURCE, Reason.DUPLICATE_EVENT, (
+            f"{name}: {unit} {n} reuses the event id {eid!r} of {unit} {n0} with another origin "
+            f"({_origin_text(ev)} vs. {_origin_text(first)}); kept {unit} {n0}, "
+            f"skipped {unit} {n}")))
+    return kept
+
+
+def _same_origin(a: CatalogEvent, b: CatalogEvent) -> bool:
+    """Whether two rows may describe one origin: every value both give agrees (an unset one
+    says nothing, as a pick row may leave the origin out)."""
+    if a.origin_time is not None and b.origin_time is not None:
+        if abs(a.origin_time - b.origin_time) > 1e-3:
+            return False
+    pairs = ((a.latitude, b.latitude, 1e-6), (a.longitude, b.longitude, 1e-6),
+             (a.depth_km, b.depth_km, 1e-6))
+    return all(not (math.isfinite(x) and math.isfinite(y)) or abs(x - y) <= tol
+               for x, y, tol in pairs)
+
+
+def _origin_text(ev: CatalogEvent) -> str:
+    return (f"{ev.origin_time} at {ev.latitude:g}, {ev.longitude:g}, {ev.depth_km:g} km")
+
+
 # ----------------------------------------------------------------------------- QuakeML
 def read_quakeml(path: Path, p_phases, key: str = "data.catalog") -> list[CatalogEvent]:
     import obspy
@@ -184,6 +220,10 @@ def read_quakeml(path: Path, p_phases, key: str = "data.catalog") -> list[Catalo
     try:
         catalog = obspy.read_events(str(path))
     except Exception as e:  # obspy raises many types for a file it cannot parse
+        bad_byte = None if _declared_encoding(path) else utf8_problem(path)
+        if bad_byte is not None:  # obspy says only "Unknown format"
+            raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML: {bad_byte}, and its "
+                             f"XML declaration names no other encoding; {UTF8_HINT}") from None
         raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML ({type(e).__name__}: "
                          f"{e}); set data.catalog_format=csv if it is a CSV table") from None
     events = [_quakeml_event(ev, p_phases) for ev in catalog]
@@ -238,11 +278,44 @@ def _num(value) -> float:
     return math.nan if value is None else float(value)
 
 
+def _declared_encoding(path: Path) -> str | None:
+    """The encoding an XML declaration names, unless it is UTF-8 (lxml reads that one)."""
+    with open(path, "rb") as f:
+        match = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([^\"']+)", f.read(200))
+    name = match.group(1).decode("ascii", "replace") if match else None
+    return None if name is None or name.lower().replace("_", "-") in ("utf-8", "utf8") else name
+
+
+# ------------------------------------------------------------------------------ text files
+UTF8_HINT = "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 old > new)"
+
+
+def utf8_problem(path: str | Path) -> str | None:
+    """Where a file stops being UTF-8 (the byte, its offset, line and column), or None."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, line_start = data.count(b"\n", 0, e.start) + 1, data.rfind(b"\n", 0, e.start) + 1
+        return (f"byte 0x{data[e.start]:02x} at offset {e.start} (line {line}, column "
+                f"{e.start - line_start + 1}) is not UTF-8")
+    return None
+
+
+def read_csv_utf8(path: str | Path, key: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv``; a byte that is not UTF-8 is a ValueError naming ``key``, the file and
+    where the byte is (pandas names neither)."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except UnicodeDecodeError:
+        raise ValueError(f"{key}={str(path)!r}: {utf8_problem(path)}; {UTF8_HINT}") from None
+
+
 # --------------------------------------------------------------------------------- CSV
 def read_csv_table(path: Path, key: str) -> pd.DataFrame:
     """A CSV file as strings (every cell parsed later, one by one, so a bad one is named)."""
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = read_csv_utf8(path, key, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{key}={str(path)!r} is empty (0 bytes); give a CSV table with a "
                          "header row and one row per event or pick") from None
@@ -289,15 +362,24 @@ def _csv_event(row: dict, columns: dict, p_phases) -> CatalogEvent:
     return ev
 
 
+# A number in this range is epoch seconds (1973-03-03 to 5138); outside it, digits are read
+# as an ISO 8601 basic date (20200101, 2020001) as UTCDateTime reads them.
+EPOCH_RANGE = (1e8, 1e11)
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_time(value: str, column: str):
-    """A UTC time from ISO 8601 text; "" is unknown (None)."""
+    """A UTC time from ISO 8601 text or epoch seconds (``1.7e9``); "" is unknown (None)."""
     from obspy import UTCDateTime
 
     if not value:
         return None
+    if NUMBER.fullmatch(value) and EPOCH_RANGE[0] <= abs(float(value)) < EPOCH_RANGE[1]:
+        return UTCDateTime(float(value))  # UTCDateTime reads "1700000000" as text: no date
     try:
         return UTCDateTime(value)
     except Exception:  # UTCDateTime raises ValueError or TypeError, by input
+        # the wording existing tests and users know; epoch seconds are in the docs
         raise BadValue(column, value, "a time (ISO 8601, e.g. 2020-01-01T12:00:00Z)") from None
 
 

@@ -15,13 +15,16 @@ trace gives the same record either way. Vertical component only: rotating to Z/R
 coordinates, which ``data=waveforms`` reads from StationXML.
 
 A bad row (missing file, unparsable time, unreadable or corrupt file, NaN, gap) is
-rejected with its CSV line and the reason; the other rows go on.
+rejected with its CSV line and the reason; the other rows go on. A row repeating an
+earlier one (the same file, station and P time) is rejected as a duplicate: each record is
+classified once. ``p_time`` is ISO 8601 text or epoch seconds (``1.7e9``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +34,11 @@ from tqdm.auto import tqdm
 
 from seisbert.arrays import RowSink
 from seisbert.config import check_choice
-from seisbert.data.catalog import BadValue, parse_time
+from seisbert.data.catalog import BadValue, parse_time, read_csv_utf8
 from seisbert.data.records import RecordSet, Reason, Rejected, reason_counts, rejection
 from seisbert.data.stores import guess_format, read_checked, station_of
 from seisbert.data.traces import place_window
-from seisbert.data.waveforms import UNSET, WaveformSource
+from seisbert.data.waveforms import UNSET, WaveformSource, check_file
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +69,8 @@ class FileListSource(WaveformSource):
         if self.file_list in UNSET:
             raise ValueError("data.file_list is not set; data=file_list needs a CSV with columns "
                              "file, p_time, e.g. data.file_list=/path/to/records.csv")
-        path = Path(self.file_list)
-        if not path.is_file():
-            raise FileNotFoundError(f"data.file_list={self.file_list!r} does not exist")
-        if path.stat().st_size == 0:
-            raise ValueError(f"data.file_list={self.file_list!r} is empty (0 bytes)")
+        check_file("data.file_list", self.file_list,
+                   "the CSV file naming one waveform file and P time per row")
 
     def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
         """One record per CSV row; bad rows are listed with their line and reason
@@ -80,9 +80,14 @@ class FileListSource(WaveformSource):
         table = self._table()
         base = Path(self.file_list).resolve().parent
         waves, rows, rejected = RowSink(waveform_path, (1, self.n_samples)), [], []
+        repeats = self._repeated_rows(table, base)
         for i, row in enumerate(tqdm(table.to_dict("records"), desc="records", unit="rec",
                                      disable=not progress)):
-            where = f"{Path(self.file_list).name}:{i + 2}"  # the CSV line (line 1 is the header)
+            where = self._line(i)
+            if i in repeats:
+                rejected.append(rejection(f"{where} {row[self.file_columns['file']]}", SOURCE,
+                                          Reason.DUPLICATE_ROW, repeats[i]))
+                continue
             try:
                 wave, meta = self._row_record(row, base)
             except Rejected as r:
@@ -98,8 +103,31 @@ class FileListSource(WaveformSource):
         n_events = len({r["event_id"] for r in rows})
         return self._record_set(waves, rows, rejected, n_events, time.perf_counter() - started)
 
+    def _line(self, i: int) -> str:
+        return f"{Path(self.file_list).name}:{i + 2}"  # the CSV line (line 1 is the header)
+
+    def _repeated_rows(self, table: pd.DataFrame, base: Path) -> dict[int, str]:
+        """Row number -> why it is skipped, for rows repeating an earlier row's file, station
+        and P time (the same time written two ways counts as one)."""
+        first, out = {}, {}
+        for i, row in enumerate(table.to_dict("records")):
+            path = Path(self._value(row, "file"))
+            p_time = self._value(row, "p_time")
+            try:
+                p_time = parse_time(p_time, self.file_columns["p_time"]) or p_time
+            except BadValue:
+                pass  # the row is rejected for it when read
+            key = (os.path.normpath(path if path.is_absolute() else base / path),
+                   self._value(row, "station_id"), str(p_time))
+            if key in first:
+                out[i] = (f"repeats {self._line(first[key])} (the same file, station and P time "
+                          f"{p_time}); the record is classified once")
+            else:
+                first[key] = i
+        return out
+
     def _table(self) -> pd.DataFrame:
-        table = pd.read_csv(self.file_list, dtype=str, keep_default_na=False)
+        table = read_csv_utf8(self.file_list, "data.file_list", dtype=str, keep_default_na=False)
         missing = [r for r in REQUIRED_ROLES if self.file_columns[r] not in table.columns]
         if missing:
             wanted = ", ".join(f"{self.file_columns[r]!r} (data.file_columns.{r})" for r in missing)
@@ -112,6 +140,9 @@ class FileListSource(WaveformSource):
     def _row_record(self, row: dict, base: Path) -> tuple:
         path = Path(self._value(row, "file"))
         path = path if path.is_absolute() else base / path
+        if path.is_dir():
+            raise Rejected(Reason.UNREADABLE, f"{path} is a folder; column "
+                           f"{self.file_columns['file']!r} names one waveform file per row")
         if not path.is_file():
             raise Rejected(Reason.UNREADABLE, f"{path} does not exist")
         try:

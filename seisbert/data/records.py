@@ -72,7 +72,8 @@ class Reason:
     """The fixed phrases of ``rejected.csv``: counts are grouped by them."""
 
     # one file or one record
-    UNREADABLE = "unreadable file"
+    UNREADABLE = "unreadable file"  # also a file that is no waveform (empty, zeros, unknown header)
+    UNREADABLE_FOLDER = "unreadable folder"  # a folder under waveform_dir that cannot be listed
     CORRUPT = "corrupt file"  # the reader warned (e.g. miniSEED "Corrupt data?")
     GAP = "gap or overlap"
     MIXED_RATE = "mixed sampling rate"
@@ -82,6 +83,8 @@ class Reason:
     LOW_NYQUIST = "nyquist below fmax"
     TOO_SHORT = "too short for the window"
     NONFINITE = "nan or inf"
+    NON_NUMERIC = "non-numeric trace"
+    CLIPPED = "clipped"  # samples at the int32 limits or a digitizer's flat top
     ALL_ZERO = "all-zero trace"
     ZERO_MEDIAN = "zero median bin"
     MISSING_PICK = "missing pick"
@@ -90,6 +93,8 @@ class Reason:
     # one catalogue row, event or pick
     BAD_VALUE = "bad catalogue value"
     CONFLICTING_TYPE = "conflicting event types"
+    DUPLICATE_EVENT = "duplicate event id"  # an id reused with another origin: the first is kept
+    DUPLICATE_ROW = "duplicate row"  # a file-list row repeating an earlier one: classified once
     UNKNOWN_TYPE = "unknown event type"
     NO_ORIGIN = "no pick and no origin"
     NO_DATA = "no waveform data near event"

@@ -7,6 +7,12 @@ Follows seisbench's "The SeisBench data format" (docs/pages/data/data_format.rst
 (``dimension_order``, ``component_order``, ``sampling_rate``). Reading also handles
 trace blocks (``block$slice`` names) and chunked datasets. Only h5py is used, not
 the seisbench package.
+
+A trace that cannot be used is rejected with its reason and the rest go on: an event whose
+rows name two event types (every row of it, naming the event and both types), a trace that
+is not numbers, a clipped trace. A metadata CSV that is not UTF-8, an HDF5 file that cannot
+be opened (truncated, partly copied) or one without its ``data_format`` group is a
+ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from seisbert.config import check_choice, check_range
-from seisbert.data.catalog import DEFAULT_EVENT_TYPES, map_event_type
+from seisbert.data.catalog import (DEFAULT_EVENT_TYPES, map_event_type, normalize_type,
+                                   read_csv_utf8)
 from seisbert.data.records import (CLASS_NAMES, REQUIRED_COLUMNS, RecordSet, Reason, empty_rejected,
                                    rejection)
-from seisbert.data.traces import nyquist_problem, resampled
+from seisbert.data.traces import clip_problem, nyquist_problem, resampled
 from seisbert.data.waveforms import Rejected, place_window
 
 log = logging.getLogger(__name__)
@@ -148,12 +155,16 @@ class SeisBenchSource:
         """Read every chunk of the dataset into a ``RecordSet``; unusable rows are rejected."""
         if self.path is None:
             raise ValueError("data.path must be set for data=seisbench")
+        chunks = [(read_csv_utf8(meta_path, "data.path", low_memory=False,
+                                 dtype={c: str for c in TEXT_COLUMNS}), h5_path)
+                  for meta_path, h5_path in chunk_files(Path(self.path))]
+        # over every row of every chunk: an event's rows may sit in other chunks or splits
+        conflicts = conflicting_types([m for m, _ in chunks], self.type_columns)
         waves, rows, rejected = [], [], []
-        for meta_path, h5_path in chunk_files(Path(self.path)):
-            meta = pd.read_csv(meta_path, dtype={c: str for c in TEXT_COLUMNS}, low_memory=False)
+        for meta, h5_path in chunks:
             if self.splits is not None and "split" in meta:
                 meta = meta[meta["split"].isin(list(self.splits))]
-            self._read_chunk(meta, h5_path, waves, rows, rejected, progress)
+            self._read_chunk(meta, h5_path, conflicts, (waves, rows, rejected), progress)
         shape = (0, len(self.channels), self.n_samples)
         waveforms = np.stack(waves) if waves else np.zeros(shape, np.float32)  # (N, C, S)
         metadata = pd.DataFrame(rows, columns=list(REQUIRED_COLUMNS) if not rows else None)
@@ -169,20 +180,23 @@ class SeisBenchSource:
                  len(rejected), counts)
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
-    def _read_chunk(self, meta: pd.DataFrame, h5_path: Path, waves, rows, rejected, progress):
-        import h5py
-
-        with h5py.File(h5_path, "r") as f:
+    def _read_chunk(self, meta: pd.DataFrame, h5_path: Path, conflicts: dict, out: tuple,
+                    progress: bool) -> None:
+        """Append the chunk's records and rejections to ``out`` = (waves, rows, rejected)."""
+        waves, rows, rejected = out
+        with open_waveforms(h5_path) as f:
             fmt = data_format(f)
             for _, row in tqdm(meta.iterrows(), total=len(meta), desc=h5_path.name,
                                disable=not progress):
                 try:
-                    wave, out = self._record(row, f, fmt)
+                    if _event_id(row) in conflicts:
+                        raise Rejected(Reason.CONFLICTING_TYPE, conflicts[_event_id(row)])
+                    wave, record = self._record(row, f, fmt)
                 except Rejected as r:
                     rejected.append(rejection(str(row.get("trace_name")), SOURCE, r.reason, r.detail))
                     continue
                 waves.append(wave)
-                rows.append(out)
+                rows.append(record)
 
     def _record(self, row: pd.Series, f, fmt: dict) -> tuple[np.ndarray, dict]:
         source_type = self._source_type(row)
@@ -197,6 +211,9 @@ class SeisBenchSource:
         if problem is not None:
             raise Rejected(Reason.LOW_NYQUIST, problem)
         data = self._components(read_trace(f, row["trace_name"], fmt), fmt, row)  # (C, n)
+        clipped = clip_problem(data.ravel())
+        if clipped is not None:
+            raise Rejected(Reason.CLIPPED, f"trace {row['trace_name']!r}: {clipped[1]}")
         if fs != self.sampling_rate_hz:
             data = np.stack([resampled(c, fs, self.sampling_rate_hz) for c in data.astype(np.float64)]).astype(np.float32)  # (C, n')
             p = p * self.sampling_rate_hz / fs
@@ -239,6 +256,11 @@ class SeisBenchSource:
 # ---------------------------------------------------------------------------- helpers
 def chunk_files(path: Path) -> list[tuple[Path, Path]]:
     """(metadata, waveforms) file pairs: the ``chunks`` file, else one dataset, else by name."""
+    if path.is_file():
+        raise ValueError(f"data.path={str(path)!r} is a file; give the SeisBench dataset's "
+                         "folder (metadata.csv beside waveforms.hdf5)")
+    if not path.is_dir():
+        raise FileNotFoundError(f"data.path={str(path)!r} does not exist")
     if (path / "chunks").is_file():
         names = [c.strip() for c in (path / "chunks").read_text().splitlines() if c.strip()]
     elif (path / "metadata.csv").is_file():
@@ -250,8 +272,59 @@ def chunk_files(path: Path) -> list[tuple[Path, Path]]:
     return [(path / f"metadata{c}.csv", path / f"waveforms{c}.hdf5") for c in names]
 
 
+def conflicting_types(metas: list[pd.DataFrame], type_columns: list) -> dict[str, str]:
+    """Event id -> why, for the events whose rows name two event types.
+
+    A row's type is its first set ``type_columns`` value, as ``_source_type`` reads it; a
+    row without an event id is its own event and cannot conflict.
+    """
+    parts = []
+    for meta in metas:
+        ids = _column(meta, "source_id").combine_first(_column(meta, "event_id"))
+        types = pd.Series(np.nan, index=meta.index, dtype=object)
+        for c in reversed(type_columns):  # the first column wins: it is applied last
+            types = _column(meta, c).combine_first(types)
+        parts.append(pd.DataFrame({"event": ids, "type": types.map(normalize_type),
+                                   "trace": _column(meta, "trace_name")}))
+    rows = pd.concat(parts).dropna(subset=["event"]) if parts else pd.DataFrame()
+    rows = rows[rows["type"] != ""] if len(rows) else rows
+    out = {}
+    for event, group in (rows.groupby("event", sort=False) if len(rows) else ()):
+        if group["type"].nunique() > 1:
+            said = " and ".join(f"{t!r} (traces {', '.join(map(str, g['trace'][:3]))}"
+                                f"{', ...' if len(g) > 3 else ''})"
+                                for t, g in group.groupby("type", sort=False))
+            out[event] = f"event {event} is written as {said}; every trace of it is skipped"
+    return out
+
+
+def _column(meta: pd.DataFrame, name: str) -> pd.Series:
+    """A text column of ``meta``, NaN where unset or absent (or not text)."""
+    if name not in meta:
+        return pd.Series(np.nan, index=meta.index, dtype=object)
+    col = meta[name]
+    return col.where(col.map(lambda v: isinstance(v, str)))
+
+
+def open_waveforms(path: Path):
+    """The HDF5 file of a chunk, open for reading; a missing or broken one names the file."""
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path: {path} does not exist (each metadata CSV needs its "
+                                "waveforms HDF5 file beside it)")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"data.path: {path} cannot be opened as HDF5 ({e}); a truncated or "
+                         "partly copied file? Copy it again") from None
+
+
 def data_format(f) -> dict:
     """The ``data_format`` group as plain strings/floats (datasets or attributes)."""
+    if "data_format" not in f:
+        raise ValueError(f"{f.filename} has no 'data_format' group; a SeisBench waveforms file "
+                         "names dimension_order (CW or WC) and component_order (e.g. ZNE) there")
     group = f["data_format"]
     raw = {**dict(group.attrs), **{k: group[k][()] for k in group.keys()}}
     out = {}
@@ -275,9 +348,13 @@ def read_trace(f, trace_name: str, fmt: dict) -> np.ndarray:
     try:
         array = f["data"][block]
         array = array[_parse_slice(where)] if where else array[()]
-    except (KeyError, ValueError, IndexError) as e:
+    except (KeyError, ValueError, IndexError, OSError) as e:  # OSError: a truncated dataset
         raise Rejected(Reason.UNREADABLE, f"trace {trace_name!r} in {f.filename}: {e}") from None
-    array = np.asarray(array, np.float32)
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise Rejected(Reason.NON_NUMERIC, f"trace {trace_name!r} in {f.filename} holds "
+                       f"{array.dtype} values, not numbers")
+    array = array.astype(np.float32)
     if array.ndim == 1:
         array = array[None] if fmt["dimension_order"] == "CW" else array[:, None]
     return array if fmt["dimension_order"] == "CW" else array.T  # (C, n)

@@ -28,6 +28,13 @@ HALF_TAPS_PER_FACTOR = 10
 # Rate ratios are rounded to a fraction with at most this denominator (100 -> 99.99 Hz
 # is 10000/9999; beyond this the filter would be needlessly long).
 MAX_RATIO_DENOMINATOR = 10000
+# Clipping: samples at the int32 limits, or a flat top: this many samples at exactly the
+# trace's maximum (or minimum), where a recorded wave peaks once ...
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+CLIP_SAMPLES = 5
+# ... at an amplitude a digitizer saturates at: a quiet trace of a few counts repeats its
+# extreme by quantisation, not by clipping (16-bit full scale is the smallest in use)
+CLIP_MIN_COUNTS = 2**15 - 1
 
 
 def merged_without_gaps(traces: list, t0, t1):
@@ -65,6 +72,36 @@ def check_finite(tr) -> None:
         first = tr.stats.starttime + int(np.argmax(bad)) * tr.stats.delta
         raise Rejected(Reason.NONFINITE, f"{tr.id}: {int(bad.sum())} NaN or inf samples, "
                        f"the first at {first}")
+
+
+def check_clipped(tr) -> None:
+    """Reject a trace whose samples saturate (see ``clip_problem``), naming where."""
+    problem = clip_problem(tr.data)
+    if problem is not None:
+        where, text = problem
+        raise Rejected(Reason.CLIPPED, f"{tr.id}: {text}, the first at "
+                       f"{tr.stats.starttime + where * tr.stats.delta}")
+
+
+def clip_problem(data: np.ndarray) -> tuple[int, str] | None:
+    """(first sample, what) when ``data`` are clipped, else None.
+
+    Clipped: a sample at the int32 limits (a value no sensor measures: the format's ends),
+    or ``CLIP_SAMPLES`` samples at exactly the trace's maximum or minimum, at an amplitude
+    of at least ``CLIP_MIN_COUNTS`` (a digitizer's flat top).
+    """
+    x = np.asarray(data)
+    if not x.size or x.dtype.kind not in "iuf":
+        return None
+    limit = np.flatnonzero((x <= INT32_MIN) | (x >= INT32_MAX))
+    if limit.size:
+        return int(limit[0]), f"{limit.size} samples at the int32 limits ({INT32_MIN}, {INT32_MAX})"
+    for level in (x.max(), x.min()):
+        pinned = np.flatnonzero(x == level)
+        if abs(float(level)) >= CLIP_MIN_COUNTS and pinned.size >= CLIP_SAMPLES:
+            return int(pinned[0]), (f"{pinned.size} samples pinned at {float(level):.0f} "
+                                    "(a digitizer's flat top)")
+    return None
 
 
 def detrended_tapered(data: np.ndarray, taper_samples: int) -> np.ndarray:

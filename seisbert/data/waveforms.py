@@ -37,8 +37,9 @@ from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, emp
                                    reason_counts, rejection)
 from seisbert.data.stores import (FileStore, SdsStore, chunked, read_inventory,
                                   station_coordinates)
-from seisbert.data.traces import (check_finite, detrended_tapered, merged_without_gaps,
-                                  nyquist_problem, place_window, resampled, to_north_east)
+from seisbert.data.traces import (check_clipped, check_finite, detrended_tapered,
+                                  merged_without_gaps, nyquist_problem, place_window, resampled,
+                                  to_north_east)
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +145,20 @@ class WaveformSource:
             if getattr(self, key) in UNSET:
                 raise ValueError(f"data.{key} is not set; data=waveforms needs it, e.g. "
                                  f"data.{key}=/path/to/{example}")
-        if not Path(self.waveform_dir).is_dir():
-            raise FileNotFoundError(f"data.waveform_dir={self.waveform_dir!r} is not a folder")
-        for key in ("catalog", "picks_csv"):
+        check_folder("data.waveform_dir", self.waveform_dir,
+                     "the folder of waveform files (or the SDS root)")
+        for key, what in (("catalog", "a QuakeML or CSV catalogue file"),
+                          ("picks_csv", "a CSV file of picks")):
             path = getattr(self, key)
-            if path in UNSET:
-                continue
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"data.{key}={path!r} does not exist")
-            if Path(path).stat().st_size == 0:
-                raise ValueError(f"data.{key}={path!r} is empty (0 bytes)")
-        if self.inventory not in UNSET and not glob(self.inventory):
-            raise FileNotFoundError(f"data.inventory={self.inventory!r} matches no file")
+            if path not in UNSET:
+                check_file(f"data.{key}", path, what)
+        if self.inventory not in UNSET:
+            found = glob(self.inventory)
+            if not found:
+                raise FileNotFoundError(f"data.inventory={self.inventory!r} matches no file")
+            if all(Path(f).is_dir() for f in found):
+                raise ValueError(f"data.inventory={self.inventory!r} is a folder; give StationXML "
+                                 f"file(s), e.g. data.inventory='{Path(found[0]) / '*.xml'}'")
 
     # ------------------------------------------------------------------------- load
     def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
@@ -344,6 +347,7 @@ class WaveformSource:
         self._check_rate(traces[0].id, rates[0])
         tr = merged_without_gaps(traces, t0, t1)
         check_finite(tr)
+        check_clipped(tr)  # on the counts as read: preprocessing would hide the flat top
         tr.data = detrended_tapered(tr.data, int(self.pad_s * tr.stats.sampling_rate))
         if self.remove_response:
             try:
@@ -375,6 +379,24 @@ class WaveformSource:
 
         radial, transverse = rotate_ne_rt(north, east, baz)
         return np.stack([arr["Z"], radial, transverse]).astype(np.float32), start  # (3, n)
+
+
+def check_file(key: str, path: str, what: str) -> None:
+    """Raise, naming ``key``, unless ``path`` is a non-empty file (``what``: what it holds)."""
+    if Path(path).is_dir():
+        raise ValueError(f"{key}={path!r} is a folder; give {what}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{key}={path!r} does not exist")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{key}={path!r} is empty (0 bytes)")
+
+
+def check_folder(key: str, path: str, what: str) -> None:
+    """Raise, naming ``key``, unless ``path`` is a folder (``what``: what it should be)."""
+    if Path(path).is_file():
+        raise ValueError(f"{key}={path!r} is a file; give {what}")
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{key}={path!r} is not a folder")
 
 
 def check_fits_features(data, features) -> None:
