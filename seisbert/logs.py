@@ -158,7 +158,8 @@ class EpochLog(L.Callback):
             logging.getLogger("seisbert.train").info(
                 "%s: %.2fM parameters (%.2fM trainable)", type(pl_module).__name__, n / 1e6, trainable / 1e6)
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # after the module's own on_validation_epoch_end, where fine-tuning logs its val/* scores
         if not trainer.sanity_checking:
             self._val = _scalars(trainer.callback_metrics, "val/")
 
@@ -167,10 +168,28 @@ class EpochLog(L.Callback):
             return
         metrics = {**_scalars(trainer.callback_metrics, "train/"), **self._val}
         self._val = {}
-        total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
         logging.getLogger("seisbert.train").info(
-            "epoch %d/%s step %d: %s", trainer.current_epoch + 1, total, trainer.global_step,
+            "%s: %s", progress_of(trainer),
             "  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())) or "no metrics")
+
+
+def progress_of(trainer) -> str:
+    """``epoch 3/20 step 150`` or, when a step budget ends the run, ``epoch 3 step 150/1500``."""
+    epoch, step = trainer.current_epoch + 1, trainer.global_step
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        return f"epoch {epoch} step {step}/{trainer.max_steps}"
+    total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
+    return f"epoch {epoch}/{total} step {step}"
+
+
+def log_summary(title: str, rows: dict[str, str], warnings: list[str] = ()) -> None:
+    """The end-of-run block: where the outputs are and the scores, then any warnings."""
+    logger = logging.getLogger("seisbert.summary")
+    width = max(map(len, rows), default=0)
+    lines = [f"== {title} =="] + [f"  {k:<{width}}  {v}" for k, v in rows.items()]
+    logger.info("\n".join(lines))
+    for text in warnings:
+        logger.warning("%s", text)
 
 
 def _scalars(metrics: dict, prefix: str) -> dict[str, float]:

@@ -53,6 +53,34 @@ def classification_metrics(
     return out
 
 
+# Balanced accuracy at or below this on dev is "at chance" for a two-class problem: the point
+# where a run is flagged (and, in the study, rerun) rather than averaged in as a result.
+CHANCE_BALANCED_ACCURACY = 0.55
+
+
+def collapse_warnings(metrics: dict, split: str, class_names=("earthquake", "blast")) -> list[str]:
+    """Warnings for a classifier that predicts one class on ``split`` (naming the class) or
+    whose balanced accuracy there is at chance; ``metrics`` from ``classification_metrics``."""
+    out = []
+    predicted = np.asarray(metrics["confusion_matrix"]).sum(axis=0)  # (2,) per predicted class
+    if predicted.sum() and (predicted == 0).any():
+        only = class_names[int(np.argmax(predicted))]
+        out.append(f"the classifier predicts one class on {split}: all {int(predicted.sum())} "
+                   f"records are called '{only}' (collapsed; its balanced accuracy "
+                   f"{metrics['balanced_accuracy']:.3f} says nothing)")
+    elif metrics["balanced_accuracy"] <= CHANCE_BALANCED_ACCURACY:
+        out.append(f"{split} balanced accuracy {metrics['balanced_accuracy']:.3f} is at chance "
+                   f"(<= {CHANCE_BALANCED_ACCURACY}); try a smaller task.params.lr or more labels")
+    return out
+
+
+def score_line(m: dict) -> str:
+    """Balanced accuracy (records, and events where known), accuracy, ROC-AUC and the count."""
+    events = f" (events {m['event_balanced_accuracy']:.3f})" if "event_balanced_accuracy" in m else ""
+    return (f"balanced accuracy {m['balanced_accuracy']:.3f}{events}, accuracy {m['accuracy']:.3f}, "
+            f"ROC-AUC {m['roc_auc']:.3f}, {int(np.sum(m['confusion_matrix']))} records")
+
+
 def event_level(y_true: np.ndarray, prob_blast: np.ndarray, event_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per event: majority label (tie: first record's label) and mean blast probability."""
     if len(event_ids) != len(y_true):

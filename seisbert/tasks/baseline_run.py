@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from seisbert.baselines import fit_baseline
 from seisbert.data.subsets import labelled_rows
-from seisbert.metrics import plot_confusion
+from seisbert.logs import log_summary
+from seisbert.metrics import collapse_warnings, plot_confusion, score_line
 from seisbert.pipeline import FeatureSet, TokenSet
 from seisbert.tasks.common import save_metrics
 
@@ -34,5 +35,8 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
     out = Path(cfg.paths.output_dir)
     plot_confusion(np.array(result.test["confusion_matrix"]), ["earthquake", "blast"],
                    out / "confusion.png", f"{name}: test, per record")
+    metrics["warnings"] = collapse_warnings(result.test, "test")
     save_metrics(cfg, metrics)
+    log_summary(f"baseline {name} finished", {"run folder": str(out), "chosen": str(result.chosen),
+                                              "test": score_line(result.test)}, metrics["warnings"])
     return metrics

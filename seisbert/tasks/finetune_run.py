@@ -14,7 +14,8 @@ from seisbert.bundle import encoder_from_bundle
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.data.subsets import labelled_rows
-from seisbert.metrics import classification_metrics, plot_confusion
+from seisbert.logs import log_summary
+from seisbert.metrics import classification_metrics, collapse_warnings, plot_confusion, score_line
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
 from seisbert.artifacts import newest_published, quarantined
@@ -128,9 +129,12 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer, module, dm, tset, best, best_score = fit_best(cfg, build_finetuning, artifacts)
+    trainer.validate(module, dm, verbose=False)  # the kept model's dev scores, for the summary
+    dev = module.last_metrics["val"]
     trainer.test(module, dm, verbose=False)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
+    metrics["warnings"] = collapse_warnings(dev, "dev") + collapse_warnings(test, "test")
     metrics["train_records"] = int(len(dm.rows["train"]))
     if best_score is not None:  # the task's monitor: what train.py returns to a sweeper
         metrics[cfg.task.monitor] = metrics["val/balanced_accuracy_best"] = best_score
@@ -143,7 +147,11 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
         log_image(trainer, "test/confusion", fig)
         save_metrics(cfg, metrics)
         from seisbert.bundle import write_run_bundle  # the one-file model (seisbert predict)
-        write_run_bundle(cfg, module, tset, tset.metadata["label"].to_numpy()[dm.rows["train"]], metrics)
+        bundle = write_run_bundle(cfg, module, tset, tset.metadata["label"].to_numpy()[dm.rows["train"]],
+                                  metrics)
+        log_summary(f"{cfg.task.name} finished", {
+            "run folder": str(out), "model": str(bundle or best or "not kept"),
+            "dev": score_line(dev), "test": score_line(test)}, metrics["warnings"])
     return metrics
 
 

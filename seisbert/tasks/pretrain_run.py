@@ -16,6 +16,7 @@ from seisbert.data.sequences import TokenDataModule, step_mode_of
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
 from seisbert.artifacts import model_artifact_dir, publish_checkpoint
+from seisbert.logs import log_summary
 from seisbert.tasks.common import (fit_best, log_artifact, log_image,
                                    save_metrics, scalar_metrics)
 from seisbert.tasks.pretrain import PretrainConfig, PretrainModule
@@ -99,6 +100,13 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
             log_artifact(trainer, f"{cfg.task.name}-model", "model", target)
             log_artifact(trainer, "tokenizer", "tokenizer", Path(artifacts["tokens"]) / "tokenizer")
         save_metrics(cfg, metrics)
+        scores = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))
+                  and isinstance(v, float) and "baseline" not in k}
+        log_summary(f"{cfg.task.name} finished", {
+            "run folder": str(cfg.paths.output_dir),
+            "base model": metrics.get("checkpoint", "not published (no best checkpoint)"),
+            "records": f"{metrics['pretrain_records']} labelled-set train + {metrics['pool_records']} pool",
+            **{k: f"{v:.4f}" for k, v in sorted(scores.items())[:8]}})
     return metrics
 
 

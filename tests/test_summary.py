@@ -1,0 +1,69 @@
+"""The end of a run says where its model is and how it scored, and warns when a classifier
+collapsed to one class or sits at chance; epoch lines carry the validation scores."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from seisbert.metrics import classification_metrics, collapse_warnings
+from seisbert.run import run_task
+
+SCRATCH = ["experiment=scratch", "trainer.max_epochs=2", "task.params.masked_eval=false"]
+
+
+def test_a_forced_collapse_is_warned_about_naming_the_class(tiny_cfg, caplog):
+    cfg = tiny_cfg(*SCRATCH, "task.params.lr=1.0")  # a step this large sends every record one way
+    with caplog.at_level(logging.INFO):
+        metrics = run_task(cfg)
+    (called,) = {w.split("called '")[1].split("'")[0] for w in metrics["warnings"]}
+    assert called in ("earthquake", "blast")
+    assert [w.split(":")[0] for w in metrics["warnings"]] == [
+        "the classifier predicts one class on dev", "the classifier predicts one class on test"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+              and r.name == "seisbert.summary"]
+    assert warned == metrics["warnings"]
+    (block,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("== ")]
+    assert re.search(rf"\n  model +{cfg.paths.output_dir}/model.bundle.safetensors\n", block), block
+    assert "test" in block and "balanced accuracy 0.500" in block
+
+
+def test_a_classifier_that_separates_gets_a_summary_without_warnings(tiny_cfg, caplog):
+    with caplog.at_level(logging.INFO):
+        metrics = run_task(tiny_cfg("experiment=baseline_hgb"))
+    assert metrics["test/balanced_accuracy"] > 0.6 and metrics["warnings"] == []
+    (block,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("== ")]
+    assert block.startswith("== baseline hgb finished ==")
+    assert f"balanced accuracy {metrics['test/balanced_accuracy']:.3f}" in block
+
+
+def test_chance_without_collapse_is_named_as_chance():
+    y = [0] * 10 + [1] * 10
+    half_wrong = classification_metrics(y, [0.9] * 5 + [0.1] * 5 + [0.9] * 5 + [0.1] * 5)
+    (text,) = collapse_warnings(half_wrong, "dev")
+    assert text.startswith("dev balanced accuracy 0.500 is at chance (<= 0.55)")
+    good = classification_metrics(y, [0.1] * 9 + [0.9] + [0.9] * 10)
+    assert collapse_warnings(good, "dev") == []
+    one_class = classification_metrics(y, [0.7] * 20)
+    assert collapse_warnings(one_class, "test", ["eq", "ex"])[0].startswith(
+        "the classifier predicts one class on test: all 20 records are called 'ex'")
+
+
+def _epoch_lines(tiny_cfg, caplog, *overrides) -> list[str]:
+    with caplog.at_level(logging.INFO, logger="seisbert.train"):
+        run_task(tiny_cfg(*SCRATCH, *overrides))
+    return [r.getMessage() for r in caplog.records if r.name == "seisbert.train"
+            and r.getMessage().startswith("epoch ")]
+
+
+def test_fine_tuning_epoch_lines_show_validation_scores(tiny_cfg, caplog):
+    lines = _epoch_lines(tiny_cfg, caplog)
+    assert [line.split(":")[0].split(" step")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("val/balanced_accuracy" in line for line in lines), lines
+
+
+def test_a_step_budget_is_shown_as_steps_not_epochs(tiny_cfg, caplog):
+    (line,) = _epoch_lines(tiny_cfg, caplog, "trainer.max_steps=3", "trainer.max_epochs=-1")
+    assert line.startswith("epoch 1 step 3/3:"), line
