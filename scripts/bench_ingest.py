@@ -1,6 +1,7 @@
 """Ingestion speed of ``data=waveforms`` beside a plain one-process ObsPy read loop.
 
     python scripts/bench_ingest.py [--events 20] [--stations 20] [--workers 2]
+    python scripts/bench_ingest.py --lookup-only      # the event-lookup row alone (seconds)
 
 Writes E events x S stations of 100 Hz miniSEED (ObsPy's bundled BW.UH4 recording,
 re-stamped, one 230-s file per pair), a QuakeML catalogue with P picks at the even
@@ -11,6 +12,10 @@ stations and a StationXML inventory, so the odd stations need TauP. Then times
 (b) seisbert: ``WaveformSource.load()`` end to end (index, QuakeML, inventory, TauP on
     a 1 km grid, checks), in this process and with ``--workers`` processes.
 Prints records/s and the ratio to (a). Other load on the machine shifts every figure.
+First, the event lookup (which stations have data near each event) against a synthetic index
+of 8,000 and 80,000 files, one event per 5 files, as an archive grows in time: the seconds
+grow with the events (10x), not with events x files (100x, the full scan it replaced, timed at
+8,000 files and on a sample of the events at 80,000).
 Then the peak memory (max RSS of a fresh process) of ``load()`` on ``--memory-events`` events:
 all waveforms in memory and stacked, against streamed to a memory-mapped ``.npy`` as the
 records stage does (``waveform_path``): the streamed peak does not grow with the record count.
@@ -26,15 +31,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import obspy
+import pandas as pd
 from obspy import UTCDateTime
 from obspy.core.event import Catalog, Event, Origin, Pick, WaveformStreamID
 from obspy.core.inventory import Inventory, Network, Station
 from obspy.geodetics import kilometers2degrees
 
 from seisbert.data.geometry import _p_at_node
+from seisbert.data.stores import INDEX_COLUMNS, FileStore
 from seisbert.data.waveforms import WaveformSource
 
 UH4 = Path(obspy.__file__).parent / "signal/tests/data/BW.UH4._.EHZ.D.2010.147.cut.slist.gz"
@@ -121,6 +129,61 @@ def memory(n_events: int, n_stations: int) -> None:
                   f"({n * round((PRE_S + POST_S) * FS) * 4 / 2**20:.0f} MB of waveforms)")
 
 
+LOOKUP_STATIONS, FILE_S, FILES_PER_EVENT = 100, 3600.0, 5  # hour files; one event per 5 files
+
+
+def lookup_index(n_files: int) -> tuple[pd.DataFrame, list]:
+    """Index rows of ``n_files`` hour files (100 stations) and events spread over their span."""
+    rng = np.random.default_rng(0)
+    hours = n_files // LOOKUP_STATIONS
+    start = (ORIGIN.timestamp + np.repeat(np.arange(hours) * FILE_S, LOOKUP_STATIONS)
+             + rng.uniform(0, 1, n_files))
+    index = pd.DataFrame({"path": [f"f{i:06d}.mseed" for i in range(n_files)],
+                          "station_id": [f"XX.S{i % LOOKUP_STATIONS:03d}" for i in range(n_files)],
+                          "start": start, "end": start + FILE_S, "lat": np.nan, "lon": np.nan},
+                         columns=INDEX_COLUMNS)
+    times = np.sort(rng.uniform(0, hours * FILE_S, n_files // FILES_PER_EVENT))
+    events = [SimpleNamespace(origin_time=ORIGIN + t, p_picks={}) for t in times]
+    return index, events
+
+
+def full_scan(index: pd.DataFrame, events: list) -> float:
+    """Seconds of the lookup this replaced (its code as it was): every file compared per event."""
+    named = set()
+    started = time.perf_counter()
+    for ev in events:
+        have = set(index["station_id"])
+        t = float(ev.origin_time.timestamp)
+        hit = (index["start"] <= t + 300.0) & (index["end"] >= t - PRE_S)
+        near = set(index.loc[hit, "station_id"])
+        named.update(index.loc[hit, "path"])
+        sorted(near | (set(ev.p_picks) & have))
+    return time.perf_counter() - started
+
+
+def timed_lookup(store: FileStore, events: list) -> float:
+    started = time.perf_counter()
+    found = sum(len(store.stations_near(ev, PRE_S, 300.0)) for ev in events)
+    assert found >= LOOKUP_STATIONS * len(events)  # every station has data near every event
+    return time.perf_counter() - started
+
+
+def lookup() -> None:
+    """The event-lookup row: seconds at 8,000 and 80,000 files and their ratio."""
+    seconds, scans = {}, {}
+    for n_files in (8_000, 80_000):
+        index, events = lookup_index(n_files)
+        store = FileStore.from_index(index)
+        seconds[n_files] = min(timed_lookup(store, events) for _ in range(3))  # best of 3
+        sample = events[::max(1, len(events) // 100)]  # the full scan on 80k: minutes otherwise
+        scans[n_files] = full_scan(index, sample) * len(events) / len(sample)
+        print(f"event lookup, {n_files:6d} files, {len(events):6d} events: "
+              f"{seconds[n_files]:6.3f} s   (the full scan it replaced: {scans[n_files]:6.1f} s, "
+              f"timed on {len(sample)} events)")
+    print(f"event lookup, 80k / 8k files: {seconds[80_000] / seconds[8_000]:.1f}x the time for "
+          f"10x the files and events (the full scan: {scans[80_000] / scans[8_000]:.0f}x)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20)
@@ -130,10 +193,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="events (x --stations) of the memory check, one run per count")
     ap.add_argument("--peak-of", type=Path, help=argparse.SUPPRESS)  # the memory check's child process
     ap.add_argument("--streamed", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--lookup-only", action="store_true", help="the event-lookup row alone")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.peak_of is not None:
         return peak_load(args.peak_of, args.streamed)
+    lookup()
+    if args.lookup_only:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         pairs = build(Path(tmp), args.events, args.stations)
         seisbert_load(Path(tmp), 0)  # warm-up: imports, TauP model, plugin lookup
