@@ -195,7 +195,7 @@ def test_seisbench_event_with_two_types_and_a_non_numeric_trace_are_skipped(tmp_
                          "(traces c2); every trace of it is skipped")
     assert why["txt"].startswith("trace 'txt' in ") and why["txt"].endswith(
         "waveforms.hdf5 holds |S3 values, not numbers")
-    assert why["clip"] == "trace 'clip': 40 samples at the int32 limits (-2147483648, 2147483647)"
+    assert why["clip"] == "trace 'clip' Z: 40 samples at the int32 limits (-2147483648, 2147483647)"
 
 
 def test_truncated_hdf5_and_missing_data_format_name_the_file(tmp_path):

@@ -210,10 +210,12 @@ class SeisBenchSource:
         problem = nyquist_problem(fs, self.sampling_rate_hz, self.fmax_hz, self.min_power_at_fmax)
         if problem is not None:
             raise Rejected(Reason.LOW_NYQUIST, problem)
-        data = self._components(read_trace(f, row["trace_name"], fmt), fmt, row)  # (C, n)
-        clipped = clip_problem(data.ravel())
-        if clipped is not None:
-            raise Rejected(Reason.CLIPPED, f"trace {row['trace_name']!r}: {clipped[1]}")
+        raw = read_trace(f, row["trace_name"], fmt)  # (C, n) as stored
+        for c, component in zip(fmt["component_order"], raw):  # before rotation mixes them
+            clipped = clip_problem(component)
+            if clipped is not None:
+                raise Rejected(Reason.CLIPPED, f"trace {row['trace_name']!r} {c}: {clipped[1]}")
+        data = self._components(raw, fmt, row)  # (C, n)
         if fs != self.sampling_rate_hz:
             data = np.stack([resampled(c, fs, self.sampling_rate_hz) for c in data.astype(np.float64)]).astype(np.float32)  # (C, n')
             p = p * self.sampling_rate_hz / fs
@@ -287,14 +289,17 @@ def conflicting_types(metas: list[pd.DataFrame], type_columns: list) -> dict[str
         parts.append(pd.DataFrame({"event": ids, "type": types.map(normalize_type),
                                    "trace": _column(meta, "trace_name")}))
     rows = pd.concat(parts).dropna(subset=["event"]) if parts else pd.DataFrame()
-    rows = rows[rows["type"] != ""] if len(rows) else rows
+    if not len(rows):
+        return {}
+    rows = rows[rows["type"] != ""]
+    n_types = rows.groupby("event")["type"].nunique()  # vectorised: a dataset has 1M events
     out = {}
-    for event, group in (rows.groupby("event", sort=False) if len(rows) else ()):
-        if group["type"].nunique() > 1:
-            said = " and ".join(f"{t!r} (traces {', '.join(map(str, g['trace'][:3]))}"
-                                f"{', ...' if len(g) > 3 else ''})"
-                                for t, g in group.groupby("type", sort=False))
-            out[event] = f"event {event} is written as {said}; every trace of it is skipped"
+    for event, group in rows[rows["event"].isin(n_types.index[n_types > 1])].groupby(
+            "event", sort=False):
+        said = " and ".join(f"{t!r} (traces {', '.join(map(str, g['trace'][:3]))}"
+                            f"{', ...' if len(g) > 3 else ''})"
+                            for t, g in group.groupby("type", sort=False))
+        out[event] = f"event {event} is written as {said}; every trace of it is skipped"
     return out
 
 
