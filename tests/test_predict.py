@@ -13,8 +13,10 @@ from obspy.core.event import Catalog, Event, Origin, Pick, ResourceIdentifier, W
 from bundle_helpers import pipeline_probabilities, predict_cfg, trained
 from seisbert.bundle import load_bundle
 from seisbert.config import build
+from seisbert.data.records import RecordSet
 from seisbert.inference.cli import run as cli_run
-from seisbert.inference.predict import PredictConfig, event_table, prediction_table, prior_shift, score
+from seisbert.inference.predict import (PredictConfig, event_table, prediction_table, prior_shift,
+                                       score, score_chunks, waveform_rows)
 from seisbert.pipeline import FeatureSet, TokenSet, load_records
 
 START = UTCDateTime(2021, 3, 1)
@@ -98,12 +100,18 @@ def test_predict_on_miniseed_equals_the_fine_tuning_run(run, tmp_path):
     # the same tokens as the training run's tokenizer stage gave these records
     bundle = load_bundle(run["bundle"])
     source = build(cfg.data, "data")
-    scored = score(bundle, source.load(progress=False), PredictConfig(progress=False))
+    records = source.load(progress=False)
+    scored = score(bundle, records, PredictConfig(progress=False))
+    chunks = list(score_chunks(bundle, records, PredictConfig(progress=False, chunk_records=3)))
     order = [key.index(f"{str(e).rsplit('/', 1)[-1]}|{s}")
              for e, s in zip(scored.metadata["event_id"], scored.metadata["station_id"])]
-    np.testing.assert_array_equal(scored.tokens, np.asarray(TokenSet.load(run["tokens"]).tokens)[rows[order]])
+    tokens = np.concatenate([c.tokens for c in chunks])
+    trained_tokens = np.asarray(TokenSet.load(run["tokens"]).tokens)[rows[order]]
+    np.testing.assert_array_equal(tokens, trained_tokens)
     trained_features = np.asarray(FeatureSet.load(run["features"]).features)[rows[order]]
-    np.testing.assert_allclose(scored.features, trained_features, rtol=0, atol=1e-4)  # log10 units
+    features = np.concatenate([c.features for c in chunks])
+    np.testing.assert_allclose(features, trained_features, rtol=0, atol=1e-4)  # log10 units
+    assert not list((tmp_path / "out").glob(".records-*"))  # the streamed waveforms are removed
     events = pd.read_csv(tmp_path / "out" / "events.csv")
     assert len(events) == 2 and events["n_stations"].sum() == len(rows)
     assert set(events["decision"]) <= {"earthquake", "blast"}
@@ -221,3 +229,55 @@ def test_a_csv_of_files_and_p_times_predicts_the_same_and_names_each_bad_line(ru
         cli_run(predict_cfg(tmp_path / "out2", [f"bundle={run['bundle']}", "data=file_list",
                                                 f"data.file_list={tmp_path / 'bad.csv'}", "data.pre_s=10",
                                                 "data.post_s=80", "predict.progress=false"]))
+
+
+def test_chunked_scoring_equals_one_chunk(run):
+    """Chunks of 7 give bit-identical probabilities, the same kept rows and the same rejections
+    (with their record_index) as one chunk, for memory-mapped and in-memory waveforms."""
+    bundle = load_bundle(run["bundle"])
+    mapped = load_records(run["records"])
+    assert isinstance(mapped.waveforms, np.memmap)
+    waves = np.array(mapped.waveforms[:40])
+    waves[[3, 20]] = 0.0  # two records the features stage rejects, in different chunks of 7
+    in_memory = RecordSet(waves, mapped.metadata.iloc[:40], mapped.sampling_rate_hz,
+                          mapped.channels)
+    for records in (mapped, in_memory):
+        one = score(bundle, records, PredictConfig(progress=False, chunk_records=10**6))
+        seven = score(bundle, records, PredictConfig(progress=False, chunk_records=7))
+        np.testing.assert_array_equal(seven.prob_blast, one.prob_blast)
+        pd.testing.assert_frame_equal(seven.metadata, one.metadata)
+        pd.testing.assert_frame_equal(seven.rejected, one.rejected)
+    assert [d.split()[0] for d in one.rejected["detail"]] == ["record_index=3", "record_index=20"]
+    assert len(one.metadata) == 38 and 3 not in set(one.metadata["record_index"])
+
+
+TABLES = ("predictions.csv", "events.csv", "rejected.csv")
+
+
+def test_predict_tables_do_not_depend_on_the_chunk_size(run, tmp_path):
+    tables = {}
+    for chunk in (7, 100_000):
+        out = tmp_path / str(chunk)
+        cli_run(predict_cfg(out, [f"bundle={run['bundle']}", "data=synthetic", "data.n_events=30",
+                                  "data.seed=11", "predict.progress=false",
+                                  f"predict.chunk_records={chunk}"]))
+        tables[chunk] = {n: (out / n).read_bytes() for n in TABLES}
+    assert tables[7] == tables[100_000]
+    assert len(pd.read_csv(tmp_path / "7" / "predictions.csv")) > 7 * 3  # several chunks
+
+
+def test_waveform_rows_reads_a_memory_map_by_file(tmp_path):
+    rows = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
+    np.save(tmp_path / "w.npy", rows)
+    mapped = np.load(tmp_path / "w.npy", mmap_mode="r")
+    for start, stop in ((0, 2), (2, 5), (4, 9), (5, 7)):
+        got = waveform_rows(mapped, start, stop)
+        assert not isinstance(got, np.memmap)
+        np.testing.assert_array_equal(got, rows[start:stop])
+    view = mapped[1:]  # a view of a map: its own rows, not its file's
+    np.testing.assert_array_equal(waveform_rows(view, 1, 3), rows[2:4])
+
+
+def test_chunk_records_must_be_positive():
+    with pytest.raises(ValueError, match=r"predict\.chunk_records=0 is out of range; allowed \[1,"):
+        PredictConfig(chunk_records=0)

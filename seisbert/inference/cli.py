@@ -4,15 +4,18 @@
     seisbert evaluate bundle=PATH data=seisbench data.path=DIR
 
 Reads as a list of steps: check the composed config, load and check the bundle, read the
-source's records (no cache, no split, no tokenizer fit), score them, write the tables
-(and for ``evaluate`` the metrics and figures) into the run folder.
+source's records (no cache, no split, no tokenizer fit; waveforms streamed to a temporary
+file where the source can), score them a chunk at a time, write the tables (and for
+``evaluate`` the metrics and figures) into the run folder.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -45,14 +48,24 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    records = source.load(progress=pcfg.show_progress)
-    scored = predict.score(bundle, records, pcfg)
+    with tempfile.TemporaryDirectory(prefix=".records-", dir=out) as tmp:
+        records = load_streamed(source, Path(tmp), pcfg.show_progress)
+        scored = predict.score(bundle, records, pcfg)
+        del records  # its waveform file goes with the folder
     table = predict.prediction_table(scored, bundle, pcfg)
     events = predict.event_table(table, pcfg, bundle.class_names)
     predict.write_predictions(out, table, events, scored.rejected)
     if cfg.mode == "predict":
         return {}
     return evaluate.write_evaluation(out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names)
+
+
+def load_streamed(source, folder: Path, progress: bool):
+    """The source's records; a source that can stream its waveforms to a file (as the records
+    stage does) writes them under ``folder`` and they are read back a chunk at a time."""
+    if "waveform_path" in inspect.signature(source.load).parameters:
+        return source.load(progress=progress, waveform_path=folder / "waveforms.npy")
+    return source.load(progress=progress)
 
 
 def main() -> None:

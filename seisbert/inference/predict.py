@@ -4,13 +4,17 @@ The records are featurized with the bundle's feature config and tokenized with t
 bundle's centroids (nearest centroid by FAISS, as the tokenizer stage assigns), so a
 record gives the same features, tokens and probability here as in the fine-tuning run
 (tests/test_predict.py). Nothing is fitted and no split is drawn. Records that cannot be
-used are listed with their reason; the rest are classified.
+used are listed with their reason; the rest are classified. Records are featurized, tokenized
+and classified ``predict.chunk_records`` at a time, so memory holds one chunk of waveforms,
+features and tokens however many records a source delivers.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,7 @@ ID_COLUMNS = ("event_id", "event_uri", "station_id", "trace_start_time", "trace_
 @dataclass
 class PredictConfig:
     batch_size: int = 512  # records per forward pass
+    chunk_records: int = 2048  # records featurized, tokenized and classified at a time
     threshold: float = 0.5  # decide blast when the (prior-shifted) probability >= this
     prior_blast: float | None = None  # blast share expected in the new data; None keeps the model's
     progress: bool | None = None  # None: a bar only when stderr is a terminal (not in a log file)
@@ -38,6 +43,7 @@ class PredictConfig:
 
     def __post_init__(self):
         check_range("predict.batch_size", self.batch_size, 1)
+        check_range("predict.chunk_records", self.chunk_records, 1)
         check_range("predict.threshold", self.threshold, 0.0, 1.0)
         if self.prior_blast is not None:
             check_range("predict.prior_blast", self.prior_blast, 1e-6, 1 - 1e-6)
@@ -50,13 +56,23 @@ class PredictConfig:
 
 @dataclass
 class Scored:
-    """Per kept record: its metadata row, features (N, T, F), tokens (N, T), P(blast) (N,)."""
+    """Per kept record its metadata row and P(blast) (N,); the rejected records with reasons."""
 
     metadata: pd.DataFrame
+    prob_blast: np.ndarray
+    rejected: pd.DataFrame
+
+
+@dataclass
+class Chunk:
+    """Rows ``start .. start + len(reasons)`` of a record set, scored: every row's rejection
+    reason ("" when kept), and the kept rows' features (n, T, F), tokens (n, T), P(blast) (n,)."""
+
+    start: int
+    reasons: np.ndarray
     features: np.ndarray
     tokens: np.ndarray
     prob_blast: np.ndarray
-    rejected: pd.DataFrame
 
 
 def prior_shift(prob: np.ndarray, train_prior: float, new_prior: float) -> np.ndarray:
@@ -88,23 +104,30 @@ def check_source(bundle, source) -> None:
         raise ValueError(f"data does not fit bundle {bundle.path}: " + "; ".join(problems))
 
 
-def featurize(bundle, records: RecordSet, progress: bool) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Features (n_kept, T, F) with the bundle's config, the kept metadata and all rejections."""
-    from seisbert.pipeline import feature_rejections, featurize_records
+def waveform_rows(waveforms: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``waveforms[start:stop]`` in memory. A memory-mapped array's rows are read from its file:
+    pages read through the map stay resident, so the process would grow by every chunk."""
+    mapped_file = isinstance(waveforms, np.memmap) and isinstance(waveforms.base, mmap.mmap)
+    if not (mapped_file and waveforms.flags.c_contiguous):  # a view's offset is its parent's
+        return np.asarray(waveforms[start:stop])
+    row_shape, stop = waveforms.shape[1:], min(stop, len(waveforms))
+    row_items = int(np.prod(row_shape))
+    with open(waveforms.filename, "rb") as f:
+        f.seek(waveforms.offset + start * row_items * waveforms.dtype.itemsize)
+        rows = np.fromfile(f, waveforms.dtype, (stop - start) * row_items)
+    return rows.reshape(stop - start, *row_shape)
 
-    feats, reasons = featurize_records(records, bundle.feature_config(), progress)
-    meta = records.metadata.reset_index(drop=True).copy()
-    meta["record_index"] = np.arange(len(meta))
-    rejected = pd.concat([records.rejected, feature_rejections(meta, reasons)], ignore_index=True)
-    keep = reasons == ""
-    return feats[keep], meta[keep].reset_index(drop=True), rejected
 
-
-def tokens_of(bundle, features: np.ndarray) -> np.ndarray:
+def tokenize(tokenizer, features: np.ndarray) -> np.ndarray:
     """Tokens (N, T) int16 by nearest training centroid."""
     if len(features) == 0:
         return np.zeros(features.shape[:2], np.int16)
-    return bundle.tokenizer().tokenize(np.ascontiguousarray(features))
+    return tokenizer.tokenize(np.ascontiguousarray(features))
+
+
+def tokens_of(bundle, features: np.ndarray) -> np.ndarray:
+    """Tokens (N, T) int16 by the bundle's centroids."""
+    return tokenize(bundle.tokenizer(), features)
 
 
 def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
@@ -137,14 +160,40 @@ def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
     return out
 
 
+def score_chunks(bundle, records: RecordSet, pcfg: PredictConfig) -> Iterator[Chunk]:
+    """The records featurized with the bundle's config, tokenized and classified
+    ``pcfg.chunk_records`` at a time: memory holds one chunk, whatever the count."""
+    from seisbert.pipeline import featurize_records
+
+    fcfg, tokenizer, module = bundle.feature_config(), bundle.tokenizer(), bundle.module()
+    n, step = len(records), pcfg.chunk_records
+    starts = tqdm(range(0, n, step), desc="predict", unit="chunk", disable=not pcfg.show_progress)
+    for start in starts:
+        stop = min(start + step, n)
+        waves, meta = waveform_rows(records.waveforms, start, stop), records.metadata.iloc[start:stop]
+        part = RecordSet(waves, meta, records.sampling_rate_hz, records.channels)
+        feats, reasons = featurize_records(part, fcfg, progress=False)
+        feats = feats[reasons == ""]
+        tokens = tokenize(tokenizer, feats)
+        prob = probabilities(module, tokens, pcfg.batch_size, False, feats)
+        yield Chunk(start, reasons, feats, tokens, prob)
+
+
 def score(bundle, records: RecordSet, pcfg: PredictConfig) -> Scored:
-    """Features, tokens and P(blast) of every usable record; the rest listed with reasons."""
-    progress = pcfg.show_progress
-    feats, meta, rejected = featurize(bundle, records, progress)
-    tokens = tokens_of(bundle, feats)
-    prob = probabilities(bundle.module(), tokens, pcfg.batch_size, progress, feats) if len(tokens) \
-        else np.zeros(0, np.float32)
-    return Scored(meta, feats, tokens, prob, rejected)
+    """P(blast) of every usable record, the rest listed with reasons. Each chunk's features
+    and tokens are dropped once it is classified (``score_chunks`` yields them)."""
+    from seisbert.pipeline import feature_rejections
+
+    reasons, probs = [np.empty(0, object)], [np.zeros(0, np.float32)]
+    for chunk in score_chunks(bundle, records, pcfg):
+        reasons.append(chunk.reasons)
+        probs.append(chunk.prob_blast)
+    reasons = np.concatenate(reasons)
+    meta = records.metadata.reset_index(drop=True).copy()
+    meta["record_index"] = np.arange(len(meta))
+    rejected = pd.concat([records.rejected, feature_rejections(meta, reasons)], ignore_index=True)
+    keep = reasons == ""
+    return Scored(meta[keep].reset_index(drop=True), np.concatenate(probs), rejected)
 
 
 def prediction_table(scored: Scored, bundle, pcfg: PredictConfig) -> pd.DataFrame:
