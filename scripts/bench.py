@@ -29,6 +29,8 @@ STAGES = {
     "ingest": ("bench_ingest.py", []),
     # seisbert predict's peak RSS at 2,000 vs 20,000 records (streamed, scored in chunks)
     "predict": ("bench_predict.py", []),
+    # paths.verify: seconds per level on a paper-scale artifact, and one-byte changes caught
+    "cache": ("bench_cache.py", []),
 }
 
 
