@@ -153,7 +153,8 @@ def layerwise_groups(module: FinetuneModule, lr: float, weight_decay: float, dec
 
 @torch.no_grad()
 def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: float, seed: int = 0) -> dict:
-    """Classifier scored on inputs whose selected spectral positions are all [MASK].
+    """Classifier scored on inputs whose selected spectral positions are all [MASK]
+    (``mode=None``: nothing masked, the plain scores).
 
     For window inputs the [MASK] id makes the encoder use its mask vector there, so the
     masked windows are never read.
@@ -164,7 +165,8 @@ def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: 
     K = module.cfg.vocab_size
     for batch in loader:
         ids = batch["ids"].to(module.device)
-        sel = select_positions(ids < K, mode, mask_rate, gen)
+        sel = torch.zeros_like(ids, dtype=torch.bool) if mode is None else \
+            select_positions(ids < K, mode, mask_rate, gen)
         masked = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
         psd = batch.get("psd")
         psd = None if psd is None else psd.to(module.device)

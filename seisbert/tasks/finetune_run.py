@@ -129,8 +129,7 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
 
 def run(cfg: DictConfig, artifacts: dict) -> dict:
     trainer, module, dm, tset, best, best_score = fit_best(cfg, build_finetuning, artifacts)
-    trainer.validate(module, dm, verbose=False)  # the kept model's dev scores, for the summary
-    dev = module.last_metrics["val"]
+    dev = split_metrics(module, dm.val_dataloader(), dm.meta)  # the kept model's, for the summary
     trainer.test(module, dm, verbose=False)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
@@ -153,6 +152,12 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
             "run folder": str(out), "model": str(bundle or best or "not kept"),
             "dev": score_line(dev), "test": score_line(test)}, metrics["warnings"])
     return metrics
+
+
+def split_metrics(module: FinetuneModule, loader, meta) -> dict:
+    """Classification metrics of one split, scored outside the trainer (nothing is logged)."""
+    r = masked_input_accuracy(module, loader, None, 0.0)
+    return classification_metrics(r["y"], r["prob"], meta["event_id"].to_numpy()[r["rows"]])
 
 
 def masked_evaluation(module: FinetuneModule, dm: TokenDataModule) -> dict:
