@@ -7,14 +7,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from seisbert.inference.cli import run
+from seisbert.inference.cli import apply_bundle
 from seisbert.logs import hydra_log_file, setup_logging
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
 def main(cfg: DictConfig) -> None:
     setup_logging(hydra_log_file())  # the same console as train.py
-    run(cfg)
+    apply_bundle(cfg)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from seisbert.loggers import finish_wandb
 from seisbert.logs import hydra_log_file, setup_logging
-from seisbert.run import run_task, validate, write_run_info
+from seisbert.train.job import train_job, validate, write_run_info
+from seisbert.train.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float | None:
     validate(cfg)  # every key checked before any work
     write_run_info(cfg)  # resolved config, git commit, artifact hashes
     try:
-        metrics = run_task(cfg)
+        metrics = train_job(cfg)
     finally:
         finish_wandb()  # this job's W&B run, so the next job of a multirun opens its own
     monitor = cfg.task.get("monitor")

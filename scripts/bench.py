@@ -19,7 +19,10 @@ SCRIPTS = Path(__file__).resolve().parent
 STAGES = {
     "synthetic": ("bench_synthetic.py", None),  # generation speed, class separability
     "features": ("bench_features.py", []),  # ours vs. scipy welch loop / periodogram per record
-    "tokenizer": ("bench_tokenizer.py", []),  # FAISS vs. scikit-learn KMeans; paper-scale fit+assign
+    "tokenizer": (
+        "bench_tokenizer.py",
+        [],
+    ),  # FAISS vs. scikit-learn KMeans; paper-scale fit+assign
     # our training step (bf16 where native, head on masked positions) vs. HF BertForMaskedLM fp32;
     # one thread and CPU seconds, so the other jobs of a shared machine do not skew the ratio
     "model": ("bench_encoder.py", ["--threads", "1", "--clock", "cpu", "--rounds", "3"]),

@@ -3,7 +3,7 @@
     python scripts/bench_cache.py [--records 7734] [--flips 200]
 
 Builds a records-like artifact of paper scale (``--records`` waveforms of (1, 9000) float32,
-the default data size, plus its (N, 90, 20) features) with ``seisbert.cache.atomic_artifact``,
+the default data size, plus its (N, 90, 20) features) with ``seisbert.artifacts.cache.atomic_artifact``,
 then times ``verify_artifact`` at each level and changes one random byte ``--flips`` times to
 count how often each level sees it. Only ``full`` reads every byte; the figures say what the
 others miss. Other load on the machine shifts the timings.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seisbert.cache import VERIFY_MODES, atomic_artifact, verify_artifact
+from seisbert.artifacts.cache import VERIFY_MODES, atomic_artifact, verify_artifact
 
 SAMPLES, WINDOWS, BINS = 9000, 90, 20  # 90 s at 100 Hz; 90 one-second windows of 20 bins
 
@@ -35,9 +35,13 @@ def build(folder: Path, records: int) -> Path:
     rng = np.random.default_rng(0)
     target = folder / "records" / "bench"
     with atomic_artifact(target, {"bench": records}) as tmp:
-        waves = np.lib.format.open_memmap(tmp / "waveforms.npy", "w+", np.float32, (records, 1, SAMPLES))
+        waves = np.lib.format.open_memmap(
+            tmp / "waveforms.npy", "w+", np.float32, (records, 1, SAMPLES)
+        )
         for i in range(0, records, 512):
-            waves[i:i + 512] = rng.standard_normal((len(waves[i:i + 512]), 1, SAMPLES), np.float32)
+            waves[i : i + 512] = rng.standard_normal(
+                (len(waves[i : i + 512]), 1, SAMPLES), np.float32
+            )
         waves.flush()
         np.save(tmp / "features.npy", rng.standard_normal((records, WINDOWS, BINS), np.float32))
     return target
@@ -78,10 +82,14 @@ def main() -> None:
         print(f"{'paths.verify':<14}{'seconds':>9}{'MB/s':>8}  one-byte change caught")
         for mode in VERIFY_MODES:
             tries = full_flips if mode == "full" else args.flips
-            print(f"{mode:<14}{seconds[mode]:>9.2f}{total / 1e6 / max(seconds[mode], 1e-9):>8.0f}  "
-                  f"{caught[mode]}/{tries} ({100 * caught[mode] / tries:.0f}%)")
-        print(f"verify full on a paper-scale records artifact: {seconds['full']:.2f} s "
-              f"(x{seconds['full'] / max(seconds['sampled'], 1e-9):.1f} of sampled)")
+            print(
+                f"{mode:<14}{seconds[mode]:>9.2f}{total / 1e6 / max(seconds[mode], 1e-9):>8.0f}  "
+                f"{caught[mode]}/{tries} ({100 * caught[mode] / tries:.0f}%)"
+            )
+        print(
+            f"verify full on a paper-scale records artifact: {seconds['full']:.2f} s "
+            f"(x{seconds['full'] / max(seconds['sampled'], 1e-9):.1f} of sampled)"
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ from seisbert.model import Encoder, EncoderConfig, MLMHead
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 PRECISIONS = ("fp32", "bf16")
 # model:precision pairs timed by default; the reference of every ratio is hf_bert:fp32
-DEFAULT_VARIANTS = "ours:fp32,ours_masked:fp32,ours_masked:bf16,hf_bert:fp32,hf_bert:bf16,torch_te:fp32"
+DEFAULT_VARIANTS = (
+    "ours:fp32,ours_masked:fp32,ours_masked:bf16,hf_bert:fp32,hf_bert:bf16,torch_te:fp32"
+)
 REFERENCE = "hf_bert:fp32"
 
 
@@ -55,7 +57,12 @@ def cpu_has_native_bf16() -> bool:
 
 
 def load_preset(name: str, vocab_size: int) -> EncoderConfig:
-    root = OmegaConf.create({"tokenizer": {"vocab_size": vocab_size}, "model": OmegaConf.load(CONFIG_DIR / f"{name}.yaml")})
+    root = OmegaConf.create(
+        {
+            "tokenizer": {"vocab_size": vocab_size},
+            "model": OmegaConf.load(CONFIG_DIR / f"{name}.yaml"),
+        }
+    )
     return build(root.model, "model")
 
 
@@ -85,10 +92,17 @@ class HuggingFace(nn.Module):
         from transformers import BertConfig, BertForMaskedLM
 
         hf = BertConfig(
-            vocab_size=cfg.n_tokens, hidden_size=cfg.d_model, num_hidden_layers=cfg.layers,
-            num_attention_heads=cfg.heads, intermediate_size=cfg.ffn, hidden_dropout_prob=cfg.dropout,
-            attention_probs_dropout_prob=cfg.attn_dropout, max_position_embeddings=cfg.max_len,
-            type_vocab_size=cfg.n_segments, layer_norm_eps=cfg.norm_eps, pad_token_id=cfg.pad_id,
+            vocab_size=cfg.n_tokens,
+            hidden_size=cfg.d_model,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            intermediate_size=cfg.ffn,
+            hidden_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.attn_dropout,
+            max_position_embeddings=cfg.max_len,
+            type_vocab_size=cfg.n_segments,
+            layer_norm_eps=cfg.norm_eps,
+            pad_token_id=cfg.pad_id,
         )
         try:
             self.bert = BertForMaskedLM._from_config(hf, attn_implementation="sdpa")
@@ -96,7 +110,12 @@ class HuggingFace(nn.Module):
             self.bert = BertForMaskedLM(hf)
 
     def forward(self, tokens, segments, labels):
-        return self.bert(input_ids=tokens, token_type_ids=segments, attention_mask=torch.ones_like(tokens), labels=labels).loss
+        return self.bert(
+            input_ids=tokens,
+            token_type_ids=segments,
+            attention_mask=torch.ones_like(tokens),
+            labels=labels,
+        ).loss
 
 
 class TorchTransformer(nn.Module):
@@ -109,24 +128,41 @@ class TorchTransformer(nn.Module):
         self.emb_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu",
-            layer_norm_eps=cfg.norm_eps, batch_first=True, norm_first=cfg.norm == "pre",
+            cfg.d_model,
+            cfg.heads,
+            cfg.ffn,
+            cfg.dropout,
+            activation="gelu",
+            layer_norm_eps=cfg.norm_eps,
+            batch_first=True,
+            norm_first=cfg.norm == "pre",
         )
         final = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm == "pre" else None
-        self.encoder = nn.TransformerEncoder(layer, cfg.layers, norm=final, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(
+            layer, cfg.layers, norm=final, enable_nested_tensor=False
+        )
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 
     def forward(self, tokens, segments, labels):
         L = tokens.shape[1]
-        x = self.drop(self.emb_norm(self.tok_emb(tokens) + self.pos_emb.weight[:L] + self.seg_emb(segments)))
+        x = self.drop(
+            self.emb_norm(self.tok_emb(tokens) + self.pos_emb.weight[:L] + self.seg_emb(segments))
+        )
         x = self.encoder(x, src_key_padding_mask=tokens == self.cfg.pad_id)  # (B, L, d)
         return F.cross_entropy(self.head(x).flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-MODELS = {"ours": Ours, "ours_masked": OursMaskedHead, "hf_bert": HuggingFace, "torch_te": TorchTransformer}
+MODELS = {
+    "ours": Ours,
+    "ours_masked": OursMaskedHead,
+    "hf_bert": HuggingFace,
+    "torch_te": TorchTransformer,
+}
 
 
-def make_batch(cfg: EncoderConfig, batch: int, seq_len: int, mask_rate: float = 0.15, seed: int = 0):
+def make_batch(
+    cfg: EncoderConfig, batch: int, seq_len: int, mask_rate: float = 0.15, seed: int = 0
+):
     """[CLS] t.. [SEP] sequences with 15% of the spectral positions set to [MASK]."""
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, cfg.vocab_size, (batch, seq_len), generator=g)
@@ -145,8 +181,14 @@ def autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def time_steps(model: nn.Module, opt: torch.optim.Optimizer, data, steps: int, precision: str = "fp32",
-               clock=time.perf_counter) -> float:
+def time_steps(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data,
+    steps: int,
+    precision: str = "fp32",
+    clock=time.perf_counter,
+) -> float:
     """Seconds per forward + backward + AdamW step, averaged over ``steps``."""
     t0 = clock()
     for _ in range(steps):
@@ -165,14 +207,24 @@ def parse_variants(spec: str) -> list[tuple[str, str]]:
         name, _, precision = item.partition(":")
         precision = precision or "fp32"
         if name not in MODELS or precision not in PRECISIONS:
-            raise SystemExit(f"--variants item {item!r}: the model must be one of {list(MODELS)} and "
-                             f"the precision one of {list(PRECISIONS)}")
+            raise SystemExit(
+                f"--variants item {item!r}: the model must be one of {list(MODELS)} and "
+                f"the precision one of {list(PRECISIONS)}"
+            )
         out.append((name, precision))
     return out
 
 
-def bench_preset(cfg: EncoderConfig, variants: list[tuple[str, str]], batch: int, seq_len: int, warmup: int,
-                 steps: int, rounds: int, clock) -> dict:
+def bench_preset(
+    cfg: EncoderConfig,
+    variants: list[tuple[str, str]],
+    batch: int,
+    seq_len: int,
+    warmup: int,
+    steps: int,
+    rounds: int,
+    clock,
+) -> dict:
     """{"model:precision": (tokens/s, parameters)}, the best of ``rounds`` interleaved rounds."""
     data = make_batch(cfg, batch, seq_len)
     models, best = {}, {}
@@ -187,26 +239,44 @@ def bench_preset(cfg: EncoderConfig, variants: list[tuple[str, str]], batch: int
     for _ in range(rounds):
         for key, (model, opt, precision) in models.items():
             best[key] = min(best[key], time_steps(model, opt, data, steps, precision, clock))
-    return {key: (batch * seq_len / best[key], sum(p.numel() for p in m.parameters()))
-            for key, (m, _, _) in models.items()}
+    return {
+        key: (batch * seq_len / best[key], sum(p.numel() for p in m.parameters()))
+        for key, (m, _, _) in models.items()
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", nargs="+", default=["small", "base"])
-    p.add_argument("--batch", type=str, default="small=64,base=8",
-                   help="sequences per step, per preset (base at 64 takes ~1 min a step on 2 cores)")
+    p.add_argument(
+        "--batch",
+        type=str,
+        default="small=64,base=8",
+        help="sequences per step, per preset (base at 64 takes ~1 min a step on 2 cores)",
+    )
     p.add_argument("--seq-len", type=int, default=92)
-    p.add_argument("--vocab-size", type=int, default=150, help="spectral tokens K (the tokenizer default)")
-    p.add_argument("--steps", type=str, default="small=8,base=1", help="timed steps per round, per preset")
+    p.add_argument(
+        "--vocab-size", type=int, default=150, help="spectral tokens K (the tokenizer default)"
+    )
+    p.add_argument(
+        "--steps", type=str, default="small=8,base=1", help="timed steps per round, per preset"
+    )
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="cpu: this process's CPU seconds; with --threads 1 it ignores other processes' load")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this process's CPU seconds; with --threads 1 it ignores other processes' load",
+    )
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help="model:precision pairs to time")
-    p.add_argument("--ours-precision", choices=["auto", *PRECISIONS], default="auto",
-                   help="precision of the headline 'ours' (auto: bf16 where the CPU has native bf16)")
+    p.add_argument(
+        "--ours-precision",
+        choices=["auto", *PRECISIONS],
+        default="auto",
+        help="precision of the headline 'ours' (auto: bf16 where the CPU has native bf16)",
+    )
     return p.parse_args(argv)
 
 
@@ -223,16 +293,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
     steps, batch = per_preset(args.steps), per_preset(args.batch)
     ours = headline_variant(args.ours_precision)
     variants = parse_variants(args.variants)
-    variants += [v for v in (ours, tuple(REFERENCE.split(":"))) if v not in variants]  # always timed
+    variants += [
+        v for v in (ours, tuple(REFERENCE.split(":"))) if v not in variants
+    ]  # always timed
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     rows = []
     for preset in args.presets:
         cfg = load_preset(preset, args.vocab_size)
         b = batch.get(preset, 8)
-        res = bench_preset(cfg, variants, b, args.seq_len, args.warmup, steps.get(preset, 2), args.rounds, clock)
+        res = bench_preset(
+            cfg, variants, b, args.seq_len, args.warmup, steps.get(preset, 2), args.rounds, clock
+        )
         for key, (tps, n) in res.items():
-            rows.append({"preset": preset, "model": key, "batch": b, "params_M": n / 1e6, "tokens_per_s": tps,
-                         "over_hf_fp32": tps / res[REFERENCE][0], "headline": key == ":".join(ours)})
+            rows.append(
+                {
+                    "preset": preset,
+                    "model": key,
+                    "batch": b,
+                    "params_M": n / 1e6,
+                    "tokens_per_s": tps,
+                    "over_hf_fp32": tps / res[REFERENCE][0],
+                    "headline": key == ":".join(ours),
+                }
+            )
     print_table(rows, args)
     return rows
 
@@ -243,18 +326,26 @@ def per_preset(spec: str) -> dict[str, int]:
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    print(f"CPU training throughput (forward + backward + AdamW), sequences of {args.seq_len} tokens, "
-          f"K={args.vocab_size}, {args.threads} threads, {args.clock} clock, torch {torch.__version__}, "
-          f"best of {args.rounds} rounds, native bf16: {cpu_has_native_bf16()}")
-    print(f"{'preset':<7} {'model':<18} {'batch':>5} {'params':>8} {'tokens/s':>10} {'/hf_fp32':>9}")
+    print(
+        f"CPU training throughput (forward + backward + AdamW), sequences of {args.seq_len} tokens, "
+        f"K={args.vocab_size}, {args.threads} threads, {args.clock} clock, torch {torch.__version__}, "
+        f"best of {args.rounds} rounds, native bf16: {cpu_has_native_bf16()}"
+    )
+    print(
+        f"{'preset':<7} {'model':<18} {'batch':>5} {'params':>8} {'tokens/s':>10} {'/hf_fp32':>9}"
+    )
     for r in rows:
         mark = "  <- seisbert's training step" if r["headline"] else ""
-        print(f"{r['preset']:<7} {r['model']:<18} {r['batch']:>5} {r['params_M']:>7.2f}M "
-              f"{r['tokens_per_s']:>10.0f} {r['over_hf_fp32']:>9.2f}{mark}")
+        print(
+            f"{r['preset']:<7} {r['model']:<18} {r['batch']:>5} {r['params_M']:>7.2f}M "
+            f"{r['tokens_per_s']:>10.0f} {r['over_hf_fp32']:>9.2f}{mark}"
+        )
     for r in (r for r in rows if r["headline"]):
         target = "  (target >= 1.5x)" if r["preset"] == "small" else ""
-        print(f"{r['preset']}: seisbert training step ({r['model']}) / HF BertForMaskedLM fp32 = "
-              f"{r['over_hf_fp32']:.2f}x{target}")
+        print(
+            f"{r['preset']}: seisbert training step ({r['model']}) / HF BertForMaskedLM fp32 = "
+            f"{r['over_hf_fp32']:.2f}x{target}"
+        )
 
 
 if __name__ == "__main__":

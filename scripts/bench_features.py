@@ -23,7 +23,9 @@ from seisbert.features import FeatureConfig, featurize_chunk, psd_operator
 
 def records(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, 1, 9000), dtype=np.float32) * 1e-6).cumsum(axis=2, dtype=np.float32)
+    return (rng.standard_normal((n, 1, 9000), dtype=np.float32) * 1e-6).cumsum(
+        axis=2, dtype=np.float32
+    )
 
 
 def ours(x: np.ndarray, cfg: FeatureConfig) -> float:
@@ -61,17 +63,25 @@ def bandwidth_gb_s(nbytes: int = 2 << 30) -> float:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--records", type=int, default=4000)
-    ap.add_argument("--welch-records", type=int, default=40, help="the loop is slow; rate from fewer")
-    ap.add_argument("--paper-records", type=int, default=169_808, help="0 skips the paper-scale run")
+    ap.add_argument(
+        "--welch-records", type=int, default=40, help="the loop is slow; rate from fewer"
+    )
+    ap.add_argument(
+        "--paper-records", type=int, default=169_808, help="0 skips the paper-scale run"
+    )
     args = ap.parse_args(argv)
     x = records(args.records)
     cfg64, cfg32 = FeatureConfig(), FeatureConfig(compute_dtype="float32")
-    rates = {"(a) welch per window": welch_loop(x[: args.welch_records]),
-             "(b) periodogram per record": periodogram_per_record(x),
-             "(c) ours, float64 (default)": ours(x, cfg64),
-             "(c) ours, float32": ours(x, cfg32)}
+    rates = {
+        "(a) welch per window": welch_loop(x[: args.welch_records]),
+        "(b) periodogram per record": periodogram_per_record(x),
+        "(c) ours, float64 (default)": ours(x, cfg64),
+        "(c) ours, float32": ours(x, cfg32),
+    }
     ref = rates["(b) periodogram per record"]
     print(f"\nfeaturization, {args.records} records of 90 s at 100 Hz, 2 cores")
     print(f"{'method':32s} {'records/s':>12s} {'vs (a)':>9s} {'vs (b)':>8s}")
@@ -84,9 +94,11 @@ def main(argv=None) -> dict:
         seconds = args.paper_records / r
         bw = bandwidth_gb_s()
         gbps = big.nbytes / seconds / 1e9
-        print(f"\npaper scale: {args.paper_records:,} records ({big.nbytes / 1e9:.1f} GB float32) in "
-              f"{seconds:.1f} s (target < 15 s); reads {gbps:.2f} GB/s = {gbps / bw:.0%} of the "
-              f"{bw:.1f} GB/s streaming bandwidth measured here")
+        print(
+            f"\npaper scale: {args.paper_records:,} records ({big.nbytes / 1e9:.1f} GB float32) in "
+            f"{seconds:.1f} s (target < 15 s); reads {gbps:.2f} GB/s = {gbps / bw:.0%} of the "
+            f"{bw:.1f} GB/s streaming bandwidth measured here"
+        )
         out.update(paper_seconds=seconds, bandwidth_fraction=gbps / bw)
     return out
 

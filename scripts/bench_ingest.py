@@ -56,8 +56,9 @@ def build(folder: Path, n_events: int, n_stations: int) -> list[tuple]:
     uh4 = obspy.read(str(UH4))[0]
     (folder / "wf").mkdir(parents=True)
     dist_km = np.linspace(10.0, 150.0, n_stations)
-    stations = [Station(f"S{s:02d}", EVENT_LAT + d / 111.19, EVENT_LON, 0.0)
-                for s, d in enumerate(dist_km)]
+    stations = [
+        Station(f"S{s:02d}", EVENT_LAT + d / 111.19, EVENT_LON, 0.0) for s, d in enumerate(dist_km)
+    ]
     Inventory([Network("XX", stations=stations)]).write(str(folder / "stations.xml"), "STATIONXML")
     events, pairs = [], []
     for e in range(n_events):
@@ -70,11 +71,23 @@ def build(folder: Path, n_events: int, n_stations: int) -> list[tuple]:
             tr.write(str(path), format="MSEED")
             pick = origin + 1.16 if s % 2 == 0 else None
             if pick is not None:
-                picks.append(Pick(time=pick, phase_hint="P",
-                                  waveform_id=WaveformStreamID("XX", station.code)))
+                picks.append(
+                    Pick(
+                        time=pick, phase_hint="P", waveform_id=WaveformStreamID("XX", station.code)
+                    )
+                )
             pairs.append((str(path), pick, origin, kilometers2degrees(dist_km[s])))
-        events.append(Event(event_type="earthquake", picks=picks, origins=[Origin(
-            time=origin, latitude=EVENT_LAT, longitude=EVENT_LON, depth=DEPTH_KM * 1000)]))
+        events.append(
+            Event(
+                event_type="earthquake",
+                picks=picks,
+                origins=[
+                    Origin(
+                        time=origin, latitude=EVENT_LAT, longitude=EVENT_LON, depth=DEPTH_KM * 1000
+                    )
+                ],
+            )
+        )
     Catalog(events).write(str(folder / "events.xml"), format="QUAKEML")
     return pairs
 
@@ -86,19 +99,32 @@ def plain_loop(pairs: list[tuple]) -> float:
     taup, out = TauPyModel("ak135"), []
     start = time.perf_counter()
     for path, pick, origin, dist_deg in pairs:
-        p = pick if pick is not None else origin + min(a.time for a in taup.get_travel_times(
-            source_depth_in_km=DEPTH_KM, distance_in_degree=dist_deg, phase_list=["ttp"]))
+        p = (
+            pick
+            if pick is not None
+            else origin
+            + min(
+                a.time
+                for a in taup.get_travel_times(
+                    source_depth_in_km=DEPTH_KM, distance_in_degree=dist_deg, phase_list=["ttp"]
+                )
+            )
+        )
         tr = obspy.read(path, starttime=p - PRE_S - PAD_S, endtime=p + POST_S + PAD_S)[0]
         tr.detrend("demean").detrend("linear").taper(0.5, type="hann", max_length=PAD_S)
         first = round((p - PRE_S - tr.stats.starttime) * FS)
-        out.append(tr.data[first:first + round((PRE_S + POST_S) * FS)].astype(np.float32))
+        out.append(tr.data[first : first + round((PRE_S + POST_S) * FS)].astype(np.float32))
     return len(out) / (time.perf_counter() - start)
 
 
 def seisbert_load(folder: Path, num_workers: int) -> tuple[float, int]:
     _p_at_node.cache_clear()  # no TauP times carried over from an earlier run
-    source = WaveformSource(waveform_dir=str(folder / "wf"), catalog=str(folder / "events.xml"),
-                            inventory=str(folder / "stations.xml"), num_workers=num_workers)
+    source = WaveformSource(
+        waveform_dir=str(folder / "wf"),
+        catalog=str(folder / "events.xml"),
+        inventory=str(folder / "stations.xml"),
+        num_workers=num_workers,
+    )
     start = time.perf_counter()
     records = source.load(progress=False)
     return len(records) / (time.perf_counter() - start), len(records)
@@ -106,15 +132,24 @@ def seisbert_load(folder: Path, num_workers: int) -> tuple[float, int]:
 
 def peak_load(folder: Path, streamed: bool) -> None:
     """(In a fresh process) load the folder's records and print the peak RSS in MB."""
-    source = WaveformSource(waveform_dir=str(folder / "wf"), catalog=str(folder / "events.xml"),
-                            inventory=str(folder / "stations.xml"))
+    source = WaveformSource(
+        waveform_dir=str(folder / "wf"),
+        catalog=str(folder / "events.xml"),
+        inventory=str(folder / "stations.xml"),
+    )
     records = source.load(progress=False, waveform_path=folder / "w.npy" if streamed else None)
     float(np.nansum(records.waveforms[-1]))  # the last record is there
     print(len(records), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def peak_rss(folder: Path, streamed: bool) -> tuple[int, float]:
-    cmd = [sys.executable, __file__, "--peak-of", str(folder), *(["--streamed"] if streamed else [])]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--peak-of",
+        str(folder),
+        *(["--streamed"] if streamed else []),
+    ]
     n, mb = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
     return int(n), float(mb)
 
@@ -125,8 +160,10 @@ def memory(n_events: int, n_stations: int) -> None:
         for streamed in (False, True):
             n, mb = peak_rss(Path(tmp), streamed)
             mode = "streamed to .npy (records stage)" if streamed else "in memory, stacked        "
-            print(f"peak memory, {mode}: {mb:6.0f} MB for {n} records "
-                  f"({n * round((PRE_S + POST_S) * FS) * 4 / 2**20:.0f} MB of waveforms)")
+            print(
+                f"peak memory, {mode}: {mb:6.0f} MB for {n} records "
+                f"({n * round((PRE_S + POST_S) * FS) * 4 / 2**20:.0f} MB of waveforms)"
+            )
 
 
 LOOKUP_STATIONS, FILE_S, FILES_PER_EVENT = 100, 3600.0, 5  # hour files; one event per 5 files
@@ -136,12 +173,22 @@ def lookup_index(n_files: int) -> tuple[pd.DataFrame, list]:
     """Index rows of ``n_files`` hour files (100 stations) and events spread over their span."""
     rng = np.random.default_rng(0)
     hours = n_files // LOOKUP_STATIONS
-    start = (ORIGIN.timestamp + np.repeat(np.arange(hours) * FILE_S, LOOKUP_STATIONS)
-             + rng.uniform(0, 1, n_files))
-    index = pd.DataFrame({"path": [f"f{i:06d}.mseed" for i in range(n_files)],
-                          "station_id": [f"XX.S{i % LOOKUP_STATIONS:03d}" for i in range(n_files)],
-                          "start": start, "end": start + FILE_S, "lat": np.nan, "lon": np.nan},
-                         columns=INDEX_COLUMNS)
+    start = (
+        ORIGIN.timestamp
+        + np.repeat(np.arange(hours) * FILE_S, LOOKUP_STATIONS)
+        + rng.uniform(0, 1, n_files)
+    )
+    index = pd.DataFrame(
+        {
+            "path": [f"f{i:06d}.mseed" for i in range(n_files)],
+            "station_id": [f"XX.S{i % LOOKUP_STATIONS:03d}" for i in range(n_files)],
+            "start": start,
+            "end": start + FILE_S,
+            "lat": np.nan,
+            "lon": np.nan,
+        },
+        columns=INDEX_COLUMNS,
+    )
     times = np.sort(rng.uniform(0, hours * FILE_S, n_files // FILES_PER_EVENT))
     events = [SimpleNamespace(origin_time=ORIGIN + t, p_picks={}) for t in times]
     return index, events
@@ -175,13 +222,17 @@ def lookup() -> None:
         index, events = lookup_index(n_files)
         store = FileStore.from_index(index)
         seconds[n_files] = min(timed_lookup(store, events) for _ in range(3))  # best of 3
-        sample = events[::max(1, len(events) // 100)]  # the full scan on 80k: minutes otherwise
+        sample = events[:: max(1, len(events) // 100)]  # the full scan on 80k: minutes otherwise
         scans[n_files] = full_scan(index, sample) * len(events) / len(sample)
-        print(f"event lookup, {n_files:6d} files, {len(events):6d} events: "
-              f"{seconds[n_files]:6.3f} s   (the full scan it replaced: {scans[n_files]:6.1f} s, "
-              f"timed on {len(sample)} events)")
-    print(f"event lookup, 80k / 8k files: {seconds[80_000] / seconds[8_000]:.1f}x the time for "
-          f"10x the files and events (the full scan: {scans[80_000] / scans[8_000]:.0f}x)")
+        print(
+            f"event lookup, {n_files:6d} files, {len(events):6d} events: "
+            f"{seconds[n_files]:6.3f} s   (the full scan it replaced: {scans[n_files]:6.1f} s, "
+            f"timed on {len(sample)} events)"
+        )
+    print(
+        f"event lookup, 80k / 8k files: {seconds[80_000] / seconds[8_000]:.1f}x the time for "
+        f"10x the files and events (the full scan: {scans[80_000] / scans[8_000]:.0f}x)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,9 +240,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--stations", type=int, default=20)
     ap.add_argument("--workers", type=int, nargs="+", default=[2])
-    ap.add_argument("--memory-events", type=int, nargs="+", default=[25, 100],
-                    help="events (x --stations) of the memory check, one run per count")
-    ap.add_argument("--peak-of", type=Path, help=argparse.SUPPRESS)  # the memory check's child process
+    ap.add_argument(
+        "--memory-events",
+        type=int,
+        nargs="+",
+        default=[25, 100],
+        help="events (x --stations) of the memory check, one run per count",
+    )
+    ap.add_argument(
+        "--peak-of", type=Path, help=argparse.SUPPRESS
+    )  # the memory check's child process
     ap.add_argument("--streamed", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lookup-only", action="store_true", help="the event-lookup row alone")
     args = ap.parse_args(argv)
@@ -205,13 +263,17 @@ def main(argv: list[str] | None = None) -> None:
         pairs = build(Path(tmp), args.events, args.stations)
         seisbert_load(Path(tmp), 0)  # warm-up: imports, TauP model, plugin lookup
         plain = plain_loop(pairs)
-        print(f"{len(pairs)} pairs of 100 Hz miniSEED, QuakeML, "
-              f"{sum(p[1] is None for p in pairs)} P from TauP")
+        print(
+            f"{len(pairs)} pairs of 100 Hz miniSEED, QuakeML, "
+            f"{sum(p[1] is None for p in pairs)} P from TauP"
+        )
         print(f"plain ObsPy loop, 1 process : {plain:7.0f} records/s")
         for workers in [0, *args.workers]:
             rate, n = seisbert_load(Path(tmp), workers)
-            print(f"seisbert, num_workers={workers:<2d}     : {rate:7.0f} records/s "
-                  f"({n} records)  ratio {rate / plain:.1f}x")
+            print(
+                f"seisbert, num_workers={workers:<2d}     : {rate:7.0f} records/s "
+                f"({n} records)  ratio {rate / plain:.1f}x"
+            )
     for n_events in args.memory_events:
         memory(n_events, args.stations)
 

@@ -28,9 +28,9 @@ def log_psd_windows(waves: np.ndarray, chunk: int = 500) -> np.ndarray:
     out = np.empty((len(waves), 90, 20), np.float32)
     taper = np.hanning(100).astype(np.float32)
     for i in range(0, len(waves), chunk):
-        seg = waves[i:i + chunk].reshape(-1, 90, 100) * taper  # (B, T, 100)
+        seg = waves[i : i + chunk].reshape(-1, 90, 100) * taper  # (B, T, 100)
         power = np.abs(np.fft.rfft(seg, axis=-1)[..., 1:21]) ** 2
-        out[i:i + chunk] = np.log10(power + 1e-30)
+        out[i : i + chunk] = np.log10(power + 1e-30)
     return out
 
 
@@ -53,25 +53,36 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--set", nargs="*", default=[], help="SyntheticSource overrides key=value")
-    parser.add_argument("--hgb", action="store_true", help="also fit HistGradientBoosting on the full grid")
+    parser.add_argument(
+        "--hgb", action="store_true", help="also fit HistGradientBoosting on the full grid"
+    )
     args = parser.parse_args()
     source = SyntheticSource(**parse_overrides(args.set))
     start = time.perf_counter()
     records = source.load(progress=True)
     wall = time.perf_counter() - start
     meta = records.metadata
-    print(f"generated {len(meta)} records of {meta['event_id'].nunique()} events in {wall:.1f} s "
-          f"({len(meta) / wall:.0f} records/s); blast traces {100 * meta['label_true'].mean():.1f}%; "
-          f"SNR p10/50/90 {np.percentile(meta['trace_snr_db'], [10, 50, 90]).round(1).tolist()} dB")
+    print(
+        f"generated {len(meta)} records of {meta['event_id'].nunique()} events in {wall:.1f} s "
+        f"({len(meta) / wall:.0f} records/s); blast traces {100 * meta['label_true'].mean():.1f}%; "
+        f"SNR p10/50/90 {np.percentile(meta['trace_snr_db'], [10, 50, 90]).round(1).tolist()} dB"
+    )
     psd = log_psd_windows(records.waveforms[:, 0])  # (N, 90, 20); window 10 starts at the P pick
-    y, y_true, groups = meta["label"].to_numpy(), meta["label_true"].to_numpy(), meta["event_id"].to_numpy()
+    y, y_true, groups = (
+        meta["label"].to_numpy(),
+        meta["label_true"].to_numpy(),
+        meta["event_id"].to_numpy(),
+    )
     logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     features = {
         "logreg, mean log-PSD P+0-30 s": psd[:, 10:40].mean(axis=1),
         "logreg, 3 windows P+0-5/5-30/30-80 s": np.concatenate(
-            [psd[:, 10:15].mean(1), psd[:, 15:40].mean(1), psd[:, 40:90].mean(1)], axis=1),
+            [psd[:, 10:15].mean(1), psd[:, 15:40].mean(1), psd[:, 40:90].mean(1)], axis=1
+        ),
     }
     models = [(name, logreg, x) for name, x in features.items()]
     if args.hgb:

@@ -34,8 +34,9 @@ from seisbert.tokenizer import Tokenizer, TokenizerConfig, fit_tokenizer
 log = logging.getLogger("bench_tokenizer")
 
 
-def mixture_windows(n: int, dim: int = 20, n_components: int = 400, seed: int = 0,
-                    chunk: int = 1_000_000) -> np.ndarray:
+def mixture_windows(
+    n: int, dim: int = 20, n_components: int = 400, seed: int = 0, chunk: int = 1_000_000
+) -> np.ndarray:
     """(n, dim) float32 from a Gaussian mixture with unequal weights and spreads, more
     components than K so k-means has real work to do."""
     rng = np.random.default_rng(seed)
@@ -46,7 +47,10 @@ def mixture_windows(n: int, dim: int = 20, n_components: int = 400, seed: int = 
     for lo in range(0, n, chunk):  # bounded temporaries at 15 M rows
         hi = min(lo + chunk, n)
         comp = rng.choice(n_components, size=hi - lo, p=weights)
-        x[lo:hi] = rng.standard_normal((hi - lo, dim), dtype=np.float32) * spread[comp, None] + centres[comp]
+        x[lo:hi] = (
+            rng.standard_normal((hi - lo, dim), dtype=np.float32) * spread[comp, None]
+            + centres[comp]
+        )
     return x
 
 
@@ -59,26 +63,38 @@ def timed(fn, *args, **kwargs):
 def mean_sq_distance(x: np.ndarray, centroids: np.ndarray) -> float:
     """Inertia per window of any centroid set, measured the same way for every method."""
     cfg = TokenizerConfig(vocab_size=len(centroids), device="cpu")
-    return float(Tokenizer(cfg, np.ascontiguousarray(centroids, np.float32)).search(x)[1].mean(dtype=np.float64))
+    return float(
+        Tokenizer(cfg, np.ascontiguousarray(centroids, np.float32))
+        .search(x)[1]
+        .mean(dtype=np.float64)
+    )
 
 
-def sklearn_fit(x: np.ndarray, k: int, n_iter: int, seed: int, init, repeat: int) -> tuple[np.ndarray, float, int]:
+def sklearn_fit(
+    x: np.ndarray, k: int, n_iter: int, seed: int, init, repeat: int
+) -> tuple[np.ndarray, float, int]:
     """scikit-learn Lloyd, one init; tol=0 so it never stops early on centre shift. Its fit
     also returns ``labels_``, so its time already holds the assign step. Best of ``repeat``."""
     from sklearn.cluster import KMeans
 
     times = []
     for _ in range(repeat):
-        km = KMeans(k, init=init, n_init=1, max_iter=n_iter, tol=0.0, algorithm="lloyd", random_state=seed)
+        km = KMeans(
+            k, init=init, n_init=1, max_iter=n_iter, tol=0.0, algorithm="lloyd", random_state=seed
+        )
         times.append(timed(km.fit, x)[1])
     return km.cluster_centers_, min(times), int(km.n_iter_)
 
 
-def faiss_fit(x: np.ndarray, cfg: TokenizerConfig, init: np.ndarray | None, repeat: int) -> tuple[np.ndarray, float]:
+def faiss_fit(
+    x: np.ndarray, cfg: TokenizerConfig, init: np.ndarray | None, repeat: int
+) -> tuple[np.ndarray, float]:
     """The tokenizer's own fit (all windows, no subsample) + assign of all windows. Best of ``repeat``."""
     times = []
     for _ in range(repeat):
-        tok, t_fit = timed(Tokenizer(replace(cfg, max_fit_windows=None)).fit, x, init_centroids=init)
+        tok, t_fit = timed(
+            Tokenizer(replace(cfg, max_fit_windows=None)).fit, x, init_centroids=init
+        )
         times.append(t_fit + timed(tok.assign, x)[1])
     return tok.centroids, min(times)
 
@@ -88,11 +104,15 @@ def warm_up(x: np.ndarray, k: int) -> None:
     from sklearn.cluster import KMeans
 
     small = np.ascontiguousarray(x[:20_000])
-    Tokenizer(TokenizerConfig(vocab_size=k, n_iter=2, device="cpu", max_fit_windows=None)).fit(small).assign(small)
+    Tokenizer(TokenizerConfig(vocab_size=k, n_iter=2, device="cpu", max_fit_windows=None)).fit(
+        small
+    ).assign(small)
     KMeans(k, init="random", n_init=1, max_iter=2, random_state=0).fit(small)
 
 
-def part_a(n: int, cfg: TokenizerConfig, skip_sklearn: bool, data_seed: int, repeat: int) -> list[dict]:
+def part_a(
+    n: int, cfg: TokenizerConfig, skip_sklearn: bool, data_seed: int, repeat: int
+) -> list[dict]:
     """FAISS vs scikit-learn, K and iterations equal, one init each: from the same initial
     centroids (strictly equal work), then each from its default seeding (the tokenizer:
     greedy k-means++ on ``init_sample_windows`` windows; scikit-learn: on all windows)."""
@@ -101,15 +121,28 @@ def part_a(n: int, cfg: TokenizerConfig, skip_sklearn: bool, data_seed: int, rep
     warm_up(x, k)
     shared = x[np.random.default_rng(cfg.seed + 1).choice(n, size=k, replace=False)].copy()
     rows = []
-    for init_name, faiss_init, sk_init in (("same initial centroids", shared, shared),
-                                           ("own default init", None, "k-means++")):
+    for init_name, faiss_init, sk_init in (
+        ("same initial centroids", shared, shared),
+        ("own default init", None, "k-means++"),
+    ):
         centroids, seconds = faiss_fit(x, cfg, faiss_init, repeat)
-        row = {"init": init_name, "n_windows": n, "k": k, "n_iter": cfg.n_iter,
-               "faiss_s": seconds, "faiss_inertia": mean_sq_distance(x, centroids)}
+        row = {
+            "init": init_name,
+            "n_windows": n,
+            "k": k,
+            "n_iter": cfg.n_iter,
+            "faiss_s": seconds,
+            "faiss_inertia": mean_sq_distance(x, centroids),
+        }
         if not skip_sklearn:
             centroids, seconds, iters = sklearn_fit(x, k, cfg.n_iter, cfg.seed, sk_init, repeat)
-            row.update({"sklearn_s": seconds, "sklearn_iterations": iters,
-                        "sklearn_inertia": mean_sq_distance(x, centroids)})
+            row.update(
+                {
+                    "sklearn_s": seconds,
+                    "sklearn_iterations": iters,
+                    "sklearn_inertia": mean_sq_distance(x, centroids),
+                }
+            )
             row["speedup"] = row["sklearn_s"] / row["faiss_s"]
             row["inertia_ratio"] = row["faiss_inertia"] / row["sklearn_inertia"]
         log.info("part a (%s): %s", init_name, row)
@@ -121,12 +154,20 @@ def paper_scale_data(n_windows: int, n_steps: int, seed: int) -> tuple[np.ndarra
     """Windows as (records, T, 20) features with an 80/10/10 train/dev/test record split."""
     n_records = n_windows // n_steps
     x = mixture_windows(n_records * n_steps, seed=seed).reshape(n_records, n_steps, -1)
-    split = np.random.default_rng(seed).choice(["train", "dev", "test"], size=n_records, p=[0.8, 0.1, 0.1])
+    split = np.random.default_rng(seed).choice(
+        ["train", "dev", "test"], size=n_records, p=[0.8, 0.1, 0.1]
+    )
     return x, pd.DataFrame({"split": split})
 
 
-def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], seeds: list[int], full_fit: bool,
-           data_seed: int) -> list[dict]:
+def part_b(
+    n: int,
+    cfg: TokenizerConfig,
+    fit_sizes: list[int],
+    seeds: list[int],
+    full_fit: bool,
+    data_seed: int,
+) -> list[dict]:
     """Default config at paper scale for each ``max_fit_windows`` and tokenizer seed, and the
     full-data reference (all windows, first seed, same iterations); inertia is over all windows."""
     features, metadata = paper_scale_data(n, 90, data_seed)
@@ -134,16 +175,37 @@ def part_b(n: int, cfg: TokenizerConfig, fit_sizes: list[int], seeds: list[int],
     rows = []
     for size in fit_sizes:
         for seed in seeds:
-            (tok, _), seconds = timed(fit_tokenizer, features, metadata, replace(cfg, max_fit_windows=size, seed=seed))
-            rows.append({"max_fit_windows": size, "seed": seed, "n_windows": len(flat), "k": cfg.vocab_size,
-                         "n_iter": cfg.n_iter, "fit_assign_s": seconds,
-                         "inertia_all": mean_sq_distance(flat, tok.centroids)})
+            (tok, _), seconds = timed(
+                fit_tokenizer, features, metadata, replace(cfg, max_fit_windows=size, seed=seed)
+            )
+            rows.append(
+                {
+                    "max_fit_windows": size,
+                    "seed": seed,
+                    "n_windows": len(flat),
+                    "k": cfg.vocab_size,
+                    "n_iter": cfg.n_iter,
+                    "fit_assign_s": seconds,
+                    "inertia_all": mean_sq_distance(flat, tok.centroids),
+                }
+            )
             log.info("part b: %s", rows[-1])
     if full_fit:
-        full, seconds = timed(Tokenizer(replace(cfg, max_fit_windows=None, seed=seeds[0])).fit, flat)
+        full, seconds = timed(
+            Tokenizer(replace(cfg, max_fit_windows=None, seed=seeds[0])).fit, flat
+        )
         reference = mean_sq_distance(flat, full.centroids)
-        rows.append({"max_fit_windows": None, "seed": seeds[0], "n_windows": len(flat), "k": cfg.vocab_size,
-                     "n_iter": cfg.n_iter, "fit_s": seconds, "inertia_all": reference})
+        rows.append(
+            {
+                "max_fit_windows": None,
+                "seed": seeds[0],
+                "n_windows": len(flat),
+                "k": cfg.vocab_size,
+                "n_iter": cfg.n_iter,
+                "fit_s": seconds,
+                "inertia_all": reference,
+            }
+        )
         for row in rows:
             row["inertia_ratio_to_full"] = row["inertia_all"] / reference
     return rows
@@ -155,49 +217,91 @@ def part_c(n: int, cfg: TokenizerConfig, seeds: list[int], data_seed: int) -> li
     rows = []
     for init in ("random", "kmeans++", "afkmc2", "greedy_kmeans++"):
         for seed in seeds:
-            tok, seconds = timed(Tokenizer(replace(cfg, init=init, seed=seed, max_fit_windows=None)).fit, x)
-            rows.append({"init": init, "seed": seed, "n_windows": n, "fit_s": seconds,
-                         "inertia": mean_sq_distance(x, tok.centroids)})
+            tok, seconds = timed(
+                Tokenizer(replace(cfg, init=init, seed=seed, max_fit_windows=None)).fit, x
+            )
+            rows.append(
+                {
+                    "init": init,
+                    "seed": seed,
+                    "n_windows": n,
+                    "fit_s": seconds,
+                    "inertia": mean_sq_distance(x, tok.centroids),
+                }
+            )
             log.info("part c: %s", rows[-1])
     return rows
 
 
 def print_summary(results: dict) -> None:
-    """Plain-text tables with the issue's targets (speed >= 8x, inertia within 1%)."""
+    """Plain-text tables with the targets (speed >= 8x, inertia within 1%)."""
     print(f"threads: {results['threads']} (timings depend on other load on the machine)")
     for row in results.get("a", []):
         if "speedup" in row:
-            print(f"(a) {row['n_windows']:,} x 20, K={row['k']}, {row['n_iter']} it, {row['init']}: "
-                  f"FAISS {row['faiss_s']:.1f} s vs scikit-learn {row['sklearn_s']:.1f} s -> {row['speedup']:.2f}x "
-                  f"(target >= 8x); inertia ratio {row['inertia_ratio']:.5f} (target within 1%)")
+            print(
+                f"(a) {row['n_windows']:,} x 20, K={row['k']}, {row['n_iter']} it, {row['init']}: "
+                f"FAISS {row['faiss_s']:.1f} s vs scikit-learn {row['sklearn_s']:.1f} s -> {row['speedup']:.2f}x "
+                f"(target >= 8x); inertia ratio {row['inertia_ratio']:.5f} (target within 1%)"
+            )
     for row in results.get("b", []):
         ratio = row.get("inertia_ratio_to_full")
-        what = ("full-data fit" if row["max_fit_windows"] is None
-                else f"max_fit_windows={row['max_fit_windows']:,} seed {row['seed']}")
+        what = (
+            "full-data fit"
+            if row["max_fit_windows"] is None
+            else f"max_fit_windows={row['max_fit_windows']:,} seed {row['seed']}"
+        )
         seconds = row.get("fit_assign_s", row.get("fit_s"))
-        print(f"(b) {row['n_windows']:,} x 20, K={row['k']}, {what}: {seconds:.1f} s"
-              f"{' fit + assign (target < 60 s)' if 'fit_assign_s' in row else ' fit only'}, inertia "
-              f"{row['inertia_all']:.4f}" + (f", ratio to full fit {ratio:.4f}" if ratio is not None else ""))
+        print(
+            f"(b) {row['n_windows']:,} x 20, K={row['k']}, {what}: {seconds:.1f} s"
+            f"{' fit + assign (target < 60 s)' if 'fit_assign_s' in row else ' fit only'}, inertia "
+            f"{row['inertia_all']:.4f}"
+            + (f", ratio to full fit {ratio:.4f}" if ratio is not None else "")
+        )
     for row in results.get("c", []):
-        print(f"(c) {row['n_windows']:,} x 20, init {row['init']}, seed {row['seed']}: "
-              f"fit {row['fit_s']:.1f} s, inertia {row['inertia']:.4f}")
+        print(
+            f"(c) {row['n_windows']:,} x 20, init {row['init']}, seed {row['seed']}: "
+            f"fit {row['fit_s']:.1f} s, inertia {row['inertia']:.4f}"
+        )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["a", "b", "both", "c"], default="both",
-                    help="c: seeding methods compared (not part of both)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--part",
+        choices=["a", "b", "both", "c"],
+        default="both",
+        help="c: seeding methods compared (not part of both)",
+    )
     ap.add_argument("--n-c", type=int, default=1_000_000, help="windows in part (c)")
     ap.add_argument("--n-a", type=int, default=2_000_000, help="windows in part (a)")
     ap.add_argument("--n-b", type=int, default=15_300_000, help="windows in part (b)")
     ap.add_argument("--k", type=int, default=150)
     ap.add_argument("--n-iter", type=int, default=None, help="default: tokenizer.n_iter")
-    ap.add_argument("--max-fit-windows", type=int, nargs="+", default=None,
-                    help="part (b) subsample sizes; default: tokenizer.max_fit_windows")
-    ap.add_argument("--seed", type=int, default=0, help="tokenizer seed (part b: the first of --seeds)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="part (b) tokenizer seeds; default: --seed")
-    ap.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic mixture windows")
-    ap.add_argument("--repeat", type=int, default=1, help="part (a): best of this many timings each")
+    ap.add_argument(
+        "--max-fit-windows",
+        type=int,
+        nargs="+",
+        default=None,
+        help="part (b) subsample sizes; default: tokenizer.max_fit_windows",
+    )
+    ap.add_argument(
+        "--seed", type=int, default=0, help="tokenizer seed (part b: the first of --seeds)"
+    )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="part (b) tokenizer seeds; default: --seed",
+    )
+    ap.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the synthetic mixture windows"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="part (a): best of this many timings each"
+    )
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-full-fit", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -215,8 +319,14 @@ def main(argv=None) -> dict:
     if args.part in ("a", "both"):
         results["a"] = part_a(args.n_a, cfg, args.no_sklearn, args.data_seed, args.repeat)
     if args.part in ("b", "both"):
-        results["b"] = part_b(args.n_b, cfg, args.max_fit_windows or [cfg.max_fit_windows],
-                              args.seeds or [args.seed], not args.no_full_fit, args.data_seed)
+        results["b"] = part_b(
+            args.n_b,
+            cfg,
+            args.max_fit_windows or [cfg.max_fit_windows],
+            args.seeds or [args.seed],
+            not args.no_full_fit,
+            args.data_seed,
+        )
     if args.part == "c":
         results["c"] = part_c(args.n_c, cfg, args.seeds or [0, 1], args.data_seed)
     print_summary(results)

@@ -27,8 +27,13 @@ def main(overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = build(compose("fdsn", overrides=overrides), "fdsn")
     counts = FdsnBuilder(cfg).run()
-    log.info("train or predict on it: data=waveforms data.waveform_dir=%s/waveforms data.catalog=%s/catalog.xml "
-             "data.inventory=%s/stations.xml", cfg.out, cfg.out, cfg.out)
+    log.info(
+        "train or predict on it: data=waveforms data.waveform_dir=%s/waveforms data.catalog=%s/catalog.xml "
+        "data.inventory=%s/stations.xml",
+        cfg.out,
+        cfg.out,
+        cfg.out,
+    )
     return counts
 
 

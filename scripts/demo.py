@@ -25,11 +25,11 @@ from seisbert.analysis import attention_cli, token_figures
 from seisbert.analysis.examples import plot_examples
 from seisbert.bundle import BUNDLE_NAME
 from seisbert.config import build, check_range
+from seisbert.inference.cli import apply_bundle as predict_run
+from seisbert.inference.files import write_records_as_files
 from seisbert.logs import setup_logging
 from seisbert.pipeline import FeatureSet, load_records, prepare
-from seisbert.run import run_task, validate
-from seisbert.inference.cli import run as predict_run
-from seisbert.inference.files import write_records_as_files
+from seisbert.train.job import train_job, validate
 
 ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
@@ -51,9 +51,16 @@ def data_figures(cfg: DictConfig, paths: dict) -> None:
     fcfg = build(cfg.features, "features")
     records = load_records(paths["records"])
     fset = FeatureSet.load(paths["features"])
-    plot_examples(records.waveforms, fset.features, fset.metadata, fcfg.frequencies_hz,
-                  OUT / "examples.png", pre_s=fcfg.pre_s, window_s=fcfg.window_s,
-                  sampling_rate_hz=fcfg.sampling_rate_hz)
+    plot_examples(
+        records.waveforms,
+        fset.features,
+        fset.metadata,
+        fcfg.frequencies_hz,
+        OUT / "examples.png",
+        pre_s=fcfg.pre_s,
+        window_s=fcfg.window_s,
+        sampling_rate_hz=fcfg.sampling_rate_hz,
+    )
     token_figures.main([str(paths["tokens"]), "--out", str(OUT)])
 
 
@@ -82,12 +89,14 @@ def demo_config() -> DemoConfig:
 
 def classifier(demo: DemoConfig, overrides: list[str]) -> Path:
     """Fine-tune on ``demo.labels`` labels and fit the trees on the same; returns the bundle."""
-    finetune = run_task(config([*demo.finetune, f"task.params.labels={demo.labels}", *overrides]))
-    trees = run_task(config([*demo.baseline, f"task.labels={demo.labels}", *overrides]))
-    print(f"\nclassifier on {demo.labels} labels, test balanced accuracy per record / per event: "
-          f"fine-tuned {finetune['test/balanced_accuracy']:.3f} / {finetune['test/event_balanced_accuracy']:.3f}"
-          f"  vs. boosted trees {trees['test/balanced_accuracy']:.3f} / "
-          f"{trees['test/event_balanced_accuracy']:.3f}")
+    finetune = train_job(config([*demo.finetune, f"task.params.labels={demo.labels}", *overrides]))
+    trees = train_job(config([*demo.baseline, f"task.labels={demo.labels}", *overrides]))
+    print(
+        f"\nclassifier on {demo.labels} labels, test balanced accuracy per record / per event: "
+        f"fine-tuned {finetune['test/balanced_accuracy']:.3f} / {finetune['test/event_balanced_accuracy']:.3f}"
+        f"  vs. boosted trees {trees['test/balanced_accuracy']:.3f} / "
+        f"{trees['test/event_balanced_accuracy']:.3f}"
+    )
     return ROOT / "outputs" / "demo" / "finetune" / BUNDLE_NAME
 
 
@@ -95,20 +104,34 @@ def held_back(demo: DemoConfig, bundle: Path, overrides: list[str]) -> None:
     """New synthetic events as miniSEED + QuakeML, scored by ``seisbert evaluate``."""
     from hydra import compose, initialize_config_dir
 
-    cfg = config([*overrides, f"data.n_events={demo.held_back_events}", f"data.seed={demo.held_back_seed}"])
+    cfg = config(
+        [*overrides, f"data.n_events={demo.held_back_events}", f"data.seed={demo.held_back_seed}"]
+    )
     folder = ROOT / "outputs" / "demo" / "held_back"
     catalog = write_records_as_files(build(cfg.data, "data").load(progress=False), folder)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        pcfg = compose("predict", overrides=[
-            "mode=evaluate", f"bundle={bundle}", "data=waveforms", f"data.waveform_dir={folder / 'waveforms'}",
-            f"data.catalog={catalog}", "data.pre_s=10", "data.post_s=80", "data.pad_s=0"])
+        pcfg = compose(
+            "predict",
+            overrides=[
+                "mode=evaluate",
+                f"bundle={bundle}",
+                "data=waveforms",
+                f"data.waveform_dir={folder / 'waveforms'}",
+                f"data.catalog={catalog}",
+                "data.pre_s=10",
+                "data.post_s=80",
+                "data.pad_s=0",
+            ],
+        )
     out = ROOT / "outputs" / "demo" / "predict"
     with open_dict(pcfg):
         pcfg.paths.output_dir = str(out)
     m = predict_run(pcfg)
-    print(f"seisbert evaluate on {m['event_n']} held-back events ({m['n']} miniSEED records): balanced "
-          f"accuracy {m['balanced_accuracy']:.3f} per record, {m['event_balanced_accuracy']:.3f} per event, "
-          f"ROC-AUC {m['roc_auc']:.3f}; predictions.csv, events.csv and figures in {out}")
+    print(
+        f"seisbert evaluate on {m['event_n']} held-back events ({m['n']} miniSEED records): balanced "
+        f"accuracy {m['balanced_accuracy']:.3f} per record, {m['event_balanced_accuracy']:.3f} per event, "
+        f"ROC-AUC {m['roc_auc']:.3f}; predictions.csv, events.csv and figures in {out}"
+    )
 
 
 def main(overrides: list[str]) -> None:
@@ -117,14 +140,18 @@ def main(overrides: list[str]) -> None:
     cfg = config(overrides)
     paths = prepare(cfg)
     data_figures(cfg, paths)
-    metrics = run_task(config([*PRETRAIN, *overrides]))
-    print("\nmasked-token accuracy on test (80/10/10 inputs): "
-          f"{metrics.get('test/mlm_acc', float('nan')):.3f}  vs. random 1/K "
-          f"{metrics.get('test/baseline_random_acc', float('nan')):.3f}, per-step mode "
-          f"{metrics.get('test/baseline_step_mode_acc', float('nan')):.3f}, left neighbour "
-          f"{metrics.get('test/baseline_left_neighbour_acc', float('nan')):.3f}")
+    metrics = train_job(config([*PRETRAIN, *overrides]))
+    print(
+        "\nmasked-token accuracy on test (80/10/10 inputs): "
+        f"{metrics.get('test/mlm_acc', float('nan')):.3f}  vs. random 1/K "
+        f"{metrics.get('test/baseline_random_acc', float('nan')):.3f}, per-step mode "
+        f"{metrics.get('test/baseline_step_mode_acc', float('nan')):.3f}, left neighbour "
+        f"{metrics.get('test/baseline_left_neighbour_acc', float('nan')):.3f}"
+    )
     if metrics.get("checkpoint"):  # attention views of the demo's base model (paper Figs. 8-10)
-        attention_cli.main(["--checkpoint", metrics["checkpoint"], "--batch", "1", "--out", str(OUT / "attention")])
+        attention_cli.main(
+            ["--checkpoint", metrics["checkpoint"], "--batch", "1", "--out", str(OUT / "attention")]
+        )
     print(f"figures in {OUT}")
     demo = demo_config()
     bundle = classifier(demo, overrides)

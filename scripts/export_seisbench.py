@@ -54,8 +54,9 @@ def record_splits(records: RecordSet, cfg: DictConfig):
     return split_by_event(meta["event_id"], scfg.fractions, scfg.seed)
 
 
-def export_from_config(cfg: DictConfig, out_dir: str | Path, use_cache: bool = True,
-                       progress: bool = True) -> Path:
+def export_from_config(
+    cfg: DictConfig, out_dir: str | Path, use_cache: bool = True, progress: bool = True
+) -> Path:
     records = load_records(cfg, use_cache, progress)
     split = record_splits(records, cfg)
     return export_seisbench(records, split, out_dir, progress=progress)

@@ -1,13 +1,14 @@
-"""Issue 15's input x target table, from the results files of the studies that ran its arms.
+"""The input x target table, from the results files of the studies that ran its arms.
 
     python scripts/input_target_table.py            # make paper's and scale=continuous's results.csv
     python scripts/input_target_table.py --readme none
 
-Both studies follow one protocol (configs/paper/quick.yaml: data, seeds, grid, budget), so an
+Both studies follow one protocol (configs/study/quick.yaml: data, seeds, grid, budget), so an
 arm's cells are taken from the first results file that holds them. Writes
 reports/continuous_study/input_target.csv (every number shown, with the file it came from),
 input_target.md, and the README block between <!-- input-target:start/end -->.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,21 +17,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from seisbert.analysis.report import fmt, markers, table, update_readme
-from seisbert.analysis.study_results import collapsed_runs
+from seisbert.study.report import fmt, markers, table, update_readme
+from seisbert.study.results import collapsed_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = markers("input-target")
 # arm -> (input, masked-prediction target, architecture); scratch arms have no target
-ARMS = {"mlm": ("tokens", "k-means ids", "encoder"), "psd": ("PSD", "k-means ids", "encoder"),
-        "psd_rp": ("PSD", "random projection", "encoder"), "psd_regress": ("PSD", "PSD regression", "encoder"),
-        "both": ("tokens + PSD", "k-means ids", "encoder"), "perceiver": ("PSD", "k-means ids", "Perceiver"),
-        "psd_meanpool": ("PSD", "k-means ids", "encoder, mean pooling"),
-        "scratch": ("tokens", "none (scratch)", "encoder"), "scratch_psd": ("PSD", "none (scratch)", "encoder"),
-        "scratch_both": ("tokens + PSD", "none (scratch)", "encoder"),
-        "scratch_perceiver": ("PSD", "none (scratch)", "Perceiver"),
-        "hgb": ("PSD windows", "boosted trees", "–")}
-TABLES = ("finetune", "gain", "arm_vs_baseline", "vs_baseline")  # vs_baseline: the best arm's, as a fallback
+ARMS = {
+    "mlm": ("tokens", "k-means ids", "encoder"),
+    "psd": ("PSD", "k-means ids", "encoder"),
+    "psd_rp": ("PSD", "random projection", "encoder"),
+    "psd_regress": ("PSD", "PSD regression", "encoder"),
+    "both": ("tokens + PSD", "k-means ids", "encoder"),
+    "perceiver": ("PSD", "k-means ids", "Perceiver"),
+    "psd_meanpool": ("PSD", "k-means ids", "encoder, mean pooling"),
+    "scratch": ("tokens", "none (scratch)", "encoder"),
+    "scratch_psd": ("PSD", "none (scratch)", "encoder"),
+    "scratch_both": ("tokens + PSD", "none (scratch)", "encoder"),
+    "scratch_perceiver": ("PSD", "none (scratch)", "Perceiver"),
+    "hgb": ("PSD windows", "boosted trees", "–"),
+}
+TABLES = (
+    "finetune",
+    "gain",
+    "arm_vs_baseline",
+    "vs_baseline",
+)  # vs_baseline: the best arm's, as a fallback
 
 
 def gather(sources: list[Path]) -> pd.DataFrame:
@@ -48,7 +60,7 @@ def gather(sources: list[Path]) -> pd.DataFrame:
         name = str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src)
         rows.append(cells[own.map(claimed.get) == src].assign(source=name))
         seen.append(cells[(cells.table == "finetune") & own.isin(list(ARMS))].assign(source=name))
-    return (pd.concat([*rows, overlap_rows(seen)], ignore_index=True) if rows else pd.DataFrame())
+    return pd.concat([*rows, overlap_rows(seen)], ignore_index=True) if rows else pd.DataFrame()
 
 
 def overlap_rows(seen: list[pd.DataFrame]) -> pd.DataFrame:
@@ -61,8 +73,16 @@ def overlap_rows(seen: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame()
     both["diff"] = (both.value - both.value_other).abs()
     worst = both.groupby("arm", sort=False)["diff"].max().round(1)
-    return pd.DataFrame({"table": "overlap", "arm": worst.index, "labels": "", "metric": "max_abs_difference",
-                         "value": worst.values, "source": f"{seen[0].source.iloc[0]} vs {seen[1].source.iloc[0]}"})
+    return pd.DataFrame(
+        {
+            "table": "overlap",
+            "arm": worst.index,
+            "labels": "",
+            "metric": "max_abs_difference",
+            "value": worst.values,
+            "source": f"{seen[0].source.iloc[0]} vs {seen[1].source.iloc[0]}",
+        }
+    )
 
 
 def overlap_lines(cells: pd.DataFrame) -> list[str]:
@@ -70,7 +90,10 @@ def overlap_lines(cells: pd.DataFrame) -> list[str]:
     if rows.empty:
         return []
     said = "; ".join(f"{r.arm} {r.value:.1f}" for _, r in rows.iterrows())
-    return ["", f"Arms in both files, same configs, largest difference between their cells (points): {said}."]
+    return [
+        "",
+        f"Arms in both files, same configs, largest difference between their cells (points): {said}.",
+    ]
 
 
 def lines(cells: pd.DataFrame) -> list[str]:
@@ -82,35 +105,72 @@ def lines(cells: pd.DataFrame) -> list[str]:
 
     def gain(arm, n, *tables):
         for table_ in tables:
-            hit = cells[(cells.table == table_) & cells.arm.str.startswith(f"{arm} - ") & (cells["labels"] == n)]
+            hit = cells[
+                (cells.table == table_)
+                & cells.arm.str.startswith(f"{arm} - ")
+                & (cells["labels"] == n)
+            ]
             if not hit.empty:
                 return fmt(hit.iloc[0], sign=True)
         return "–"
 
-    main = [[*ARMS[a], *[cell(a, n) for n in sizes]] for a in ARMS
-            if a in set(cells[cells.table == "finetune"].arm)]
+    main = [
+        [*ARMS[a], *[cell(a, n) for n in sizes]]
+        for a in ARMS
+        if a in set(cells[cells.table == "finetune"].arm)
+    ]
     pretrained = [a for a in ARMS if not a.startswith("scratch") and a != "hgb"]
-    diffs = [[*ARMS[a], *[gain(a, n, "gain") for n in sizes], *[gain(a, n, "arm_vs_baseline", "vs_baseline")
-                                                                   for n in sizes]]
-             for a in pretrained if a in set(cells.arm.str.split(" - ").str[0])]
+    diffs = [
+        [
+            *ARMS[a],
+            *[gain(a, n, "gain") for n in sizes],
+            *[gain(a, n, "arm_vs_baseline", "vs_baseline") for n in sizes],
+        ]
+        for a in pretrained
+        if a in set(cells.arm.str.split(" - ").str[0])
+    ]
     src = sorted(set(cells.source))
-    return ["Test balanced accuracy (percent) with bootstrap intervals over test events and seeds "
-            "(`paper.bootstrap`); every arm under make paper's protocol. From "
-            + ", ".join(f"`{s}`" for s in src) + ".", "",
-            *table(["input", "masked-prediction target", "architecture", *sizes], main), "",
-            "Paired differences (points): pretrained − its reference arm (`compare_to`: the scratch arm of its "
-            "input; for mean pooling, the same base model through [CLS]), and − the best baseline (chosen on dev):", "",
-            *table(["input", "target", "architecture", *[f"− reference, {n}" for n in sizes],
-                    *[f"− best baseline, {n}" for n in sizes]], diffs), "",
-            "The issue's targets, on point estimates (intervals beside them):", "", *target_lines(cells),
-            *overlap_lines(cells)]
+    return [
+        "Test balanced accuracy (percent) with bootstrap intervals over test events and seeds "
+        "(`study.bootstrap`); every arm under make paper's protocol. From "
+        + ", ".join(f"`{s}`" for s in src)
+        + ".",
+        "",
+        *table(["input", "masked-prediction target", "architecture", *sizes], main),
+        "",
+        "Paired differences (points): pretrained − its reference arm (`compare_to`: the scratch arm of its "
+        "input; for mean pooling, the same base model through [CLS]), and − the best baseline (chosen on dev):",
+        "",
+        *table(
+            [
+                "input",
+                "target",
+                "architecture",
+                *[f"− reference, {n}" for n in sizes],
+                *[f"− best baseline, {n}" for n in sizes],
+            ],
+            diffs,
+        ),
+        "",
+        "The table's targets, on point estimates (intervals beside them):",
+        "",
+        *target_lines(cells),
+        *overlap_lines(cells),
+    ]
 
 
-# issue 15's targets: (what, table, label counts, threshold in points)
+# the input x target table's targets: (what, table, label counts, threshold in points)
 # (code spans: the README number check reads them as words, not results)
-TARGETS = [("`− best baseline ≥ −1 with all labels`", ("arm_vs_baseline", "vs_baseline"), ["all"], -1.0),
-           ("`− best baseline ≥ +3 at 120 and 500 labels`", ("arm_vs_baseline", "vs_baseline"), ["120", "500"], 3.0),
-           ("`− its scratch arm ≥ +10 at 120 and 500 labels`", ("gain",), ["120", "500"], 10.0)]
+TARGETS = [
+    ("`− best baseline ≥ −1 with all labels`", ("arm_vs_baseline", "vs_baseline"), ["all"], -1.0),
+    (
+        "`− best baseline ≥ +3 at 120 and 500 labels`",
+        ("arm_vs_baseline", "vs_baseline"),
+        ["120", "500"],
+        3.0,
+    ),
+    ("`− its scratch arm ≥ +10 at 120 and 500 labels`", ("gain",), ["120", "500"], 10.0),
+]
 
 
 def target_lines(cells: pd.DataFrame) -> list[str]:
@@ -119,18 +179,30 @@ def target_lines(cells: pd.DataFrame) -> list[str]:
     for what, tables, sizes, threshold in TARGETS:
         met, missed, unknown = [], [], []
         for arm in ARMS:
-            ref = f"{arm} - scratch" if tables == ("gain",) else f"{arm} - "  # gains vs a scratch arm only
-            rows = [cells[cells.table.isin(tables) & cells.arm.str.startswith(ref) & (cells["labels"] == n)]
-                    for n in sizes]
+            ref = (
+                f"{arm} - scratch" if tables == ("gain",) else f"{arm} - "
+            )  # gains vs a scratch arm only
+            rows = [
+                cells[
+                    cells.table.isin(tables)
+                    & cells.arm.str.startswith(ref)
+                    & (cells["labels"] == n)
+                ]
+                for n in sizes
+            ]
             if arm.startswith("scratch") or arm == "hgb" or not any(len(r) for r in rows):
                 continue
             if not all(len(r) for r in rows):
                 unknown.append(arm)
                 continue
             said = ", ".join(f"{fmt(r.iloc[0], sign=True)} at `{n}`" for r, n in zip(rows, sizes))
-            (met if all(r.iloc[0].value >= threshold for r in rows) else missed).append(f"{arm} ({said})")
-        out.append(f"- Target: {what}. Met by: {'; '.join(met) or 'none'}. Missed by: {'; '.join(missed) or 'none'}."
-                   + (f" Not measured for: {', '.join(unknown)}." if unknown else ""))
+            (met if all(r.iloc[0].value >= threshold for r in rows) else missed).append(
+                f"{arm} ({said})"
+            )
+        out.append(
+            f"- Target: {what}. Met by: {'; '.join(met) or 'none'}. Missed by: {'; '.join(missed) or 'none'}."
+            + (f" Not measured for: {', '.join(unknown)}." if unknown else "")
+        )
     return out
 
 
@@ -149,22 +221,29 @@ def collapsed_lines(sources: list[Path]) -> list[str]:
         runs = pd.read_csv(runs_csv)
         bad = collapsed_runs(runs)
         bad = bad[bad.arm.isin(list(ARMS))]
-        out += [f"- Collapsed to one class: `{r.arm}` at `{r['labels']}` labels, seed `{r.seed}`, {_knobs(r.chosen)} "
-                f"(chosen on the tuning seed); its cell's mean and every difference with it carry that run."
-                for _, r in bad.iterrows()]
+        out += [
+            f"- Collapsed to one class: `{r.arm}` at `{r['labels']}` labels, seed `{r.seed}`, {_knobs(r.chosen)} "
+            f"(chosen on the tuning seed); its cell's mean and every difference with it carry that run."
+            for _, r in bad.iterrows()
+        ]
     return out
 
 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sources", nargs="+", default=["reports/continuous_study/results.csv",
-                                                     "reports/paper/results.csv"])
+    ap.add_argument(
+        "--sources",
+        nargs="+",
+        default=["reports/continuous_study/results.csv", "reports/paper/results.csv"],
+    )
     ap.add_argument("--out", default="reports/continuous_study")
     ap.add_argument("--readme", default="README.md", help="'none': do not write the README block")
     args = ap.parse_args(argv)
     cells = gather([ROOT / s for s in args.sources])
     if cells.empty:
-        raise SystemExit(f"none of {args.sources} holds an arm of {sorted(ARMS)}: run the studies first")
+        raise SystemExit(
+            f"none of {args.sources} holds an arm of {sorted(ARMS)}: run the studies first"
+        )
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     cells.to_csv(out / "input_target.csv", index=False)
@@ -172,10 +251,14 @@ def main(argv: list[str] | None = None) -> Path:
     collapsed = collapsed_lines([ROOT / s for s in args.sources])
     if collapsed:
         body += ["", "Runs to read the table with:", "", *collapsed]
-    (out / "input_target.md").write_text("# SeisBert input x masked-prediction target\n\n" + "\n".join(body) + "\n")
+    (out / "input_target.md").write_text(
+        "# SeisBert input x masked-prediction target\n\n" + "\n".join(body) + "\n"
+    )
     if args.readme != "none":
         rel = (out / "input_target.csv").relative_to((ROOT / args.readme).parent)
-        block = "\n".join([START, f"Written by `scripts/input_target_table.py` ([{rel}]({rel})).", "", *body, END])
+        block = "\n".join(
+            [START, f"Written by `scripts/input_target_table.py` ([{rel}]({rel})).", "", *body, END]
+        )
         update_readme(ROOT / args.readme, block, START, END)
     print(out / "input_target.md")
     return out / "input_target.md"

@@ -2,7 +2,7 @@
 
     python scripts/reproduce_paper.py                # quick scale: ~100 min on 2 CPU cores (jobs=2)
     python scripts/reproduce_paper.py scale=full     # the headline study (hours on CPU, or a GPU)
-    python scripts/reproduce_paper.py seeds=[0] out_dir=reports/try   # any key of configs/paper/
+    python scripts/reproduce_paper.py seeds=[0] out_dir=reports/try   # any key of configs/study/
 
 Every run folder is named by the hash of its full resolved config: a run is reused only
 when nothing about it changed, so an interrupted study continues where it stopped and a
@@ -19,11 +19,18 @@ import sys
 from pathlib import Path
 
 from seisbert.analysis import attention_cli, token_figures
-from seisbert.analysis.report import (markers, plot_label_curve, plot_pool_curve, plot_pretraining_curves,
-                                     readme_block, update_readme, write_report)
-from seisbert.analysis.study_results import result_cells
 from seisbert.logs import setup_logging
-from seisbert.study import load_study, run_study
+from seisbert.study.protocol import load_study, run_study
+from seisbert.study.report import (
+    markers,
+    plot_label_curve,
+    plot_pool_curve,
+    plot_pretraining_curves,
+    readme_block,
+    update_readme,
+    write_report,
+)
+from seisbert.study.results import result_cells
 
 ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
@@ -32,7 +39,7 @@ ATTENTION_ARMS = ("mlm", "mlm_nsp")
 
 NOTES = [
     "Data: the embedded synthetic Utah set (Boore stochastic method, Brune earthquakes, ripple-fired "
-    "blasts; see shared/synthetic.md), not UUSS recordings. Its ceiling at trace level is about 90-93% "
+    "blasts; see docs/synthetic.md), not UUSS recordings. Its ceiling at trace level is about 90-93% "
     "(label noise 2%, single-shot blasts that look like earthquakes), below the paper's 96-98% CNN.",
     "Scale: the paper pretrained on 169,808 records with a GPU; this study uses the records stated above and a "
     "4-layer, 128-wide encoder pretrained for the steps in the pretraining table on 2 CPU cores, so absolute "
@@ -45,9 +52,13 @@ NOTES = [
 ]
 
 
-def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views: bool = True) -> dict[str, str]:
+def figures(
+    summary: dict, cells, out: Path, umap: bool = True, attention_views: bool = True
+) -> dict[str, str]:
     """Copy the figures of the runs next to the report; returns caption -> relative path."""
-    figs = {"label curve (Fig. 7, all models)": plot_label_curve(cells, out / "label_curve.png").name}
+    figs = {
+        "label curve (Fig. 7, all models)": plot_label_curve(cells, out / "label_curve.png").name
+    }
     pool = plot_pool_curve(cells, out / "pool_curve.png")
     if pool is not None:
         figs["pool-size curve"] = pool.name
@@ -62,8 +73,7 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
             figs[f"masked-token confusion, {name} (Fig. 6)"] = f"mlm_confusion_{name}.png"
     tokens_dir = summary["artifacts"]["tokens"]
     try:
-        token_figures.main(
-            [tokens_dir, "--out", str(out), *([] if umap else ["--skip-umap"])])
+        token_figures.main([tokens_dir, "--out", str(out), *([] if umap else ["--skip-umap"])])
         figs["token occurrence over event time (Fig. 5)"] = "token_occurrence.png"
         if umap:
             figs["UMAP of PSD windows coloured by token (Fig. 4)"] = "token_umap.png"
@@ -74,8 +84,19 @@ def figures(summary: dict, cells, out: Path, umap: bool = True, attention_views:
     base = next((m for arm in ATTENTION_ARMS for m in summary["pretrain"] if m["arm"] == arm), None)
     if attention_views and base:
         try:
-            attention_cli.main(["--checkpoint", base["base_checkpoint"], "--batch", "1", "--out", str(out / "attention")])
-            figs[f"attention views, {base['arm']} seed {base['seed']} (Figs. 8-10)"] = "attention/index.html"
+            attention_cli.main(
+                [
+                    "--checkpoint",
+                    base["base_checkpoint"],
+                    "--batch",
+                    "1",
+                    "--out",
+                    str(out / "attention"),
+                ]
+            )
+            figs[f"attention views, {base['arm']} seed {base['seed']} (Figs. 8-10)"] = (
+                "attention/index.html"
+            )
         except Exception as err:
             log.warning("attention views failed: %s", err)
     return figs
@@ -89,11 +110,17 @@ def main(argv: list[str]) -> Path:
     out = Path(study.out_dir)
     cells = result_cells(summary)
     cells.to_csv(out / "results.csv", index=False)
-    report = write_report(summary, cells, out, figures(summary, cells, out, study.umap, study.attention), NOTES)
+    report = write_report(
+        summary, cells, out, figures(summary, cells, out, study.umap, study.attention), NOTES
+    )
     if study.readme is not None:
         readme = Path(study.readme)
-        block = readme_block(cells, relative(out / "results.csv", readme.parent), relative(report, readme.parent),
-                             study.readme_marker)
+        block = readme_block(
+            cells,
+            relative(out / "results.csv", readme.parent),
+            relative(report, readme.parent),
+            study.readme_marker,
+        )
         update_readme(readme, block, *markers(study.readme_marker))
     log.info("wrote %s and %s", report, out / "results.csv")
     return report

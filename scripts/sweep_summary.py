@@ -27,12 +27,17 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from seisbert.figures import pyplot
 from seisbert.logs import setup_logging
 
 log = logging.getLogger("sweep_summary")
 
 # The paper's grid axes, always in the table and the plot when present.
-AXES = {"model.heads": "attention heads", "model.layers": "layers", "tokenizer.vocab_size": "vocabulary size K"}
+AXES = {
+    "model.heads": "attention heads",
+    "model.layers": "layers",
+    "tokenizer.vocab_size": "vocabulary size K",
+}
 # Config keys that differ between jobs without being settings (per-job folders).
 IGNORED_PREFIXES = ("paths.", "hydra.")
 
@@ -51,7 +56,10 @@ def flatten(node: dict, prefix: str = "") -> dict:
 def job_folders(multirun: Path) -> list[Path]:
     """Folders holding a job's ``config.yaml``, in job-number order (0, 1, ..., 10)."""
     folders = {p.parent for p in multirun.rglob("config.yaml") if p.parent.name != ".hydra"}
-    return sorted(folders, key=lambda p: [int(s) if s.isdigit() else math.inf for s in p.relative_to(multirun).parts])
+    return sorted(
+        folders,
+        key=lambda p: [int(s) if s.isdigit() else math.inf for s in p.relative_to(multirun).parts],
+    )
 
 
 def load_jobs(multirun: Path) -> pd.DataFrame:
@@ -62,16 +70,25 @@ def load_jobs(multirun: Path) -> pd.DataFrame:
         # values resolved from the job's own folder (checkpoint dirs, logger dirs) are not settings;
         # paths.output_dir names it as it was when the job ran (the folder may have moved since)
         own = {str(folder), str(cfg.get("paths.output_dir", folder))}
-        cfg = {k: v for k, v in cfg.items() if not (isinstance(v, str) and any(o in v for o in own))}
+        cfg = {
+            k: v for k, v in cfg.items() if not (isinstance(v, str) and any(o in v for o in own))
+        }
         row = {"job": str(folder.relative_to(multirun)), "status": "missing"}
-        row.update({f"cfg:{k}": json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in cfg.items()})
+        row.update(
+            {
+                f"cfg:{k}": json.dumps(v) if isinstance(v, (list, dict)) else v
+                for k, v in cfg.items()
+            }
+        )
         metrics_file = folder / "metrics.json"
         if metrics_file.exists():
             row["status"] = "done"
             row.update(json.loads(metrics_file.read_text()))
         rows.append(row)
     if not rows:
-        raise FileNotFoundError(f"no job folder with config.yaml under {multirun}: is it a multirun folder?")
+        raise FileNotFoundError(
+            f"no job folder with config.yaml under {multirun}: is it a multirun folder?"
+        )
     return pd.DataFrame(rows)
 
 
@@ -81,10 +98,14 @@ def swept_keys(jobs: pd.DataFrame) -> list[str]:
     A key that only mirrors an earlier one (``model.vocab_size`` follows
     ``tokenizer.vocab_size``) is left out.
     """
-    cfg_cols = [c for c in jobs.columns if c.startswith("cfg:") and not c[4:].startswith(IGNORED_PREFIXES)]
+    cfg_cols = [
+        c for c in jobs.columns if c.startswith("cfg:") and not c[4:].startswith(IGNORED_PREFIXES)
+    ]
     varying = [c[4:] for c in cfg_cols if jobs[c].astype(str).nunique() > 1]
     keys, seen = [], set()
-    for k in [k for k in AXES if f"cfg:{k}" in jobs.columns] + [k for k in varying if k not in AXES]:
+    for k in [k for k in AXES if f"cfg:{k}" in jobs.columns] + [
+        k for k in varying if k not in AXES
+    ]:
         values = tuple(jobs[f"cfg:{k}"].astype(str))
         if values not in seen or k in AXES:
             keys.append(k)
@@ -105,8 +126,10 @@ def default_metric(jobs: pd.DataFrame) -> str:
 
 def check_ranking_metric(metric: str) -> str:
     if metric.startswith(TEST_PREFIX):
-        raise ValueError(f"--metric={metric} is a test metric; jobs are ranked on dev only (e.g. "
-                         f"val/{metric[len(TEST_PREFIX):]}); show test columns with --show {metric}")
+        raise ValueError(
+            f"--metric={metric} is a test metric; jobs are ranked on dev only (e.g. "
+            f"val/{metric[len(TEST_PREFIX) :]}); show test columns with --show {metric}"
+        )
     return metric
 
 
@@ -114,43 +137,55 @@ def summary_table(jobs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Swept settings and every numeric metric, best job first by the dev ``metric``."""
     check_ranking_metric(metric)
     if metric not in jobs.columns:
-        raise ValueError(f"metric {metric!r} is in no job's metrics.json; found: "
-                         f"{sorted(c for c in jobs.columns if '/' in c and not c.startswith('cfg:'))}")
+        raise ValueError(
+            f"metric {metric!r} is in no job's metrics.json; found: "
+            f"{sorted(c for c in jobs.columns if '/' in c and not c.startswith('cfg:'))}"
+        )
     keys = swept_keys(jobs)
     table = jobs[["job", "status"]].copy()
     for k in keys:
         table[k] = jobs[f"cfg:{k}"]
-    others = [c for c in jobs.columns if "/" in c and c != metric and not c.startswith("cfg:")
-              and pd.api.types.is_numeric_dtype(jobs[c])]
+    others = [
+        c
+        for c in jobs.columns
+        if "/" in c
+        and c != metric
+        and not c.startswith("cfg:")
+        and pd.api.types.is_numeric_dtype(jobs[c])
+    ]
     for c in [metric, *others]:
         table[c] = jobs[c]
     descending = str(jobs.get("cfg:task.monitor_mode", pd.Series(["max"])).iloc[0]) != "min"
-    return table.sort_values(metric, ascending=not descending, na_position="last").reset_index(drop=True)
+    return table.sort_values(metric, ascending=not descending, na_position="last").reset_index(
+        drop=True
+    )
 
 
 def markdown(table: pd.DataFrame, columns: list[str]) -> str:
     """A GitHub markdown table of ``columns`` (floats to 4 decimals)."""
+
     def cell(v):
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.4f}"
         return str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table[columns].itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |"
+        for row in table[columns].itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
 def plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
     """The metric against each grid axis: dots per job, a line through the means."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     axes = [k for k in AXES if k in table.columns]
     done = table.dropna(subset=[metric])
-    fig, panels = plt.subplots(1, max(1, len(axes)), figsize=(4 * max(1, len(axes)), 3.4), sharey=True,
-                               squeeze=False)
+    fig, panels = plt.subplots(
+        1, max(1, len(axes)), figsize=(4 * max(1, len(axes)), 3.4), sharey=True, squeeze=False
+    )
     for ax, key in zip(panels[0], axes):
         x = pd.to_numeric(done[key])
         ax.scatter(x, done[metric], s=18, alpha=0.6, color="tab:blue", label="job")
@@ -171,10 +206,16 @@ def plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
 
 
 def main(argv=None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("multirun", type=Path, help="a multirun folder (hydra.sweep.dir)")
-    parser.add_argument("--metric", help="dev metric to rank and plot (default: the task's monitor); never test/")
-    parser.add_argument("--show", nargs="*", default=[], help="more metric columns for the markdown table")
+    parser.add_argument(
+        "--metric", help="dev metric to rank and plot (default: the task's monitor); never test/"
+    )
+    parser.add_argument(
+        "--show", nargs="*", default=[], help="more metric columns for the markdown table"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: the multirun folder)")
     args = parser.parse_args(argv)
     setup_logging(app_loggers=[log.name])
@@ -190,8 +231,12 @@ def main(argv=None) -> pd.DataFrame:
     (out / "summary.md").write_text(md + "\n")
     plot(table, metric, out / "summary.png")
     print(md)
-    log.info("%d jobs (%d missing metrics) -> %s", len(table), int((table.status != "done").sum()),
-             out / "summary.csv")
+    log.info(
+        "%d jobs (%d missing metrics) -> %s",
+        len(table),
+        int((table.status != "done").sum()),
+        out / "summary.csv",
+    )
     return table
 
 

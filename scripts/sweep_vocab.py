@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seisbert.analysis.vocabulary import ReportConfig, vocabulary_report
+from seisbert.figures import pyplot
 from seisbert.logs import setup_logging
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features
+from seisbert.vocabulary import ReportConfig, vocabulary_report
 
 log = logging.getLogger("sweep_vocab")
 
@@ -34,16 +35,40 @@ PANELS = [  # (title, y label, [(metric key, legend label)])
     ("Inertia", "mean squared distance", [("inertia", None)]),
     ("Davies-Bouldin (lower is better)", "index", [("davies_bouldin", None)]),
     ("Calinski-Harabasz (higher is better)", "index", [("calinski_harabasz", None)]),
-    ("Token usage", "bits", [("entropy_bits", "usage entropy"), ("max_entropy_bits", "log2 K (uniform)")]),
-    ("Unused and rare tokens", "fraction", [("empty_fraction", "empty tokens"), ("tiny_fraction", "tiny tokens"),
-                                           ("largest_token_fraction", "windows in the largest token")]),
-    ("What tokens know", "PNMI / purity", [("phase_pnmi", "PNMI phase bin"), ("class_pnmi", "PNMI event class"),
-                                           ("phase_purity", "purity phase bin"), ("class_purity", "purity event class")]),
+    (
+        "Token usage",
+        "bits",
+        [("entropy_bits", "usage entropy"), ("max_entropy_bits", "log2 K (uniform)")],
+    ),
+    (
+        "Unused and rare tokens",
+        "fraction",
+        [
+            ("empty_fraction", "empty tokens"),
+            ("tiny_fraction", "tiny tokens"),
+            ("largest_token_fraction", "windows in the largest token"),
+        ],
+    ),
+    (
+        "What tokens know",
+        "PNMI / purity",
+        [
+            ("phase_pnmi", "PNMI phase bin"),
+            ("class_pnmi", "PNMI event class"),
+            ("phase_purity", "purity phase bin"),
+            ("class_purity", "purity event class"),
+        ],
+    ),
 ]
 
 
-def raw_windows(records_dir: Path, metadata: pd.DataFrame, pre_windows: int = 10,
-                n_windows: int = 90, window_samples: int = 100) -> np.ndarray:
+def raw_windows(
+    records_dir: Path,
+    metadata: pd.DataFrame,
+    pre_windows: int = 10,
+    n_windows: int = 90,
+    window_samples: int = 100,
+) -> np.ndarray:
     """Raw vertical windows (N, T, S) of the featurized records, from P - pre to the end."""
     waveforms = np.load(records_dir / "waveforms.npy", mmap_mode="r")  # (R, C, S)
     rows = metadata["record_index"].to_numpy()
@@ -59,7 +84,11 @@ def standin_waveforms(n_records: int, seed: int) -> np.ndarray:
     t = np.arange(9000) / 100.0 - 10.0
     amp = 10 ** rng.uniform(0, 3, (n_records, 1))
     env = 1 + amp * np.where(t >= 0, np.exp(-np.maximum(t, 0) / 8.0), 0.0)[None]
-    return (rng.standard_normal((n_records, t.size)) * env).astype(np.float32).reshape(n_records, 90, 100)
+    return (
+        (rng.standard_normal((n_records, t.size)) * env)
+        .astype(np.float32)
+        .reshape(n_records, 90, 100)
+    )
 
 
 def load_inputs(args) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
@@ -78,7 +107,9 @@ def load_inputs(args) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     return raw_windows(args.records, metadata), features, metadata
 
 
-def sweep(inputs, features, metadata, cfg: TokenizerConfig, sizes: list[int], report_cfg: ReportConfig) -> list[dict]:
+def sweep(
+    inputs, features, metadata, cfg: TokenizerConfig, sizes: list[int], report_cfg: ReportConfig
+) -> list[dict]:
     rows = []
     for k in sizes:
         t0 = time.perf_counter()
@@ -92,10 +123,7 @@ def sweep(inputs, features, metadata, cfg: TokenizerConfig, sizes: list[int], re
 
 
 def plot_sweep(rows: list[dict], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ks = [r["vocab_size"] for r in rows]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), layout="constrained")
@@ -115,15 +143,23 @@ def plot_sweep(rows: list[dict], path: Path, title: str) -> Path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("features_dir", nargs="?", type=Path, help="features artifact folder")
     ap.add_argument("--demo", action="store_true", help="stand-in features instead of an artifact")
     ap.add_argument("--demo-records", type=int, default=600)
-    ap.add_argument("--method", default="kmeans_psd", choices=["kmeans_psd", "umap_waveform", "kmeans_waveform"])
-    ap.add_argument("--records", type=Path, default=None, help="records artifact (waveform methods)")
+    ap.add_argument(
+        "--method", default="kmeans_psd", choices=["kmeans_psd", "umap_waveform", "kmeans_waveform"]
+    )
+    ap.add_argument(
+        "--records", type=Path, default=None, help="records artifact (waveform methods)"
+    )
     ap.add_argument("--waveform-normalize", default="record", choices=["none", "record", "window"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 100, 150])
-    ap.add_argument("--max-fit-windows", type=int, default=None, help="default: tokenizer.max_fit_windows")
+    ap.add_argument(
+        "--max-fit-windows", type=int, default=None, help="default: tokenizer.max_fit_windows"
+    )
     ap.add_argument("--n-iter", type=int, default=None, help="default: tokenizer.n_iter")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("reports/vocab_sweep"))
@@ -137,18 +173,36 @@ def main(argv=None) -> list[dict]:
     setup_logging(app_loggers=[log.name])
     args = parse_args(argv)
     inputs, features, metadata = load_inputs(args)
-    cfg = TokenizerConfig(method=args.method, seed=args.seed, waveform_normalize=args.waveform_normalize)
-    cfg = replace(cfg, n_iter=args.n_iter or cfg.n_iter, max_fit_windows=args.max_fit_windows or cfg.max_fit_windows)
+    cfg = TokenizerConfig(
+        method=args.method, seed=args.seed, waveform_normalize=args.waveform_normalize
+    )
+    cfg = replace(
+        cfg,
+        n_iter=args.n_iter or cfg.n_iter,
+        max_fit_windows=args.max_fit_windows or cfg.max_fit_windows,
+    )
     rows = sweep(inputs, features, metadata, cfg, args.sizes, ReportConfig(seed=args.seed))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sweep.json").write_text(json.dumps(rows, indent=2))
     table = pd.DataFrame([{k: v for k, v in r.items() if not isinstance(v, dict)} for r in rows])
     table.to_csv(args.out / "sweep.csv", index=False)
     source = "stand-in features" if args.demo else str(args.features_dir)
-    plot_sweep(rows, args.out / "sweep.png", f"Vocabulary quality vs K ({args.method}, {source}, "
-               f"{len(metadata):,} records)")
-    cols = ["vocab_size", "inertia", "davies_bouldin", "calinski_harabasz", "perplexity",
-            "largest_token_fraction", "class_pnmi", "phase_pnmi", "fit_assign_s"]
+    plot_sweep(
+        rows,
+        args.out / "sweep.png",
+        f"Vocabulary quality vs K ({args.method}, {source}, {len(metadata):,} records)",
+    )
+    cols = [
+        "vocab_size",
+        "inertia",
+        "davies_bouldin",
+        "calinski_harabasz",
+        "perplexity",
+        "largest_token_fraction",
+        "class_pnmi",
+        "phase_pnmi",
+        "fit_assign_s",
+    ]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return rows
 

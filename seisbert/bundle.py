@@ -33,9 +33,12 @@ from pathlib import Path
 import numpy as np
 
 import seisbert
-from seisbert.cache import versions
+from seisbert.artifacts.cache import read_artifact_record, versions
 from seisbert.config import _type_ok, describe
 from seisbert.data.records import CLASS_NAMES
+from seisbert.data.sequences import Specials
+from seisbert.features import FeatureConfig
+from seisbert.tokenizer import Tokenizer, TokenizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,16 @@ class ModuleSpec:
 
 # The only classes a bundle can name, by key: importing a dotted path read from a file is how
 # a "no pickle" format would still run foreign code.
-MODULES = {"classifier": ModuleSpec("seisbert.tasks.finetune", "FinetuneModule",
-                                    (("model", "seisbert.model.encoder", "EncoderConfig"),
-                                     ("params", "seisbert.tasks.finetune", "FinetuneConfig")))}
+MODULES = {
+    "classifier": ModuleSpec(
+        "seisbert.tasks.finetune",
+        "FinetuneModule",
+        (
+            ("model", "seisbert.model.encoder", "EncoderConfig"),
+            ("params", "seisbert.tasks.finetune", "FinetuneConfig"),
+        ),
+    )
+}
 PROBE_TOKENS = 8  # length of the probe sequence a loaded classifier must score finitely
 # Feature keys that change speed, not values (or values by < 1e-3 in log10): never refused.
 FEATURE_KEYS_IGNORED = ("chunk_records",)
@@ -91,14 +101,10 @@ class Bundle:
         return self.info["input"]
 
     def feature_config(self):
-        from seisbert.features import FeatureConfig
-
         return FeatureConfig(**self.info["features"])
 
     def tokenizer(self):
         """The training tokenizer: nearest centroid by FAISS, as ``seisbert.tokenizer``."""
-        from seisbert.tokenizer import Tokenizer, TokenizerConfig
-
         return Tokenizer(TokenizerConfig(**self.info["tokenizer"]["config"]), self.centroids)
 
     def module(self):
@@ -110,9 +116,11 @@ class Bundle:
         module.eval()
         probe = probe_outputs(module, self.centroids)
         if not np.isfinite(probe).all():
-            raise ValueError(f"bundle {self.path} is refused: its classifier gives non-finite "
-                             f"outputs on a probe input ({probe.ravel()[:4].tolist()} ...), so its "
-                             "weights are broken (NaN or inf); fine-tune again")
+            raise ValueError(
+                f"bundle {self.path} is refused: its classifier gives non-finite "
+                f"outputs on a probe input ({probe.ravel()[:4].tolist()} ...), so its "
+                "weights are broken (NaN or inf); fine-tune again"
+            )
         return module
 
 
@@ -120,8 +128,6 @@ def probe_outputs(module, centroids: np.ndarray) -> np.ndarray:
     """The module's logits (2, 2) for two short probe sequences: token ids cycling through the
     vocabulary and, for PSD inputs, the centroids of those tokens as windows."""
     import torch
-
-    from seisbert.data.sequences import Specials
 
     sp = Specials(module.cfg.vocab_size)
     tokens = (np.arange(2 * PROBE_TOKENS) % module.cfg.vocab_size).reshape(2, PROBE_TOKENS)
@@ -143,20 +149,31 @@ def write_bundle(path: str | Path, module, centroids: np.ndarray, info: dict) ->
     module class, class names and versions are added here. Written to a temporary name
     and renamed, so a killed run never leaves a half bundle.
     """
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     path = Path(path)
-    header = {"format": BUNDLE_FORMAT, "seisbert_version": seisbert.__version__,
-              "module": module_name(module), "class_names": list(CLASS_NAMES),
-              "input": getattr(module.cfg, "input", "tokens"), "versions": versions(), **info}
-    tensors = {WEIGHT_PREFIX + k: v.detach().cpu().contiguous().clone()  # clone: no shared storage
-               for k, v in module.state_dict().items()}
+    header = {
+        "format": BUNDLE_FORMAT,
+        "seisbert_version": seisbert.__version__,
+        "module": module_name(module),
+        "class_names": list(CLASS_NAMES),
+        "input": getattr(module.cfg, "input", "tokens"),
+        "versions": versions(),
+        **info,
+    }
+    tensors = {
+        WEIGHT_PREFIX + k: v.detach().cpu().contiguous().clone()  # clone: no shared storage
+        for k, v in module.state_dict().items()
+    }
     tensors[CENTROIDS_KEY] = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
     document = json.dumps(header, default=_json_default)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={HEADER_KEY: document,
-                                            CHECKSUM_KEY: checksum(document, tensors)})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={HEADER_KEY: document, CHECKSUM_KEY: checksum(document, tensors)},
+    )
     tmp.replace(path)
     log.info("wrote bundle %s (%d tensors, %.1f MB)", path, len(tensors), path.stat().st_size / 1e6)
     return path
@@ -167,8 +184,10 @@ def module_name(module) -> str:
     for name, spec in MODULES.items():
         if (type(module).__module__, type(module).__qualname__) == (spec.module, spec.cls):
             return name
-    raise ValueError(f"{type(module).__qualname__} is not a bundle module; registered: "
-                     f"{sorted(MODULES)} (seisbert.bundle.MODULES)")
+    raise ValueError(
+        f"{type(module).__qualname__} is not a bundle module; registered: "
+        f"{sorted(MODULES)} (seisbert.bundle.MODULES)"
+    )
 
 
 def checksum(document: str, tensors: dict) -> str:
@@ -199,24 +218,34 @@ def run_bundle_info(cfg, module, tset, train_labels: np.ndarray, metrics: dict) 
     """
     from omegaconf import OmegaConf
 
-    from seisbert.cache import read_artifact_record
-
     tok_record = read_artifact_record(tset.path)
     features = OmegaConf.to_container(cfg.features, resolve=True)
     features.pop("_target_", None)
     tok_cfg = json.loads((tset.path / "tokenizer" / "tokenizer.json").read_text())["config"]
-    summary_path = Path(json.loads((tset.path / "tokens.json").read_text())["features"]) / "summary.json"
+    summary_path = (
+        Path(json.loads((tset.path / "tokens.json").read_text())["features"]) / "summary.json"
+    )
     counts = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     weighted = bool(module.hparams.get("params", {}).get("class_weights", False))
     prior = 0.5 if weighted else float(np.mean(train_labels))
     return {
         "hyper_parameters": _plain(dict(module.hparams)),
         "features": features,
-        "tokenizer": {"digest": tset.tokenizer_digest, "config": tok_cfg, "vocab_size": int(tset.vocab_size)},
-        "training": {"tokens_digest": tset.digest, "features_digest": Path(summary_path).parent.name,
-                     "data": tok_record["config"].get("data", {}), "counts": counts,
-                     "labelled_train_records": int(len(train_labels)), "train_prior_blast": prior,
-                     "task": cfg.task.name, "seed": int(cfg.seed)},
+        "tokenizer": {
+            "digest": tset.tokenizer_digest,
+            "config": tok_cfg,
+            "vocab_size": int(tset.vocab_size),
+        },
+        "training": {
+            "tokens_digest": tset.digest,
+            "features_digest": Path(summary_path).parent.name,
+            "data": tok_record["config"].get("data", {}),
+            "counts": counts,
+            "labelled_train_records": int(len(train_labels)),
+            "train_prior_blast": prior,
+            "task": cfg.task.name,
+            "seed": int(cfg.seed),
+        },
         "metrics": {k: float(v) for k, v in metrics.items() if np.isscalar(v)},
     }
 
@@ -231,8 +260,11 @@ def write_run_bundle(cfg, module, tset, train_labels: np.ndarray, metrics: dict)
     for a tokenizer that needs a pickled reducer (``umap_waveform``), which a bundle refuses."""
     info = run_bundle_info(cfg, module, tset, train_labels, metrics)
     if info["tokenizer"]["config"].get("method") != "kmeans_psd":
-        log.warning("no bundle written: tokenizer.method=%s needs a pickled reducer; bundles "
-                    "hold kmeans_psd tokenizers only", info["tokenizer"]["config"].get("method"))
+        log.warning(
+            "no bundle written: tokenizer.method=%s needs a pickled reducer; bundles "
+            "hold kmeans_psd tokenizers only",
+            info["tokenizer"]["config"].get("method"),
+        )
         return None
     centroids = np.load(tset.path / "centroids.npy")
     return write_bundle(Path(cfg.paths.output_dir) / BUNDLE_NAME, module, centroids, info)
@@ -246,16 +278,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         what = "a folder" if path.is_dir() else "not a file"
-        raise ValueError(f"bundle={str(path)!r} is {what}; give the model.bundle.safetensors "
-                         "a fine-tuning run wrote into its run folder")
+        raise ValueError(
+            f"bundle={str(path)!r} is {what}; give the model.bundle.safetensors "
+            "a fine-tuning run wrote into its run folder"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for a foreign file
         raise ValueError(f"bundle={str(path)!r} is not a safetensors file: {e}") from None
     if HEADER_KEY not in meta:
-        raise ValueError(f"bundle={str(path)!r} is a safetensors file without a seisbert header "
-                         f"(key {HEADER_KEY!r}); it was not written by seisbert's fine-tuning")
+        raise ValueError(
+            f"bundle={str(path)!r} is a safetensors file without a seisbert header "
+            f"(key {HEADER_KEY!r}); it was not written by seisbert's fine-tuning"
+        )
     return meta
 
 
@@ -265,7 +301,9 @@ def read_header(path: str | Path) -> dict:
     try:
         info = json.loads(document)
     except ValueError as e:
-        raise ValueError(f"bundle {path} is damaged: its header document is not JSON ({e})") from None
+        raise ValueError(
+            f"bundle {path} is damaged: its header document is not JSON ({e})"
+        ) from None
     if not isinstance(info, dict):
         raise ValueError(f"bundle {path} is damaged: its header document is not a JSON object")
     return info
@@ -285,9 +323,11 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"bundle {path} is damaged: its tensors cannot be read ({e})") from None
     expected = read_metadata(path).get(CHECKSUM_KEY)
     if expected != checksum(read_metadata(path)[HEADER_KEY], tensors):
-        raise ValueError(f"bundle {path} is refused: its SHA-256 checksum does not match its "
-                         "contents (the file was changed or damaged after it was written)")
-    state = {k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
+        raise ValueError(
+            f"bundle {path} is refused: its SHA-256 checksum does not match its "
+            "contents (the file was changed or damaged after it was written)"
+        )
+    state = {k[len(WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
     return Bundle(path, info, state, tensors[CENTROIDS_KEY].numpy())
 
 
@@ -295,9 +335,11 @@ def check_compatible(info: dict, path: Path) -> None:
     """Refuse a bundle of another format or minor version, an unregistered module, or
     hyper-parameters and configs this version does not accept."""
     if info.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"bundle {path} is incompatible with this seisbert: bundle format "
-                         f"{info.get('format')} (this seisbert reads format {BUNDLE_FORMAT}). Use "
-                         "the seisbert version that wrote it, or fine-tune again")
+        raise ValueError(
+            f"bundle {path} is incompatible with this seisbert: bundle format "
+            f"{info.get('format')} (this seisbert reads format {BUNDLE_FORMAT}). Use "
+            "the seisbert version that wrote it, or fine-tune again"
+        )
     problems = []
     theirs, ours = str(info.get("seisbert_version")), seisbert.__version__
     if theirs.split(".")[:2] != ours.split(".")[:2]:
@@ -306,11 +348,15 @@ def check_compatible(info: dict, path: Path) -> None:
         problems.append(f"input {info.get('input')!r} (this seisbert reads {list(INPUTS)})")
     problems += _module_problems(info.get("module"), info.get("hyper_parameters"))
     problems += _config_problems("features", info.get("features", {}), _feature_config())
-    problems += _config_problems("tokenizer", info.get("tokenizer", {}).get("config", {}),
-                                 _tokenizer_config())
+    problems += _config_problems(
+        "tokenizer", info.get("tokenizer", {}).get("config", {}), _tokenizer_config()
+    )
     if problems:
-        raise ValueError(f"bundle {path} is incompatible with this seisbert: " + "; ".join(problems)
-                         + ". Use the seisbert version that wrote it, or fine-tune again")
+        raise ValueError(
+            f"bundle {path} is incompatible with this seisbert: "
+            + "; ".join(problems)
+            + ". Use the seisbert version that wrote it, or fine-tune again"
+        )
 
 
 def _module_problems(name, hyper_parameters) -> list[str]:
@@ -326,13 +372,19 @@ def _module_problems(name, hyper_parameters) -> list[str]:
     params.pop("self", None)
     hints = typing.get_type_hints(cls.__init__)
     unknown = sorted(set(hyper_parameters) - set(params))
-    missing = sorted(n for n, p in params.items()
-                     if p.default is p.empty and n not in hyper_parameters)
+    missing = sorted(
+        n for n, p in params.items() if p.default is p.empty and n not in hyper_parameters
+    )
     if unknown or missing:
-        return [f"its hyper_parameters {unknown or missing} are "
-                f"{'not arguments' if unknown else 'missing arguments'} of module {name!r}"]
-    problems = [f"hyper_parameters.{n}={v!r} is not a {describe(hints[n])}"
-                for n, v in hyper_parameters.items() if n in hints and not _type_ok(v, hints[n])]
+        return [
+            f"its hyper_parameters {unknown or missing} are "
+            f"{'not arguments' if unknown else 'missing arguments'} of module {name!r}"
+        ]
+    problems = [
+        f"hyper_parameters.{n}={v!r} is not a {describe(hints[n])}"
+        for n, v in hyper_parameters.items()
+        if n in hints and not _type_ok(v, hints[n])
+    ]
     for arg, config in spec.config_classes().items():
         if not problems and isinstance(hyper_parameters.get(arg), dict):
             problems += _config_problems(f"hyper_parameters.{arg}", hyper_parameters[arg], config)
@@ -348,8 +400,11 @@ def _config_problems(group: str, values, cls: type) -> list[str]:
     if unknown:
         return [f"its {group} config has keys {unknown} this version does not know"]
     hints = typing.get_type_hints(cls)
-    wrong = [f"{group}.{k}={v!r} is not a {describe(hints[k])}" for k, v in values.items()
-             if not _type_ok(v, hints[k])]
+    wrong = [
+        f"{group}.{k}={v!r} is not a {describe(hints[k])}"
+        for k, v in values.items()
+        if not _type_ok(v, hints[k])
+    ]
     if wrong:
         return [f"its {group} config has wrong types: {'; '.join(wrong)}"]
     try:
@@ -360,22 +415,21 @@ def _config_problems(group: str, values, cls: type) -> list[str]:
 
 
 def _feature_config() -> type:
-    from seisbert.features import FeatureConfig
-
     return FeatureConfig
 
 
 def _tokenizer_config() -> type:
-    from seisbert.tokenizer import TokenizerConfig
-
     return TokenizerConfig
 
 
 def feature_differences(bundle_features: dict, other: dict) -> list[str]:
     """``key: bundle value != other value`` for every feature key that changes the features."""
     keys = sorted((set(bundle_features) | set(other)) - set(FEATURE_KEYS_IGNORED) - {"_target_"})
-    return [f"features.{k}: bundle {bundle_features.get(k)!r} != {other.get(k)!r}"
-            for k in keys if bundle_features.get(k) != other.get(k)]
+    return [
+        f"features.{k}: bundle {bundle_features.get(k)!r} != {other.get(k)!r}"
+        for k in keys
+        if bundle_features.get(k) != other.get(k)
+    ]
 
 
 # ------------------------------------------------------------------- reuse in training
@@ -383,16 +437,16 @@ def load_tokenizer_from(path: str | Path):
     """A trained tokenizer to reuse (``tokenizer.from_path``): a bundle file or a tokens
     artifact folder. Returns the Tokenizer and the digest of the tokens it was fitted for,
     so a base model pretrained on those tokens is accepted by fine-tuning."""
-    from seisbert.tokenizer import Tokenizer
-
     path = Path(path)
     if path.is_file():
         bundle = load_bundle(path)
         return bundle.tokenizer(), bundle.info["tokenizer"]["digest"]
     if (path / "tokenizer" / "tokenizer.json").is_file():
         return Tokenizer.load(path / "tokenizer"), path.name
-    raise ValueError(f"tokenizer.from_path={str(path)!r} is neither a bundle file nor a tokens "
-                     "artifact folder (cache/tokens/<hash>/ with tokenizer/ inside)")
+    raise ValueError(
+        f"tokenizer.from_path={str(path)!r} is neither a bundle file nor a tokens "
+        "artifact folder (cache/tokens/<hash>/ with tokenizer/ inside)"
+    )
 
 
 def encoder_from_bundle(path: str | Path) -> tuple[dict, dict, str]:
@@ -400,5 +454,7 @@ def encoder_from_bundle(path: str | Path) -> tuple[dict, dict, str]:
     ``task.params.checkpoint=<bundle>``: fine-tuning a bundle on one's own labels."""
     bundle = load_bundle(path)
     hp = bundle.info["hyper_parameters"]
-    state = {k[len("encoder."):]: v for k, v in bundle.state_dict.items() if k.startswith("encoder.")}
+    state = {
+        k[len("encoder.") :]: v for k, v in bundle.state_dict.items() if k.startswith("encoder.")
+    }
     return hp["model"], state, bundle.info["tokenizer"]["digest"]

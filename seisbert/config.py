@@ -23,8 +23,9 @@ def check_choice(key: str, value: Any, allowed: typing.Iterable) -> None:
         raise ValueError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
 
 
-def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False) -> None:
+def check_range(
+    key: str, value: float, lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> None:
     """``lo <= value <= hi`` (``lo < value`` with ``lo_open``, e.g. a learning rate)."""
     below = lo is not None and (value <= lo if lo_open else value < lo)
     if below or (hi is not None and value > hi):
@@ -35,7 +36,11 @@ def check_range(key: str, value: float, lo: float | None = None, hi: float | Non
 
 def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
-    if hint is Any or value is None and (origin is typing.Union and type(None) in typing.get_args(hint)):
+    if (
+        hint is Any
+        or value is None
+        and (origin is typing.Union and type(None) in typing.get_args(hint))
+    ):
         return True
     if origin is typing.Literal:
         return any(value == a and type(value) is type(a) for a in typing.get_args(hint))
@@ -63,7 +68,9 @@ def build(node: DictConfig | dict, key: str) -> Any:
     ``key`` is the node's place in the config (``tokenizer``; ``""`` for the root)."""
     import hydra.utils
 
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    data = (
+        OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    )
     target = data.pop("_target_", None)
     if target is None:
         raise ValueError(f"{key} has no _target_; it must name a config dataclass")
@@ -76,16 +83,22 @@ def build(node: DictConfig | dict, key: str) -> Any:
         if name not in fields:
             close = difflib.get_close_matches(name, fields, n=1)
             hint = f" (did you mean {_join(key, close[0])}?)" if close else ""
-            raise ValueError(f"{_join(key, name)} is not a known key{hint}; known keys: {sorted(fields)}")
+            raise ValueError(
+                f"{_join(key, name)} is not a known key{hint}; known keys: {sorted(fields)}"
+            )
         if not _type_ok(value, hints[name]):
-            raise ValueError(f"{_join(key, name)}={value!r} has the wrong type; expected {describe(hints[name])}")
+            raise ValueError(
+                f"{_join(key, name)}={value!r} has the wrong type; expected {describe(hints[name])}"
+            )
     return cls(**data)
 
 
 # Targets that pass their ``**kwargs`` on: unknown keys are checked against the receiver too.
-KWARGS_FORWARDED_TO = {"seisbert.loggers.wandb_logger": "lightning.pytorch.loggers.WandbLogger",
-                       "lightning.pytorch.loggers.WandbLogger": "wandb.init",
-                       "lightning.pytorch.loggers.wandb.WandbLogger": "wandb.init"}
+KWARGS_FORWARDED_TO = {
+    "seisbert.train.loggers.wandb_logger": "lightning.pytorch.loggers.WandbLogger",
+    "lightning.pytorch.loggers.WandbLogger": "wandb.init",
+    "lightning.pytorch.loggers.wandb.WandbLogger": "wandb.init",
+}
 
 
 def describe(hint: Any) -> str:
@@ -93,9 +106,16 @@ def describe(hint: Any) -> str:
     args = typing.get_args(hint)
     if typing.get_origin(hint) is typing.Literal:
         return " | ".join(repr(a) for a in args)
-    if typing.get_origin(hint) is typing.Union or str(typing.get_origin(hint)) == "<class 'types.UnionType'>":
+    if (
+        typing.get_origin(hint) is typing.Union
+        or str(typing.get_origin(hint)) == "<class 'types.UnionType'>"
+    ):
         return " | ".join(describe(a) for a in args)
-    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint).replace("typing.", ""))
+    return (
+        "None"
+        if hint is type(None)
+        else getattr(hint, "__name__", str(hint).replace("typing.", ""))
+    )
 
 
 def _hints(fn) -> dict:
@@ -114,14 +134,22 @@ def _parameters(target: str) -> tuple[dict, dict, bool]:
         obj = hydra.utils.get_object(target)
         fn = obj.__init__ if isinstance(obj, type) else obj
         sig = inspect.signature(obj)
-        params.update({n: p for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)})
+        params.update(
+            {
+                n: p
+                for n, p in sig.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            }
+        )
         hints.update({k: v for k, v in _hints(fn).items() if k not in hints})
         open_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
         target = KWARGS_FORWARDED_TO.get(target) if open_kwargs else None
     return params, hints, open_kwargs
 
 
-def check_arguments(node: DictConfig, key: str, target: str | None = None, exclude: tuple = ()) -> None:
+def check_arguments(
+    node: DictConfig, key: str, target: str | None = None, exclude: tuple = ()
+) -> None:
     """Check a node's keys and literal values against the signature of the class or function
     it is passed to (``target``, default its ``_target_``), without calling it."""
     target = target or node.get("_target_")
@@ -135,7 +163,9 @@ def check_arguments(node: DictConfig, key: str, target: str | None = None, exclu
         if name == "_target_" or name.startswith("_"):
             continue
         if name in exclude:
-            raise ValueError(f"{key}.{name} cannot be set here; it is built from its own config group")
+            raise ValueError(
+                f"{key}.{name} cannot be set here; it is built from its own config group"
+            )
         if name not in params:
             if open_kwargs:
                 continue  # passed on to a receiver whose keys are unknown until it runs
@@ -145,9 +175,13 @@ def check_arguments(node: DictConfig, key: str, target: str | None = None, exclu
         if OmegaConf.is_interpolation(node, name) or name not in hints:
             continue  # resolved when the run starts
         value = node[name]
-        value = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+        value = (
+            OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+        )
         if not _type_ok(value, hints[name]):
-            raise ValueError(f"{key}.{name}={value!r} is not allowed by {target}; expected {describe(hints[name])}")
+            raise ValueError(
+                f"{key}.{name}={value!r} is not allowed by {target}; expected {describe(hints[name])}"
+            )
     check_late_values(node, key, target)
 
 
@@ -157,15 +191,18 @@ def check_arguments(node: DictConfig, key: str, target: str | None = None, exclu
 # where it lists them (registries, enums, its batch-limit rule); the ranges are the ones its
 # own error messages state, or, for counts it divides by, >= 1.
 
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def at_least(lo: float):
     """A check of numbers ``>= lo``; None and other types are left to the type check."""
+
     def check(key: str, value: Any, args: dict) -> None:
         if _number(value):
             check_range(key, value, lo)
+
     return check
 
 
@@ -189,8 +226,9 @@ def _devices(key: str, value: Any, args: dict) -> None:
     """Lightning refuses 0 and [] on every accelerator; -1 (every device) needs one that counts
     its devices, so a CPU run needs a count >= 1."""
     if value == []:
-        raise ValueError(f"{key}=[] is not allowed; give a count >= 1, a list of device ids "
-                         "or 'auto'")
+        raise ValueError(
+            f"{key}=[] is not allowed; give a count >= 1, a list of device ids or 'auto'"
+        )
     count = int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else value
     if _number(count) and not (count == -1 and args.get("accelerator") != "cpu"):
         check_range(key, count, 1)
@@ -212,15 +250,19 @@ def _batch_limit(key: str, value: Any, args: dict) -> None:
     try:
         _determine_batch_limits(value, key.rsplit(".", 1)[-1])
     except Exception:
-        raise ValueError(f"{key}={value!r} is not allowed; choose a fraction in [0.0, 1.0] "
-                         f"or a whole number of batches") from None
+        raise ValueError(
+            f"{key}={value!r} is not allowed; choose a fraction in [0.0, 1.0] "
+            f"or a whole number of batches"
+        ) from None
 
 
 def _val_check_interval(key: str, value: Any, args: dict) -> None:
     _batch_limit(key, value, args)
     if _number(value) and value == 0:  # Lightning takes an int 0, then divides by it
-        raise ValueError(f"{key}={value!r} is not allowed; choose a fraction in (0.0, 1.0] "
-                         f"or a whole number of batches >= 1")
+        raise ValueError(
+            f"{key}={value!r} is not allowed; choose a fraction in (0.0, 1.0] "
+            f"or a whole number of batches >= 1"
+        )
 
 
 def _monitor_mode(key: str, value: Any, args: dict) -> None:
@@ -236,13 +278,26 @@ def late_checks() -> list[tuple[type, dict]]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     limits = {f"limit_{s}_batches": _batch_limit for s in ("train", "val", "test", "predict")}
-    trainer = {"accelerator": _accelerator, "strategy": _strategy, "devices": _devices,
-               "num_nodes": at_least(1), "max_epochs": at_least(-1), "max_steps": at_least(-1),
-               "check_val_every_n_epoch": at_least(1), "accumulate_grad_batches": at_least(1),
-               "val_check_interval": _val_check_interval, "overfit_batches": _batch_limit, **limits,
-               "gradient_clip_algorithm": _gradient_clip_algorithm}
-    checkpoint = {"mode": _monitor_mode, "save_top_k": at_least(-1), "every_n_epochs": at_least(0),
-                  "every_n_train_steps": at_least(0)}
+    trainer = {
+        "accelerator": _accelerator,
+        "strategy": _strategy,
+        "devices": _devices,
+        "num_nodes": at_least(1),
+        "max_epochs": at_least(-1),
+        "max_steps": at_least(-1),
+        "check_val_every_n_epoch": at_least(1),
+        "accumulate_grad_batches": at_least(1),
+        "val_check_interval": _val_check_interval,
+        "overfit_batches": _batch_limit,
+        **limits,
+        "gradient_clip_algorithm": _gradient_clip_algorithm,
+    }
+    checkpoint = {
+        "mode": _monitor_mode,
+        "save_top_k": at_least(-1),
+        "every_n_epochs": at_least(0),
+        "every_n_train_steps": at_least(0),
+    }
     stopping = {"mode": _monitor_mode}
     return [(Trainer, trainer), (ModelCheckpoint, checkpoint), (EarlyStopping, stopping)]
 

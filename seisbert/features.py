@@ -39,11 +39,15 @@ class FeatureConfig:
     taper: str = "hann"
     scaling: str = "median"
     log10: bool = True
-    log_floor: float = 1.0e-8  # before log10, power is floored at this fraction of the record's mean
+    log_floor: float = (
+        1.0e-8  # before log10, power is floored at this fraction of the record's mean
+    )
     channels: str = "Z"  # "Z" or "ZRT" (bins of R and T stacked after Z's)
     sampling_rate_hz: float = 100.0
     chunk_records: int = 2048  # records featurized per matmul; bounds memory
-    compute_dtype: str = "float32"  # float64 is exact to SciPy; float32 ~2.5x faster, < 1e-3 off in log10
+    compute_dtype: str = (
+        "float32"  # float64 is exact to SciPy; float32 ~2.5x faster, < 1e-3 off in log10
+    )
 
     def __post_init__(self):
         check_choice("features.scaling", self.scaling, SCALINGS)
@@ -56,14 +60,21 @@ class FeatureConfig:
         check_range("features.fmax_hz", self.fmax_hz, self.fmin_hz, self.sampling_rate_hz / 2)
         nseg = self.sampling_rate_hz / self.psd_resolution_hz
         per_window = self.window_s * self.psd_resolution_hz
-        if abs(nseg - round(nseg)) > 1e-9 or abs(per_window - round(per_window)) > 1e-9 or per_window < 1:
+        if (
+            abs(nseg - round(nseg)) > 1e-9
+            or abs(per_window - round(per_window)) > 1e-9
+            or per_window < 1
+        ):
             raise ValueError(
                 f"features.window_s={self.window_s} must hold a whole number of 1/psd_resolution_hz="
-                f"{1 / self.psd_resolution_hz} s segments of whole samples")
+                f"{1 / self.psd_resolution_hz} s segments of whole samples"
+            )
         total = (self.pre_s + self.post_s) / self.window_s
         if abs(total - round(total)) > 1e-9:
-            raise ValueError(f"features.pre_s+post_s={self.pre_s + self.post_s} s is not a whole "
-                             f"number of features.window_s={self.window_s} s windows")
+            raise ValueError(
+                f"features.pre_s+post_s={self.pre_s + self.post_s} s is not a whole "
+                f"number of features.window_s={self.window_s} s windows"
+            )
 
     @property
     def n_windows(self) -> int:  # T
@@ -176,8 +187,9 @@ def median_over_windows(psd: np.ndarray) -> np.ndarray:
     return med[:, None, :]
 
 
-def cut_segments(waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarray,
-                 cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def cut_segments(
+    waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarray, cfg: FeatureConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``[P - pre_s, P + post_s)`` from ``(n, S)`` traces -> ``(n, L)`` and a fits mask."""
     fs = cfg.sampling_rate_hz
     L = cfg.n_windows * cfg.window_samples
@@ -185,13 +197,14 @@ def cut_segments(waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarray,
     fits = (start >= 0) & (start + L <= np.minimum(np.asarray(npts), waveforms.shape[-1]))
     safe = np.where(fits, start, 0)
     if np.all(safe == safe[0]):  # the common case (synthetic): one slice, no gather
-        return waveforms[:, safe[0]:safe[0] + L], fits
+        return waveforms[:, safe[0] : safe[0] + L], fits
     idx = safe[:, None] + np.arange(L)[None, :]  # (n, L)
     return np.take_along_axis(waveforms, idx, axis=1), fits
 
 
-def featurize_chunk(waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarray,
-                    cfg: FeatureConfig, operator=None) -> tuple[np.ndarray, np.ndarray]:
+def featurize_chunk(
+    waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarray, cfg: FeatureConfig, operator=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Features for a chunk of records: ``(n, C, S)`` -> ``(n, T, C*F)`` float32 and reasons.
 
     ``reasons`` is an ``(n,)`` object array: "" for a good record, else a ``Reason`` phrase.
@@ -206,8 +219,12 @@ def featurize_chunk(waveforms: np.ndarray, p_sample: np.ndarray, npts: np.ndarra
             seg = np.where((fits & finite)[:, None], seg, 0.0)
         zero = ~(seg != 0).any(axis=1)
         psd, zero_ref = scale_windows(window_psd(seg, cfg, operator), cfg)
-        for mask, reason in ((zero_ref, Reason.ZERO_MEDIAN), (zero, Reason.ALL_ZERO),
-                             (~finite, Reason.NONFINITE), (~fits, Reason.TOO_SHORT)):
+        for mask, reason in (
+            (zero_ref, Reason.ZERO_MEDIAN),
+            (zero, Reason.ALL_ZERO),
+            (~finite, Reason.NONFINITE),
+            (~fits, Reason.TOO_SHORT),
+        ):
             reasons[mask] = reason  # later lines win: the most basic cause is reported
         per_channel.append(psd)
     feats = np.concatenate(per_channel, axis=2) if C > 1 else per_channel[0]

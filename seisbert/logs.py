@@ -23,18 +23,25 @@ import lightning as L
 
 APP_LOGGERS = ("seisbert", "__main__")  # INFO; everything else inherits the root's WARNING
 # loggers that set their own level or handler at import (so the root's level is not enough)
-LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
-                   "lightning_fabric")
+LIBRARY_LOGGERS = (
+    "lightning",
+    "lightning.pytorch",
+    "lightning.fabric",
+    "pytorch_lightning",
+    "lightning_fabric",
+)
 CONSOLE_FORMAT = "%(asctime)s %(name)s: %(message)s"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # library warnings about their own internals, nothing a user can act on: Lightning's deprecation
 # against torch, UMAP's note that a seeded (reproducible) fit runs on one thread
-IGNORED_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
-                    r"n_jobs value .* overridden to 1 by setting random_state",
-                    # a study or demo reruns into its own run folder on purpose (best/last are rewritten)
-                    r"Checkpoint directory .* exists and is not empty",
-                    # tiny label subsets have fewer batches than log_every_n_steps: nothing to fix
-                    r"The number of training batches .* is smaller than the logging interval")
+IGNORED_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r"n_jobs value .* overridden to 1 by setting random_state",
+    # a study or demo reruns into its own run folder on purpose (best/last are rewritten)
+    r"Checkpoint directory .* exists and is not empty",
+    # tiny label subsets have fewer batches than log_every_n_steps: nothing to fix
+    r"The number of training batches .* is smaller than the logging interval",
+)
 
 
 def on_terminal(stream=None) -> bool:
@@ -156,7 +163,11 @@ class EpochLog(L.Callback):
         trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
         if trainer.is_global_zero:
             logging.getLogger("seisbert.train").info(
-                "%s: %.2fM parameters (%.2fM trainable)", type(pl_module).__name__, n / 1e6, trainable / 1e6)
+                "%s: %.2fM parameters (%.2fM trainable)",
+                type(pl_module).__name__,
+                n / 1e6,
+                trainable / 1e6,
+            )
 
     def on_validation_end(self, trainer, pl_module) -> None:
         # after the module's own on_validation_epoch_end, where fine-tuning logs its val/* scores
@@ -169,8 +180,10 @@ class EpochLog(L.Callback):
         metrics = {**_scalars(trainer.callback_metrics, "train/"), **self._val}
         self._val = {}
         logging.getLogger("seisbert.train").info(
-            "%s: %s", progress_of(trainer),
-            "  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())) or "no metrics")
+            "%s: %s",
+            progress_of(trainer),
+            "  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())) or "no metrics",
+        )
 
 
 def progress_of(trainer) -> str:
@@ -196,7 +209,11 @@ def _scalars(metrics: dict, prefix: str) -> dict[str, float]:
     """The scalar metrics whose names start with ``prefix`` (``_step``/``_epoch`` twins dropped)."""
     out = {}
     for key, value in metrics.items():
-        if key.startswith(prefix) and not key.endswith("_step") and getattr(value, "numel", lambda: 1)() == 1:
+        if (
+            key.startswith(prefix)
+            and not key.endswith("_step")
+            and getattr(value, "numel", lambda: 1)() == 1
+        ):
             out[key.removesuffix("_epoch")] = float(value)
     return out
 
@@ -221,8 +238,13 @@ def terminal_progress_only(cfg) -> None:
     from omegaconf import open_dict
 
     callbacks = cfg.get("callbacks") or {}
-    bars = [name for name, node in callbacks.items() if node is not None and "_target_" in node
-            and issubclass(hydra.utils.get_class(node._target_), ProgressBar)]
+    bars = [
+        name
+        for name, node in callbacks.items()
+        if node is not None
+        and "_target_" in node
+        and issubclass(hydra.utils.get_class(node._target_), ProgressBar)
+    ]
     with open_dict(cfg):
         cfg.trainer.enable_progress_bar = False
         for name in bars:

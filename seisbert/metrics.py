@@ -1,7 +1,7 @@
 """Classification metrics for earthquake (0) vs. blast (1), per record and per event.
 
-The paper reports accuracy and confusion matrices; DESIGN.md's "How to compare
-honestly" adds balanced accuracy as the headline (the synthetic classes are not
+The paper reports accuracy and confusion matrices; an honest comparison
+adds balanced accuracy as the headline (the synthetic classes are not
 balanced after the SNR cut) and an event-level decision: a monitoring analyst labels
 an *event*, so the event's probability is the mean of its stations' probabilities,
 scored against the event's majority label (a tie goes to the label of its first
@@ -44,12 +44,16 @@ def classification_metrics(
     y_true = np.asarray(y_true).astype(int).ravel()
     prob_blast = np.asarray(prob_blast, dtype=float).ravel()
     if len(y_true) != len(prob_blast) or len(y_true) == 0:
-        raise ValueError(f"y_true and prob_blast must be non-empty and equally long; got "
-                         f"{len(y_true)} and {len(prob_blast)}")
+        raise ValueError(
+            f"y_true and prob_blast must be non-empty and equally long; got "
+            f"{len(y_true)} and {len(prob_blast)}"
+        )
     out = _binary_metrics(y_true, prob_blast, threshold)
     if event_ids is not None:
         event_true, event_prob = event_level(y_true, prob_blast, np.asarray(event_ids))
-        out.update({f"event_{k}": v for k, v in _binary_metrics(event_true, event_prob, threshold).items()})
+        out.update(
+            {f"event_{k}": v for k, v in _binary_metrics(event_true, event_prob, threshold).items()}
+        )
     return out
 
 
@@ -65,27 +69,39 @@ def collapse_warnings(metrics: dict, split: str, class_names=("earthquake", "bla
     predicted = np.asarray(metrics["confusion_matrix"]).sum(axis=0)  # (2,) per predicted class
     if predicted.sum() and (predicted == 0).any():
         only = class_names[int(np.argmax(predicted))]
-        out.append(f"the classifier predicts one class on {split}: all {int(predicted.sum())} "
-                   f"records are called '{only}' (collapsed; its balanced accuracy "
-                   f"{metrics['balanced_accuracy']:.3f} says nothing)")
+        out.append(
+            f"the classifier predicts one class on {split}: all {int(predicted.sum())} "
+            f"records are called '{only}' (collapsed; its balanced accuracy "
+            f"{metrics['balanced_accuracy']:.3f} says nothing)"
+        )
     elif metrics["balanced_accuracy"] <= CHANCE_BALANCED_ACCURACY:
-        out.append(f"{split} balanced accuracy {metrics['balanced_accuracy']:.3f} is at chance "
-                   f"(<= {CHANCE_BALANCED_ACCURACY}); try a smaller task.params.lr or more labels")
+        out.append(
+            f"{split} balanced accuracy {metrics['balanced_accuracy']:.3f} is at chance "
+            f"(<= {CHANCE_BALANCED_ACCURACY}); try a smaller task.params.lr or more labels"
+        )
     return out
 
 
 def score_line(m: dict) -> str:
     """Balanced accuracy (records, and events where known), accuracy, ROC-AUC and the count."""
-    events = f" (events {m['event_balanced_accuracy']:.3f})" if "event_balanced_accuracy" in m else ""
-    return (f"balanced accuracy {m['balanced_accuracy']:.3f}{events}, accuracy {m['accuracy']:.3f}, "
-            f"ROC-AUC {m['roc_auc']:.3f}, {int(np.sum(m['confusion_matrix']))} records")
+    events = (
+        f" (events {m['event_balanced_accuracy']:.3f})" if "event_balanced_accuracy" in m else ""
+    )
+    return (
+        f"balanced accuracy {m['balanced_accuracy']:.3f}{events}, accuracy {m['accuracy']:.3f}, "
+        f"ROC-AUC {m['roc_auc']:.3f}, {int(np.sum(m['confusion_matrix']))} records"
+    )
 
 
-def event_level(y_true: np.ndarray, prob_blast: np.ndarray, event_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def event_level(
+    y_true: np.ndarray, prob_blast: np.ndarray, event_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per event: majority label (tie: first record's label) and mean blast probability."""
     if len(event_ids) != len(y_true):
         raise ValueError(f"event_ids has {len(event_ids)} entries for {len(y_true)} records")
-    groups = pd.DataFrame({"event": event_ids, "y": y_true, "p": prob_blast}).groupby("event", sort=False)
+    groups = pd.DataFrame({"event": event_ids, "y": y_true, "p": prob_blast}).groupby(
+        "event", sort=False
+    )
     blast_fraction = groups["y"].mean().to_numpy()
     first = groups["y"].first().to_numpy()
     label = np.where(blast_fraction > 0.5, 1, np.where(blast_fraction < 0.5, 0, first))
@@ -100,7 +116,9 @@ def _binary_metrics(y_true: np.ndarray, prob_blast: np.ndarray, threshold: float
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         # With one class present the mean recall is that class's recall.
-        "balanced_accuracy": float(np.mean([cm[c, c] / cm[c].sum() for c in (0, 1) if cm[c].sum() > 0])),
+        "balanced_accuracy": float(
+            np.mean([cm[c, c] / cm[c].sum() for c in (0, 1) if cm[c].sum() > 0])
+        ),
         "f1": float(skm.f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
         "roc_auc": float("nan") if one_class else float(skm.roc_auc_score(y_true, prob_blast)),
         "confusion_matrix": cm.astype(int).tolist(),
@@ -123,11 +141,25 @@ def plot_confusion(
     ax.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
     for i, j in np.ndindex(cm.shape):
         colour = "white" if row_share[i, j] > 0.6 else "black"
-        ax.text(j, i, f"{int(cm[i, j])}\n{100 * row_share[i, j]:.1f}%", ha="center", va="center",
-                color=colour, fontsize=8)
+        ax.text(
+            j,
+            i,
+            f"{int(cm[i, j])}\n{100 * row_share[i, j]:.1f}%",
+            ha="center",
+            va="center",
+            color=colour,
+            fontsize=8,
+        )
     ticks = np.arange(len(class_names))
-    ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
-           xlabel="predicted", ylabel="true", title=title)
+    ax.set(
+        xticks=ticks,
+        yticks=ticks,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)  # closes the figure too (it used to stay open)
 
@@ -135,8 +167,13 @@ def plot_confusion(
 PREDICTIONS_FILE = "test_predictions.csv"
 
 
-def save_predictions(path: str | Path, metadata: pd.DataFrame, rows: np.ndarray, prob: np.ndarray,
-                     extra: dict[str, np.ndarray] | None = None) -> Path:
+def save_predictions(
+    path: str | Path,
+    metadata: pd.DataFrame,
+    rows: np.ndarray,
+    prob: np.ndarray,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write one row per test record: ``row``, ``event_id``, ``label``, ``prob`` (P(blast)),
     plus ``extra`` probability columns aligned with ``rows`` (e.g. masked-input scores).
 
@@ -144,9 +181,14 @@ def save_predictions(path: str | Path, metadata: pd.DataFrame, rows: np.ndarray,
     from these files, so a reported number can always be traced to predictions.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    frame = pd.DataFrame({"row": rows, "event_id": metadata["event_id"].astype(str).to_numpy()[rows],
-                          "label": metadata["label"].to_numpy().astype(int)[rows],
-                          "prob": np.asarray(prob, dtype=float)})
+    frame = pd.DataFrame(
+        {
+            "row": rows,
+            "event_id": metadata["event_id"].astype(str).to_numpy()[rows],
+            "label": metadata["label"].to_numpy().astype(int)[rows],
+            "prob": np.asarray(prob, dtype=float),
+        }
+    )
     for name, values in (extra or {}).items():
         frame[name] = np.asarray(values, dtype=float)
     path = Path(path)
@@ -159,6 +201,8 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     """A predictions file written by ``save_predictions``; names the file when it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no test predictions at {path}: the run must write {PREDICTIONS_FILE} "
-                                f"(seisbert.metrics.save_predictions) for the study's intervals")
+        raise FileNotFoundError(
+            f"no test predictions at {path}: the run must write {PREDICTIONS_FILE} "
+            f"(seisbert.metrics.save_predictions) for the study's intervals"
+        )
     return pd.read_csv(path, dtype={"event_id": str})

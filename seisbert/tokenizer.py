@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from seisbert.cache import file_digest
+from seisbert.artifacts.cache import file_digest
 from seisbert.config import build, check_choice, check_range
 from seisbert.features import FeatureConfig
 
@@ -37,10 +37,14 @@ log = logging.getLogger(__name__)
 
 METHODS = ("kmeans_psd", "umap_waveform", "kmeans_waveform")
 # FAISS's own seedings; "greedy_kmeans++" seeds with scikit-learn's greedy k-means++ instead
-INITS = {"random": "ClusteringInitMethod_RANDOM", "kmeans++": "ClusteringInitMethod_KMEANS_PLUS_PLUS",
-         "afkmc2": "ClusteringInitMethod_AFK_MC2", "greedy_kmeans++": "ClusteringInitMethod_RANDOM"}
+INITS = {
+    "random": "ClusteringInitMethod_RANDOM",
+    "kmeans++": "ClusteringInitMethod_KMEANS_PLUS_PLUS",
+    "afkmc2": "ClusteringInitMethod_AFK_MC2",
+    "greedy_kmeans++": "ClusteringInitMethod_RANDOM",
+}
 MIN_VOCAB, MAX_VOCAB = 8, 150  # the paper's range; ids and the 4 specials fit int16
-REPORT_TARGET = "seisbert.analysis.vocabulary.ReportConfig"
+REPORT_TARGET = "seisbert.vocabulary.ReportConfig"
 
 
 @dataclass
@@ -57,13 +61,17 @@ class TokenizerConfig:
     spherical: bool = False  # cosine k-means on L2-normalised windows
     assign_chunk_windows: int = 1_048_576  # windows per nearest-centroid search; bounds memory
     # umap_waveform / kmeans_waveform only
-    waveform_normalize: str = "record"  # none | record (divide by record's max |amplitude|) | window
+    waveform_normalize: str = (
+        "record"  # none | record (divide by record's max |amplitude|) | window
+    )
     umap_n_components: int = 8
     umap_n_neighbors: int = 15
     umap_min_dist: float = 0.0  # 0 packs clusters tightly, which is what k-means wants next
     umap_max_fit_windows: int = 20_000  # UMAP's cost grows ~n log n; it sees this many windows
     report: dict[str, Any] = field(default_factory=lambda: {"_target_": REPORT_TARGET})
-    from_path: str | None = None  # reuse a trained tokenizer (a bundle file or cache/tokens/<hash>/): no fit
+    from_path: str | None = (
+        None  # reuse a trained tokenizer (a bundle file or cache/tokens/<hash>/): no fit
+    )
 
     def __post_init__(self):
         check_choice("tokenizer.method", self.method, METHODS)
@@ -73,7 +81,9 @@ class TokenizerConfig:
         check_choice("tokenizer.init", self.init, INITS)
         check_range("tokenizer.init_sample_windows", self.init_sample_windows, self.vocab_size)
         check_choice("tokenizer.device", self.device, ("auto", "cpu", "cuda"))
-        check_choice("tokenizer.waveform_normalize", self.waveform_normalize, ("none", "record", "window"))
+        check_choice(
+            "tokenizer.waveform_normalize", self.waveform_normalize, ("none", "record", "window")
+        )
         if self.max_fit_windows is not None:
             check_range("tokenizer.max_fit_windows", self.max_fit_windows, self.vocab_size)
         check_range("tokenizer.assign_chunk_windows", self.assign_chunk_windows, 1)
@@ -90,8 +100,10 @@ def use_gpu(device: str) -> bool:
 
     n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if device == "cuda" and n_gpus == 0:
-        raise ValueError("tokenizer.device='cuda' but FAISS sees no GPU; install faiss-gpu "
-                         "(conda install -c pytorch faiss-gpu) or set tokenizer.device=auto")
+        raise ValueError(
+            "tokenizer.device='cuda' but FAISS sees no GPU; install faiss-gpu "
+            "(conda install -c pytorch faiss-gpu) or set tokenizer.device=auto"
+        )
     return device == "cuda" or (device == "auto" and n_gpus > 0)
 
 
@@ -106,8 +118,14 @@ class Tokenizer:
     """Nearest-centroid tokenizer. ``centroids`` (K, D) float32 live in the space windows are
     searched in: PSD bins for ``kmeans_psd``, the UMAP embedding for ``umap_waveform``."""
 
-    def __init__(self, cfg: TokenizerConfig, centroids: np.ndarray | None = None,
-                 reducer: Any = None, inertia: float | None = None, n_fit_windows: int | None = None):
+    def __init__(
+        self,
+        cfg: TokenizerConfig,
+        centroids: np.ndarray | None = None,
+        reducer: Any = None,
+        inertia: float | None = None,
+        n_fit_windows: int | None = None,
+    ):
         self.cfg = cfg
         self.centroids = centroids
         self.reducer = reducer  # fitted umap.UMAP for umap_waveform, else None
@@ -125,18 +143,26 @@ class Tokenizer:
         rows = _sample_rows(len(windows), cfg.max_fit_windows, cfg.seed)
         x = np.ascontiguousarray(windows if rows is None else windows[rows], dtype=np.float32)
         if len(x) < cfg.vocab_size:
-            raise ValueError(f"tokenizer.vocab_size={cfg.vocab_size} needs at least that many "
-                             f"training windows; got {len(x)}")
+            raise ValueError(
+                f"tokenizer.vocab_size={cfg.vocab_size} needs at least that many "
+                f"training windows; got {len(x)}"
+            )
         if not np.isfinite(x).all():
-            raise ValueError("training windows hold NaN or inf; the feature stage should have rejected them")
+            raise ValueError(
+                "training windows hold NaN or inf; the feature stage should have rejected them"
+            )
         if cfg.method == "umap_waveform":
             x = self._fit_reducer(x)
         x = self._prepare(x, reduce=False)
         self.centroids = self._fit_centroids(x, init_centroids)
         self.inertia = float(self.search(x, reduce=False)[1].mean())
         self.n_fit_windows = len(x)
-        log.info("tokenizer fit: K=%d on %d windows, inertia (mean squared distance) %.5g",
-                 cfg.vocab_size, len(x), self.inertia)
+        log.info(
+            "tokenizer fit: K=%d on %d windows, inertia (mean squared distance) %.5g",
+            cfg.vocab_size,
+            len(x),
+            self.inertia,
+        )
         return self
 
     def _fit_reducer(self, x: np.ndarray) -> np.ndarray:
@@ -144,24 +170,48 @@ class Tokenizer:
         try:
             import umap
         except ImportError as err:
-            raise ImportError("tokenizer.method=umap_waveform needs umap-learn: pip install umap-learn") from err
+            raise ImportError(
+                "tokenizer.method=umap_waveform needs umap-learn: pip install umap-learn"
+            ) from err
         cfg = self.cfg
         rows = _sample_rows(len(x), cfg.umap_max_fit_windows, cfg.seed + 1)
         x = x if rows is None else x[rows]
-        self.reducer = umap.UMAP(n_components=cfg.umap_n_components, n_neighbors=cfg.umap_n_neighbors,
-                                 min_dist=cfg.umap_min_dist, random_state=cfg.seed)
-        log.info("UMAP: %d raw windows of %d samples -> %d dims", len(x), x.shape[1], cfg.umap_n_components)
+        self.reducer = umap.UMAP(
+            n_components=cfg.umap_n_components,
+            n_neighbors=cfg.umap_n_neighbors,
+            min_dist=cfg.umap_min_dist,
+            random_state=cfg.seed,
+        )
+        log.info(
+            "UMAP: %d raw windows of %d samples -> %d dims",
+            len(x),
+            x.shape[1],
+            cfg.umap_n_components,
+        )
         return self.reducer.fit_transform(x).astype(np.float32)
 
     def _fit_centroids(self, x: np.ndarray, init_centroids: np.ndarray | None) -> np.ndarray:
         """Centroids (K, D) of the best of ``n_redo`` runs (lowest FAISS objective)."""
         cfg = self.cfg
         if init_centroids is not None or cfg.init != "greedy_kmeans++":
-            return self._kmeans(x, init_centroids, cfg.n_redo, "given centroids" if init_centroids
-                                is not None else f"FAISS {cfg.init} x {cfg.n_redo} redo")[0]
+            return self._kmeans(
+                x,
+                init_centroids,
+                cfg.n_redo,
+                "given centroids"
+                if init_centroids is not None
+                else f"FAISS {cfg.init} x {cfg.n_redo} redo",
+            )[0]
         # FAISS would restart every redo from one given start, so redo here with new seeds
-        runs = [self._kmeans(x, self._greedy_seeds(x, cfg.seed + r), 1,
-                             f"greedy k-means++ (run {r + 1} of {cfg.n_redo})") for r in range(cfg.n_redo)]
+        runs = [
+            self._kmeans(
+                x,
+                self._greedy_seeds(x, cfg.seed + r),
+                1,
+                f"greedy k-means++ (run {r + 1} of {cfg.n_redo})",
+            )
+            for r in range(cfg.n_redo)
+        ]
         return min(runs, key=lambda run: run[1])[0]
 
     def _greedy_seeds(self, x: np.ndarray, seed: int) -> np.ndarray:
@@ -171,24 +221,46 @@ class Tokenizer:
         from sklearn.cluster import kmeans_plusplus
 
         rows = _sample_rows(len(x), self.cfg.init_sample_windows, seed + 2)
-        seeds, _ = kmeans_plusplus(x if rows is None else x[rows], self.cfg.vocab_size, random_state=seed)
+        seeds, _ = kmeans_plusplus(
+            x if rows is None else x[rows], self.cfg.vocab_size, random_state=seed
+        )
         return seeds
 
-    def _kmeans(self, x: np.ndarray, init_centroids: np.ndarray | None, n_redo: int,
-                seeding: str) -> tuple[np.ndarray, float]:
+    def _kmeans(
+        self, x: np.ndarray, init_centroids: np.ndarray | None, n_redo: int, seeding: str
+    ) -> tuple[np.ndarray, float]:
         """One FAISS k-means: centroids (K, D) and the final objective (sum of squared distances)."""
         import faiss
 
         cfg, gpu = self.cfg, use_gpu(self.cfg.device)
-        km = faiss.Kmeans(x.shape[1], cfg.vocab_size, niter=cfg.n_iter, nredo=n_redo, seed=cfg.seed,
-                          spherical=cfg.spherical, gpu=gpu, init_method=getattr(faiss, INITS[cfg.init]),
-                          # FAISS would silently keep only 256 points per centroid; we subsampled already
-                          max_points_per_centroid=-(-len(x) // cfg.vocab_size) + 1, verbose=False)
-        log.info("k-means: FAISS %s on %s (%s), K=%d, %d iterations, init %s", faiss.__version__,
-                 "GPU" if gpu else "CPU", f"{faiss.get_num_gpus()} GPUs" if gpu
-                 else f"{faiss.omp_get_max_threads()} threads", cfg.vocab_size, cfg.n_iter, seeding)
-        objective = km.train(x, init_centroids=None if init_centroids is None
-                             else np.ascontiguousarray(init_centroids, dtype=np.float32))
+        km = faiss.Kmeans(
+            x.shape[1],
+            cfg.vocab_size,
+            niter=cfg.n_iter,
+            nredo=n_redo,
+            seed=cfg.seed,
+            spherical=cfg.spherical,
+            gpu=gpu,
+            init_method=getattr(faiss, INITS[cfg.init]),
+            # FAISS would silently keep only 256 points per centroid; we subsampled already
+            max_points_per_centroid=-(-len(x) // cfg.vocab_size) + 1,
+            verbose=False,
+        )
+        log.info(
+            "k-means: FAISS %s on %s (%s), K=%d, %d iterations, init %s",
+            faiss.__version__,
+            "GPU" if gpu else "CPU",
+            f"{faiss.get_num_gpus()} GPUs" if gpu else f"{faiss.omp_get_max_threads()} threads",
+            cfg.vocab_size,
+            cfg.n_iter,
+            seeding,
+        )
+        objective = km.train(
+            x,
+            init_centroids=None
+            if init_centroids is None
+            else np.ascontiguousarray(init_centroids, dtype=np.float32),
+        )
         return np.ascontiguousarray(km.centroids, dtype=np.float32), float(objective)  # (K, D)
 
     def _prepare(self, x: np.ndarray, reduce: bool = True) -> np.ndarray:
@@ -203,8 +275,11 @@ class Tokenizer:
     def _index(self):
         import faiss
 
-        index = faiss.IndexFlatIP(self.centroids.shape[1]) if self.cfg.spherical \
+        index = (
+            faiss.IndexFlatIP(self.centroids.shape[1])
+            if self.cfg.spherical
             else faiss.IndexFlatL2(self.centroids.shape[1])
+        )
         index.add(self.centroids)
         return faiss.index_cpu_to_all_gpus(index) if use_gpu(self.cfg.device) else index
 
@@ -214,13 +289,15 @@ class Tokenizer:
             raise RuntimeError("Tokenizer.search before fit or load")
         index, chunk, n = self._index(), self.cfg.assign_chunk_windows, len(windows)
         ids, d2 = np.empty(n, np.int64), np.empty(n, np.float32)
-        starts = tqdm(range(0, n, chunk), desc="assign tokens", unit="chunk", disable=n <= chunk, leave=False)
+        starts = tqdm(
+            range(0, n, chunk), desc="assign tokens", unit="chunk", disable=n <= chunk, leave=False
+        )
         for lo in starts:  # a memory-mapped input is read one chunk at a time
-            x = self._prepare(windows[lo:lo + chunk], reduce)
+            x = self._prepare(windows[lo : lo + chunk], reduce)
             dist, idx = index.search(x, 1)  # (n_chunk, 1)
-            ids[lo:lo + chunk] = idx[:, 0]
+            ids[lo : lo + chunk] = idx[:, 0]
             # IP search returns similarity; both vectors are unit length, so |x-c|^2 = 2 - 2 x.c
-            d2[lo:lo + chunk] = 2.0 - 2.0 * dist[:, 0] if self.cfg.spherical else dist[:, 0]
+            d2[lo : lo + chunk] = 2.0 - 2.0 * dist[:, 0] if self.cfg.spherical else dist[:, 0]
         return ids, d2
 
     def assign(self, windows: np.ndarray) -> np.ndarray:
@@ -239,8 +316,11 @@ class Tokenizer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         np.save(path / "centroids.npy", self.centroids)
-        meta = {"config": dataclasses.asdict(self.cfg), "inertia": self.inertia,
-                "n_fit_windows": self.n_fit_windows}
+        meta = {
+            "config": dataclasses.asdict(self.cfg),
+            "inertia": self.inertia,
+            "n_fit_windows": self.n_fit_windows,
+        }
         if self.reducer is not None:
             with open(path / "reducer.pkl", "wb") as fh:
                 pickle.dump(self.reducer, fh)
@@ -253,8 +333,13 @@ class Tokenizer:
         path = Path(path)
         meta = json.loads((path / "tokenizer.json").read_text())
         reducer = _load_reducer(path / "reducer.pkl", meta.get("reducer_sha256"))
-        return cls(TokenizerConfig(**meta["config"]), np.load(path / "centroids.npy"), reducer,
-                   meta["inertia"], meta["n_fit_windows"])
+        return cls(
+            TokenizerConfig(**meta["config"]),
+            np.load(path / "centroids.npy"),
+            reducer,
+            meta["inertia"],
+            meta["n_fit_windows"],
+        )
 
 
 def _load_reducer(path: Path, sha256: str | None) -> Any:
@@ -263,24 +348,31 @@ def _load_reducer(path: Path, sha256: str | None) -> Any:
     if not path.is_file():
         return None
     if sha256 is None or file_digest(path) != sha256:
-        raise ValueError(f"{path}: its SHA-256 is not the one recorded in {path.parent / 'tokenizer.json'} "
-                         f"(reducer_sha256={sha256}); refusing to unpickle it. Delete the tokens "
-                         f"artifact so it is rebuilt")
+        raise ValueError(
+            f"{path}: its SHA-256 is not the one recorded in {path.parent / 'tokenizer.json'} "
+            f"(reducer_sha256={sha256}); refusing to unpickle it. Delete the tokens "
+            f"artifact so it is rebuilt"
+        )
     with open(path, "rb") as fh:
         return pickle.load(fh)
 
 
-def training_windows(features: np.ndarray, metadata: pd.DataFrame, max_windows: int | None,
-                     seed: int) -> np.ndarray:
+def training_windows(
+    features: np.ndarray, metadata: pd.DataFrame, max_windows: int | None, seed: int
+) -> np.ndarray:
     """Windows (n, D) of records whose ``metadata.split == "train"``, a seeded subsample of
     at most ``max_windows``. The only way windows reach a fit: dev and test never do."""
     if "split" not in metadata.columns:
-        raise ValueError("metadata has no 'split' column; the tokenizer fits on split == 'train' only")
+        raise ValueError(
+            "metadata has no 'split' column; the tokenizer fits on split == 'train' only"
+        )
     if len(metadata) != len(features):
         raise ValueError(f"features has {len(features)} records but metadata {len(metadata)} rows")
     train = np.flatnonzero(metadata["split"].to_numpy() == "train")
     if len(train) == 0:
-        raise ValueError(f"no training records: metadata.split holds {sorted(set(metadata['split']))}")
+        raise ValueError(
+            f"no training records: metadata.split holds {sorted(set(metadata['split']))}"
+        )
     n_windows = features.shape[1]
     flat = _sample_rows(len(train) * n_windows, max_windows, seed)
     if flat is None:
@@ -298,8 +390,9 @@ def normalize_waveform_windows(windows: np.ndarray, mode: str) -> np.ndarray:
     return (windows / np.where(peak > 0, peak, 1.0)).astype(np.float32)
 
 
-def fit_tokenizer(features: np.ndarray, metadata: pd.DataFrame,
-                  cfg: TokenizerConfig) -> tuple[Tokenizer, np.ndarray]:
+def fit_tokenizer(
+    features: np.ndarray, metadata: pd.DataFrame, cfg: TokenizerConfig
+) -> tuple[Tokenizer, np.ndarray]:
     """Fit on the training split, tokenize every split.
 
     ``features``: (N, T, F) PSD windows for ``kmeans_psd``, (N, T, S) raw waveform windows
@@ -317,8 +410,12 @@ def fit_tokenizer(features: np.ndarray, metadata: pd.DataFrame,
     return tokenizer, tokens
 
 
-def standin_features(n_records: int = 600, seed: int = 0, features: FeatureConfig | None = None,
-                     stations_per_event: int = 3) -> tuple[np.ndarray, pd.DataFrame]:
+def standin_features(
+    n_records: int = 600,
+    seed: int = 0,
+    features: FeatureConfig | None = None,
+    stations_per_event: int = 3,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Stand-in for the feature stage, for tests and demos: (N, T, F) float32 median-scaled
     log10 PSD windows with noise before P, a high-frequency P, a stronger lower-frequency S
     at a distance-dependent S-P time and a decaying coda; blasts get a spectral notch.
@@ -329,24 +426,35 @@ def standin_features(n_records: int = 600, seed: int = 0, features: FeatureConfi
     event = np.arange(n_records) // stations_per_event
     n_events = event[-1] + 1
     blast = (rng.random(n_events) < 0.4)[event]
-    split = rng.choice(np.array(["train", "dev", "test"]), size=n_events, p=[0.7, 0.15, 0.15])[event]
+    split = rng.choice(np.array(["train", "dev", "test"]), size=n_events, p=[0.7, 0.15, 0.15])[
+        event
+    ]
     sp_s = rng.uniform(10, 150, n_records) * (1 / 3.55 - 1 / 6.1)  # S-P time (s) at 10-150 km
-    t = (np.arange(n_windows)[None, :, None] + 0.5) * fcfg.window_s - fcfg.pre_s  # (1, T, 1) s after P
+    t = (
+        np.arange(n_windows)[None, :, None] + 0.5
+    ) * fcfg.window_s - fcfg.pre_s  # (1, T, 1) s after P
     f = np.asarray(fcfg.frequencies_hz)[None, None, :]  # (1, 1, F) Hz
     n_bins = f.shape[-1]
     ts = t - sp_s[:, None, None]  # (N, T, 1) seconds after S
     p_env = np.where(t >= 0, np.exp(-np.maximum(t, 0) / 2.5), 0.0)
     s_env = np.where(ts >= 0, 3 * np.exp(-np.maximum(ts, 0) / 12.0), 0.0)
     p_spec = np.exp(-f / np.where(blast, 20.0, 12.0)[:, None, None])  # blasts: richer high-f P
-    notch = 1 - 0.7 * blast[:, None, None] * np.exp(-0.5 * (f - rng.uniform(3, 15, (n_records, 1, 1))) ** 2)
+    notch = 1 - 0.7 * blast[:, None, None] * np.exp(
+        -0.5 * (f - rng.uniform(3, 15, (n_records, 1, 1))) ** 2
+    )
     snr = 10 ** rng.uniform(0.5, 2.5, (n_records, 1, 1))
     power = 1 + snr * notch * (p_env * p_spec + s_env * np.exp(-f / 6.0))  # relative to noise
     power = power * rng.gamma(4.0, 0.25, (n_records, n_windows, n_bins))  # periodogram scatter
     logp = np.log10(power)
     features = (logp - np.median(logp, axis=1, keepdims=True)).astype(np.float32)  # median scaling
     p_sample = np.full(n_records, round(fcfg.pre_s * rate))  # records start at P - pre_s
-    metadata = pd.DataFrame({
-        "event_id": [f"ev{e:05d}" for e in event], "split": split, "label": blast.astype(int),
-        "trace_p_arrival_sample": p_sample, "trace_s_arrival_sample": p_sample + np.round(sp_s * rate).astype(int),
-    })
+    metadata = pd.DataFrame(
+        {
+            "event_id": [f"ev{e:05d}" for e in event],
+            "split": split,
+            "label": blast.astype(int),
+            "trace_p_arrival_sample": p_sample,
+            "trace_s_arrival_sample": p_sample + np.round(sp_s * rate).astype(int),
+        }
+    )
     return features, metadata

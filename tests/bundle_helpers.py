@@ -7,10 +7,9 @@ import functools
 from pathlib import Path
 
 import numpy as np
+from conftest import CONFIG_DIR, compose_cfg
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
-
-from conftest import CONFIG_DIR, compose_cfg
 
 FINETUNE = ["experiment=scratch", "trainer.max_epochs=1", "task.params.masked_eval=false"]
 
@@ -18,18 +17,23 @@ FINETUNE = ["experiment=scratch", "trainer.max_epochs=1", "task.params.masked_ev
 @functools.lru_cache(maxsize=2)
 def trained(root: str, *overrides: str) -> dict:
     """Fine-tune from scratch on the tiny synthetic set; paths of bundle, checkpoint, tokens."""
-    from seisbert.run import run_task
+    from seisbert.train.job import train_job
 
     cfg = compose_cfg(Path(root), [*FINETUNE, *overrides], Path(root) / "cache")
-    metrics = run_task(cfg)
+    metrics = train_job(cfg)
     out = Path(cfg.paths.output_dir)
     arts = {s: Path(p) for s, p in _artifacts(cfg).items()}
-    return {"cfg": cfg, "metrics": metrics, "bundle": out / "model.bundle.safetensors",
-            "checkpoint": out / "checkpoints" / "best.ckpt", **arts}
+    return {
+        "cfg": cfg,
+        "metrics": metrics,
+        "bundle": out / "model.bundle.safetensors",
+        "checkpoint": out / "checkpoints" / "best.ckpt",
+        **arts,
+    }
 
 
 def _artifacts(cfg: DictConfig) -> dict:
-    from seisbert.artifacts import stage_path
+    from seisbert.artifacts.paths import stage_path
 
     return {s: stage_path(cfg, s) for s in ("records", "features", "tokens")}
 
@@ -55,7 +59,9 @@ def pipeline_probabilities(run: dict, rows: np.ndarray) -> np.ndarray:
     module = FinetuneModule.load_from_checkpoint(run["checkpoint"], weights_only=True).eval()
     tset = TokenSet.load(run["tokens"])
     windows = np.load(run["tokens"] / "features.npy") if module.cfg.input != "tokens" else None
-    data = RecordDataset(tset.tokens, tset.metadata["label"].to_numpy(), rows, Specials(tset.vocab_size), windows)
+    data = RecordDataset(
+        tset.tokens, tset.metadata["label"].to_numpy(), rows, Specials(tset.vocab_size), windows
+    )
     probs = []
     with torch.inference_mode():
         for batch in DataLoader(data, batch_size=64):

@@ -20,8 +20,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Small enough for seconds, large enough that every split has several events of each class.
 # "++callbacks.progress_bar=null", not "~": debug=fdr composes no callbacks to delete from.
-TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none",
-        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "++callbacks.progress_bar=null"]
+TINY = [
+    "data.n_events=80",
+    "tokenizer.vocab_size=16",
+    "model=tiny",
+    "logger=none",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "++callbacks.progress_bar=null",
+]
 
 
 def compose_cfg(tmp: Path, overrides=(), cache: Path | None = None) -> DictConfig:
@@ -54,6 +61,7 @@ def shared_cache(tmp_path_factory) -> Path:
 def tiny_cfg(tmp_path, shared_cache):
     def make(*overrides):
         return compose_cfg(tmp_path, overrides, shared_cache)
+
     return make
 
 
@@ -67,8 +75,15 @@ def easy_tokens():
     token equals every visible one; 1/K and the per-step mode score about 1/K.
     Returns ``(tokens (N, T) int16, metadata)`` with splits by event, as the pipeline's.
     """
-    def make(kind: str, n_events: int = 60, stations: int = 5, vocab_size: int = 16, steps: int = 90,
-             seed: int = 0):
+
+    def make(
+        kind: str,
+        n_events: int = 60,
+        stations: int = 5,
+        vocab_size: int = 16,
+        steps: int = 90,
+        seed: int = 0,
+    ):
         rng = np.random.default_rng(seed)
         event = np.repeat(np.arange(n_events), stations)
         event_label = rng.integers(0, 2, n_events)
@@ -81,7 +96,14 @@ def easy_tokens():
             tokens = np.repeat(rng.integers(0, vocab_size, (len(event), 1)), steps, axis=1)
         else:
             raise ValueError(f"kind={kind!r}; choose 'class' or 'copy'")
-        meta = pd.DataFrame({"event_id": event.astype(str), "station_id": (np.arange(len(event)) % stations).astype(str),
-                             "label": label, "split": event_split[event]})
+        meta = pd.DataFrame(
+            {
+                "event_id": event.astype(str),
+                "station_id": (np.arange(len(event)) % stations).astype(str),
+                "label": label,
+                "split": event_split[event],
+            }
+        )
         return tokens.astype(np.int16), meta
+
     return make

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seisbert.arrays import NpyAppender, RowSink, copy_rows
+from seisbert.artifacts.arrays import NpyAppender, RowSink, copy_rows
 
 
 def test_chunks_appended_read_back_as_the_concatenated_array(tmp_path):
@@ -17,7 +17,9 @@ def test_chunks_appended_read_back_as_the_concatenated_array(tmp_path):
         got = out.close()
     assert isinstance(got, np.memmap) and got.shape == (21, 3, 7)
     np.testing.assert_array_equal(got, np.concatenate(chunks))
-    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.concatenate(chunks))  # a plain .npy
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "a.npy"), np.concatenate(chunks)
+    )  # a plain .npy
     with pytest.raises(ValueError, match=r"rows of shape \(3, 6\), expected \(3, 7\)"):
         NpyAppender(tmp_path / "b.npy", (3, 7)).append(np.zeros((2, 3, 6)))
 

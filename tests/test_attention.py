@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from seisbert import artifacts
 from seisbert.analysis import attention as A
 from seisbert.analysis import attention_plots as plots
-from seisbert.cache import COMPLETE_MARKER, config_hash
+from seisbert.artifacts import paths as artifacts
+from seisbert.artifacts.cache import COMPLETE_MARKER, config_hash
 from seisbert.data.synthetic import SyntheticSource
 from seisbert.tasks.pretrain import PretrainModule
 
@@ -45,8 +45,16 @@ def art(records):
     meta["split"] = np.where(np.arange(len(meta)) % 2, "test", "train")
     tokens = rng.integers(0, K, size=(len(meta), T)).astype(np.int16)
     psd = rng.normal(size=(len(meta), T, 20)).astype(np.float32)
-    return A.Artifacts(tokens, meta, psd, np.arange(1.0, 21.0), records.waveforms, records.metadata,
-                       records.sampling_rate_hz, vocab_size=K)
+    return A.Artifacts(
+        tokens,
+        meta,
+        psd,
+        np.arange(1.0, 21.0),
+        records.waveforms,
+        records.metadata,
+        records.sampling_rate_hz,
+        vocab_size=K,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +78,14 @@ def test_attention_maps_use_the_record_layout(module, art):
     ids, seg = record_input(np.asarray(art.tokens[2]), Specials(K))
     module.encoder.eval()
     with torch.no_grad():
-        _, att = module.encoder(torch.from_numpy(ids)[None], torch.from_numpy(seg)[None], return_attention=True)
-    np.testing.assert_allclose(A.attention_maps(module.encoder, art.tokens[2]),
-                               torch.stack([a[0] for a in att]).numpy(), atol=1e-6)
+        _, att = module.encoder(
+            torch.from_numpy(ids)[None], torch.from_numpy(seg)[None], return_attention=True
+        )
+    np.testing.assert_allclose(
+        A.attention_maps(module.encoder, art.tokens[2]),
+        torch.stack([a[0] for a in att]).numpy(),
+        atol=1e-6,
+    )
 
 
 def test_attention_maps_switch_dropout_off(module, art):
@@ -83,10 +96,14 @@ def test_attention_maps_switch_dropout_off(module, art):
 
 
 def test_spectral_attention_renormalises_and_special_share():
-    att = np.array([[0.5, 0.25, 0.25, 0.0],   # [CLS]
-                    [0.2, 0.3, 0.1, 0.4],     # t1: 0.6 on specials
-                    [0.0, 0.5, 0.5, 0.0],     # t2: none on specials
-                    [0.25, 0.25, 0.25, 0.25]])  # [SEP]
+    att = np.array(
+        [
+            [0.5, 0.25, 0.25, 0.0],  # [CLS]
+            [0.2, 0.3, 0.1, 0.4],  # t1: 0.6 on specials
+            [0.0, 0.5, 0.5, 0.0],  # t2: none on specials
+            [0.25, 0.25, 0.25, 0.25],
+        ]
+    )  # [SEP]
     np.testing.assert_allclose(A.spectral_attention(att), [[0.75, 0.25], [0.5, 0.5]])
     np.testing.assert_allclose(A.special_share(att), [0.6, 0.0])
 
@@ -110,7 +127,9 @@ def test_rollout_rows_sum_to_one_and_matches_hand_product(view):
     att /= att.sum(-1, keepdims=True)
     a1, a2 = (0.5 * att[i].mean(0) + 0.5 * np.eye(4) for i in range(2))
     np.testing.assert_allclose(A.attention_rollout(att), a2 @ a1)
-    np.testing.assert_allclose(A.attention_rollout(att, residual=0.0)[..., :], att[1].mean(0) @ att[0].mean(0))
+    np.testing.assert_allclose(
+        A.attention_rollout(att, residual=0.0)[..., :], att[1].mean(0) @ att[0].mean(0)
+    )
 
 
 def test_labels_and_time_steps(view):
@@ -138,12 +157,16 @@ def test_taup_matches_generator_arrivals(records):
     fs = records.sampling_rate_hz
     gen_p = t0 + meta["trace_p_onset_sample"].to_numpy() / fs
     gen_s = t0 + meta["trace_s_arrival_sample"].to_numpy() / fs
-    taup = [A.taup_arrivals(d, x) for d, x in zip(meta["source_depth_km"], meta["path_ep_distance_km"])]
+    taup = [
+        A.taup_arrivals(d, x) for d, x in zip(meta["source_depth_km"], meta["path_ep_distance_km"])
+    ]
     p, s = np.array([A.first_arrivals(t) for t in taup], dtype=float).T
     assert meta["path_ep_distance_km"].max() > 150  # the Pn range is covered
     np.testing.assert_array_less(np.abs(p - gen_p) / gen_p, 0.10)
     np.testing.assert_array_less(np.abs(s - gen_s) / gen_s, 0.10)
-    s_line = np.array([min(v for k, v in A.arrivals_after_p(t).items() if k[0] in "sS") for t in taup])
+    s_line = np.array(
+        [min(v for k, v in A.arrivals_after_p(t).items() if k[0] in "sS") for t in taup]
+    )
     truth_s = (meta["trace_s_arrival_sample"] - meta["trace_p_arrival_sample"]).to_numpy() / fs
     np.testing.assert_array_less(np.abs(s_line - truth_s), 1.5)
 
@@ -176,7 +199,9 @@ def test_animation_has_one_frame_per_time_step(view, tmp_path):
 
 
 def test_record_views_and_index(view, tmp_path):
-    files = plots.write_record_views(view, tmp_path / "rec", layer=1, query=10, animate=False, bertviz=False)
+    files = plots.write_record_views(
+        view, tmp_path / "rec", layer=1, query=10, animate=False, bertviz=False
+    )
     assert {"bulk", "heads", "matrices"} <= set(files)
     assert all(p.stat().st_size > 10_000 for p in files.values())
     info = json.loads((tmp_path / "rec" / "view.json").read_text())
@@ -248,12 +273,18 @@ def _write_cache(cache: Path, module, art, records) -> Path:
     (rec / "records.json").write_text(json.dumps({"sampling_rate_hz": 100.0, "channels": "Z"}))
     np.save(feat / "features.npy", art.psd)
     np.save(feat / "frequencies_hz.npy", art.frequencies_hz)
-    (feat / COMPLETE_MARKER).write_text(json.dumps({"config": {"data": data, "features": {"window_s": 1.0,
-                                                                                             "pre_s": 10.0}}}))
+    (feat / COMPLETE_MARKER).write_text(
+        json.dumps({"config": {"data": data, "features": {"window_s": 1.0, "pre_s": 10.0}}})
+    )
     np.save(tok / "tokens.npy", art.tokens)
     art.metadata.to_parquet(tok / "metadata.parquet")
-    (tok / "tokens.json").write_text(json.dumps({"vocab_size": K, "features": "elsewhere/features/f1"}))
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, mlm / "model.ckpt")
+    (tok / "tokens.json").write_text(
+        json.dumps({"vocab_size": K, "features": "elsewhere/features/f1"})
+    )
+    torch.save(
+        {"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()},
+        mlm / "model.ckpt",
+    )
     (mlm / "model.json").write_text(json.dumps({"tokens": "k1"}))
     return mlm / "model.ckpt"
 
@@ -265,8 +296,11 @@ def test_resolve_artifacts_and_load_encoder(module, art, records, tmp_path):
     assert paths["tokens"].name == "k1" and paths["features"].name == "f1"
     assert paths["records"].parent.name == "records"
     encoder = A.load_encoder(ckpt)
-    np.testing.assert_allclose(A.attention_maps(encoder, art.tokens[0]),
-                               A.attention_maps(module.encoder, art.tokens[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        A.attention_maps(encoder, art.tokens[0]),
+        A.attention_maps(module.encoder, art.tokens[0]),
+        atol=1e-6,
+    )
     with pytest.raises(FileNotFoundError, match="python train.py experiment=mlm"):
         artifacts.newest_checkpoint(tmp_path / "empty")
     (ckpt.parent / "model.json").unlink()  # a run folder's checkpoint: the tokenizer_digest hparam
@@ -276,11 +310,25 @@ def test_resolve_artifacts_and_load_encoder(module, art, records, tmp_path):
 
 def test_script_batch_writes_index(module, art, records, tmp_path):
     _write_cache(tmp_path / "cache", module, art, records)
-    spec = importlib.util.spec_from_file_location("attention_script", ROOT / "scripts" / "attention.py")
+    spec = importlib.util.spec_from_file_location(
+        "attention_script", ROOT / "scripts" / "attention.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    (index,) = script.main(["--cache-dir", str(tmp_path / "cache"), "--batch", "1", "--no-animation",
-                            "--no-bertviz", "--layer", "1", "--out", str(tmp_path / "out")])
+    (index,) = script.main(
+        [
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--batch",
+            "1",
+            "--no-animation",
+            "--no-bertviz",
+            "--layer",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     page = index.read_text()
     assert page.count("<tr>") == 3  # header + one record per class
     assert len(list((tmp_path / "out").glob("*/heads_l1_t11.png"))) == 2

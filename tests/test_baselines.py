@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from seisbert.baselines import BASELINES, BaselineResult, baseline_config, config_class, fit_baseline
+from seisbert.baselines import (
+    BASELINES,
+    BaselineResult,
+    baseline_config,
+    config_class,
+    fit_baseline,
+)
 from seisbert.baselines.cnn import CNNConfig
 from seisbert.baselines.forest import BoostingConfig, ForestConfig, token_inputs
 from seisbert.data.subsets import label_subsets
@@ -30,9 +36,13 @@ def make_standin(n_events: int = 240, seed: int = 0, strength: float = 1.0):
     n = len(event_of_row)
     blast = (rng.random(n_events) < 0.4).astype(int)
     notch_bin = rng.integers(3, 15, n_events)[event_of_row][:, None, None]  # (N, 1, 1)
-    notch_depth = np.where(blast == 1, 2.0, np.where(rng.random(n_events) < 0.25, 0.8, 0.0))[event_of_row]
+    notch_depth = np.where(blast == 1, 2.0, np.where(rng.random(n_events) < 0.25, 0.8, 0.0))[
+        event_of_row
+    ]
     x = rng.normal(0.0, 0.7, (n, T, F)).astype(np.float32)  # (N, T, F) window noise
-    x += rng.normal(0.0, 0.4, (n_events, 1, F)).astype(np.float32)[event_of_row]  # event/path spectrum
+    x += rng.normal(0.0, 0.4, (n_events, 1, F)).astype(np.float32)[
+        event_of_row
+    ]  # event/path spectrum
     gain = strength * rng.uniform(0.2, 1.0, n)[:, None, None]  # (N, 1, 1) per-record SNR
     freq = np.arange(F)[None, None, :]
     notch = notch_depth[:, None, None] * np.exp(-0.5 * ((freq - notch_bin) / 1.5) ** 2)  # (N, 1, F)
@@ -40,12 +50,14 @@ def make_standin(n_events: int = 240, seed: int = 0, strength: float = 1.0):
     x[:, 10:60] -= (gain * (notch + deficit)).astype(np.float32)
     flipped = rng.random(n_events) < 0.02
     split = np.array(["train", "dev", "test"])[np.searchsorted([0.6, 0.8], rng.random(n_events))]
-    metadata = pd.DataFrame({
-        "event_id": [f"ev{e:05d}" for e in event_of_row],
-        "station_id": [f"ST{s:02d}" for s in rng.integers(0, 60, n)],
-        "label": np.where(flipped, 1 - blast, blast)[event_of_row],
-        "split": split[event_of_row],
-    })
+    metadata = pd.DataFrame(
+        {
+            "event_id": [f"ev{e:05d}" for e in event_of_row],
+            "station_id": [f"ST{s:02d}" for s in rng.integers(0, 60, n)],
+            "label": np.where(flipped, 1 - blast, blast)[event_of_row],
+            "split": split[event_of_row],
+        }
+    )
     return x, quantize(x, K, seed), metadata
 
 
@@ -53,7 +65,7 @@ def quantize(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Nearest of k windows drawn as centroids: a k-means stand-in giving (N, T) int16 tokens."""
     windows = x.reshape(-1, x.shape[-1])
     centroids = windows[np.random.default_rng(seed).choice(len(windows), k, replace=False)]
-    dist = (centroids ** 2).sum(1)[None, :] - 2.0 * windows @ centroids.T  # (N*T, k), |w|^2 dropped
+    dist = (centroids**2).sum(1)[None, :] - 2.0 * windows @ centroids.T  # (N*T, k), |w|^2 dropped
     return dist.argmin(1).astype(np.int16).reshape(x.shape[:2])
 
 
@@ -66,8 +78,12 @@ def small(name: str):
     """Configs small enough for a 2-core test run."""
     return {
         "rf": ForestConfig(max_depth_grid=[4, 12], n_estimators=40, n_jobs=1),
-        "hgb": BoostingConfig(learning_rate_grid=[0.1, 0.3], max_leaf_nodes_grid=[7], max_iter=30, n_jobs=1),
-        "cnn": CNNConfig(channels=[8, 16, 16], lr_grid=[1e-3, 3e-3], max_steps=60, val_every_steps=20, n_jobs=1),
+        "hgb": BoostingConfig(
+            learning_rate_grid=[0.1, 0.3], max_leaf_nodes_grid=[7], max_iter=30, n_jobs=1
+        ),
+        "cnn": CNNConfig(
+            channels=[8, 16, 16], lr_grid=[1e-3, 3e-3], max_steps=60, val_every_steps=20, n_jobs=1
+        ),
     }[name]
 
 
@@ -117,7 +133,9 @@ def test_a_given_setting_refits_the_model_the_whole_grid_chose(standin, name):
     features, tokens, metadata = standin
     train_idx = label_subsets(metadata, sizes=[120], seed=1)[120]
     full = fit_baseline(name, small(name), features, tokens, metadata, train_idx, seed=0)
-    one = fit_baseline(name, small(name), features, tokens, metadata, train_idx, seed=0, grid=[full.chosen])
+    one = fit_baseline(
+        name, small(name), features, tokens, metadata, train_idx, seed=0, grid=[full.chosen]
+    )
     assert [t["params"] for t in one.tried] == [full.chosen] and one.chosen == full.chosen
     assert one.dev == full.dev and one.test == full.test
     with pytest.raises(ValueError, match="grid to try is empty"):
@@ -128,7 +146,9 @@ def test_rejects_rows_outside_train(standin):
     features, tokens, metadata = standin
     dev_row = int(np.flatnonzero(metadata["split"].to_numpy() == "dev")[0])
     with pytest.raises(ValueError, match="outside the train split"):
-        fit_baseline("hgb", small("hgb"), features, tokens, metadata, np.array([0, dev_row]), seed=0)
+        fit_baseline(
+            "hgb", small("hgb"), features, tokens, metadata, np.array([0, dev_row]), seed=0
+        )
 
 
 def test_unknown_name_and_mismatched_config(standin):
@@ -156,10 +176,20 @@ def test_yaml_config_builds_and_mirrors_dataclass_defaults(name):
         ("rf", "max_depth_grid", [12, 0], r"baseline.max_depth_grid\[1\]=0 is out of range"),
         ("rf", "max_depth_grid", [], r"baseline.max_depth_grid=\[\] is empty"),
         ("rf", "features", "bag", r"baseline.features='bag' is not allowed"),
-        ("hgb", "learning_rate_grid", [0.1, 2.0], r"baseline.learning_rate_grid\[1\]=2.0 is out of range"),
+        (
+            "hgb",
+            "learning_rate_grid",
+            [0.1, 2.0],
+            r"baseline.learning_rate_grid\[1\]=2.0 is out of range",
+        ),
         ("hgb", "max_leaf_nodes_grid", [1], r"baseline.max_leaf_nodes_grid\[0\]=1 is out of range"),
         ("cnn", "lr_grid", [0.0], r"baseline.lr_grid\[0\]=0.0 is out of range"),
-        ("cnn", "val_every_steps", 2000, r"baseline.val_every_steps=2000 is out of range; allowed \[1, 1500\]"),
+        (
+            "cnn",
+            "val_every_steps",
+            2000,
+            r"baseline.val_every_steps=2000 is out of range; allowed \[1, 1500\]",
+        ),
         ("cnn", "accelerator", "tpu", r"baseline.accelerator='tpu' is not allowed"),
         ("cnn", "selection_metric", "loss", r"baseline.selection_metric='loss' is not allowed"),
     ],
@@ -181,4 +211,6 @@ def test_rf_token_feature_options_learn(standin, kind):
     features, tokens, metadata = standin
     train_idx = label_subsets(metadata, sizes=[None], seed=0)[None]
     cfg = ForestConfig(max_depth_grid=[8], n_estimators=40, features=kind, n_jobs=1)
-    assert fit_baseline("rf", cfg, None, tokens, metadata, train_idx).test["balanced_accuracy"] > 0.6
+    assert (
+        fit_baseline("rf", cfg, None, tokens, metadata, train_idx).test["balanced_accuracy"] > 0.6
+    )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_helpers import pipeline_probabilities, trained
 from safetensors.numpy import load_file, save_file
 
-from bundle_helpers import pipeline_probabilities, trained
 from seisbert.bundle import HEADER_KEY, load_bundle, read_header
 from seisbert.inference.predict import probabilities, tokens_of
 from seisbert.pipeline import FeatureSet, TokenSet
@@ -43,8 +43,10 @@ def test_round_trip_of_a_psd_input_model(tmp_path_factory):
 def test_bundle_tokenizer_reproduces_the_training_tokens(run):
     bundle = load_bundle(run["bundle"])
     fset = FeatureSet.load(run["features"])
-    np.testing.assert_array_equal(tokens_of(bundle, np.asarray(fset.features)),
-                                  np.asarray(TokenSet.load(run["tokens"]).tokens))
+    np.testing.assert_array_equal(
+        tokens_of(bundle, np.asarray(fset.features)),
+        np.asarray(TokenSet.load(run["tokens"]).tokens),
+    )
 
 
 def test_header_holds_provenance_and_metrics(run):
@@ -54,7 +56,9 @@ def test_header_holds_provenance_and_metrics(run):
     assert info["tokenizer"]["digest"] == run["tokens"].name
     assert info["training"]["counts"]["records"] == summary["records"]
     assert info["training"]["train_prior_blast"] == 0.5  # class-weighted loss
-    assert info["metrics"]["test/balanced_accuracy"] == pytest.approx(run["metrics"]["test/balanced_accuracy"])
+    assert info["metrics"]["test/balanced_accuracy"] == pytest.approx(
+        run["metrics"]["test/balanced_accuracy"]
+    )
     assert info["features"]["window_s"] == 1.0 and "torch" in info["versions"]
     assert info["hyper_parameters"]["model"]["vocab_size"] == 16
     assert run["bundle"].read_bytes()[8:9] == b"{"  # safetensors: u64 header length, JSON header
@@ -68,17 +72,33 @@ def _rewrite(src, dst, edit):
     return dst
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda i: i.update(format=99), r"bundle format 99 \(this seisbert reads format 2\)"),
-    (lambda i: i.update(seisbert_version="0.9.0"), r"written by seisbert 0.9.0, this is 0.1"),
-    (lambda i: i["features"].update(whiten_db=3.0), r"features config has keys \['whiten_db'\]"),
-    (lambda i: i["features"].update(scaling="zscore"), r"features.scaling='zscore' is not allowed"),
-    (lambda i: i.update(module="os.system"), r"module 'os.system' is not one of seisbert's bundle"),
-    (lambda i: i["hyper_parameters"].update(_target_="os.system"),
-     r"hyper_parameters \['_target_'\] are not arguments of module 'classifier'"),
-    (lambda i: i["hyper_parameters"]["model"].update(layers="2; rm -rf /"),
-     r"hyper_parameters.model.layers='2; rm -rf /' is not a int"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda i: i.update(format=99), r"bundle format 99 \(this seisbert reads format 2\)"),
+        (lambda i: i.update(seisbert_version="0.9.0"), r"written by seisbert 0.9.0, this is 0.1"),
+        (
+            lambda i: i["features"].update(whiten_db=3.0),
+            r"features config has keys \['whiten_db'\]",
+        ),
+        (
+            lambda i: i["features"].update(scaling="zscore"),
+            r"features.scaling='zscore' is not allowed",
+        ),
+        (
+            lambda i: i.update(module="os.system"),
+            r"module 'os.system' is not one of seisbert's bundle",
+        ),
+        (
+            lambda i: i["hyper_parameters"].update(_target_="os.system"),
+            r"hyper_parameters \['_target_'\] are not arguments of module 'classifier'",
+        ),
+        (
+            lambda i: i["hyper_parameters"]["model"].update(layers="2; rm -rf /"),
+            r"hyper_parameters.model.layers='2; rm -rf /' is not a int",
+        ),
+    ],
+)
 def test_incompatible_bundle_is_refused_saying_what_differs(run, tmp_path, edit, message):
     bad = _rewrite(run["bundle"], tmp_path / "bad.safetensors", edit)
     with pytest.raises(ValueError, match=message):
@@ -118,15 +138,23 @@ def test_a_bundle_is_fine_tuned_on_a_new_region_with_its_own_tokenizer(run, tmp_
     """Transfer: another synthetic draw (a "new region") keeps the bundle's tokenizer
     (tokenizer.from_path, no fit) and starts from its encoder (task.params.checkpoint=bundle)."""
     from conftest import compose_cfg
-    from seisbert.pipeline import prepare
-    from seisbert.run import run_task
 
-    region = ["data.seed=7", "experiment=finetune", "trainer.max_epochs=1", "task.params.masked_eval=false",
-              f"task.params.checkpoint={run['bundle']}"]
+    from seisbert.pipeline import prepare
+    from seisbert.train.job import train_job
+
+    region = [
+        "data.seed=7",
+        "experiment=finetune",
+        "trainer.max_epochs=1",
+        "task.params.masked_eval=false",
+        f"task.params.checkpoint={run['bundle']}",
+    ]
     refused = compose_cfg(tmp_path / "a", region, tmp_path / "cache")
     with pytest.raises(ValueError, match="tokenizer.from_path="):
-        run_task(refused)  # its own fitted tokenizer speaks another vocabulary
-    cfg = compose_cfg(tmp_path / "b", [*region, f"tokenizer.from_path={run['bundle']}"], tmp_path / "cache")
+        train_job(refused)  # its own fitted tokenizer speaks another vocabulary
+    cfg = compose_cfg(
+        tmp_path / "b", [*region, f"tokenizer.from_path={run['bundle']}"], tmp_path / "cache"
+    )
     tokens = prepare(cfg)["tokens"]
     tset = TokenSet.load(tokens)
     assert tset.tokenizer_digest == run["tokens"].name != tset.digest
@@ -134,7 +162,11 @@ def test_a_bundle_is_fine_tuned_on_a_new_region_with_its_own_tokenizer(run, tmp_
     centroids = load_bundle(run["bundle"]).tokenizer().centroids
     nearest = ((windows[:20, :, None] - centroids[None, None]) ** 2).sum(-1).argmin(-1)
     np.testing.assert_array_equal(nearest, np.asarray(tset.tokens[:20]))  # the bundle's centroids
-    metrics = run_task(cfg)
+    metrics = train_job(cfg)
     assert metrics["train_records"] == int((tset.metadata["split"] == "train").sum())
-    assert load_bundle(Path(cfg.paths.output_dir) / "model.bundle.safetensors").info["tokenizer"]["digest"] \
-        == run["tokens"].name  # the chain keeps the original vocabulary's name
+    assert (
+        load_bundle(Path(cfg.paths.output_dir) / "model.bundle.safetensors").info["tokenizer"][
+            "digest"
+        ]
+        == run["tokens"].name
+    )  # the chain keeps the original vocabulary's name

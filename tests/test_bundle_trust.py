@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_helpers import trained
 from safetensors.torch import load_file, save_file
 
-from bundle_helpers import trained
 from seisbert.bundle import CHECKSUM_KEY, HEADER_KEY, checksum, load_bundle, read_header
 
 
@@ -30,38 +30,49 @@ def _resign(src: Path, dst: Path, edit_info=None, edit_tensors=None) -> Path:
     if edit_tensors:
         edit_tensors(tensors)
     document = json.dumps(info)
-    save_file(tensors, str(dst), metadata={HEADER_KEY: document,
-                                           CHECKSUM_KEY: checksum(document, tensors)})
+    save_file(
+        tensors,
+        str(dst),
+        metadata={HEADER_KEY: document, CHECKSUM_KEY: checksum(document, tensors)},
+    )
     return dst
 
 
 def _popen(marker: Path):
     def edit(info):
-        info["module"] = "seisbert.run.subprocess.Popen"
+        info["module"] = "seisbert.train.job.subprocess.Popen"
         info["hyper_parameters"] = {"args": f"touch {marker}", "shell": True}
+
     return edit
 
 
 def test_a_bundle_naming_popen_is_refused_with_nothing_run(run, tmp_path):
     marker = tmp_path / "ran"
     crafted = _resign(run["bundle"], tmp_path / "crafted.safetensors", _popen(marker))
-    with pytest.raises(ValueError, match="module 'seisbert.run.subprocess.Popen' is not one of "
-                                         r"seisbert's bundle modules \['classifier'\]"):
+    with pytest.raises(
+        ValueError,
+        match="module 'seisbert.train.job.subprocess.Popen' is not one of "
+        r"seisbert's bundle modules \['classifier'\]",
+    ):
         load_bundle(crafted)
     assert not marker.exists()
 
 
 def test_the_seisbench_class_and_predict_refuse_it_too(run, tmp_path):
     pytest.importorskip("seisbench")
-    from seisbert.seisbench_model import SeisBertClassifier
+    from seisbert.inference.seisbench import SeisBertClassifier
 
     marker = tmp_path / "ran"
     crafted = _resign(run["bundle"], tmp_path / "crafted.safetensors", _popen(marker))
     with pytest.raises(ValueError, match="is not one of seisbert's bundle modules"):
         SeisBertClassifier(crafted)
-    out = subprocess.run([sys.executable, "predict.py", f"bundle={crafted}",
-                          f"hydra.run.dir={tmp_path / 'out'}"], capture_output=True, text=True,
-                         cwd=Path(__file__).parents[1], timeout=300)
+    out = subprocess.run(
+        [sys.executable, "predict.py", f"bundle={crafted}", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=300,
+    )
     assert out.returncode != 0
     assert "is not one of seisbert's bundle modules" in out.stderr + out.stdout
     assert not marker.exists()
@@ -69,8 +80,9 @@ def test_the_seisbench_class_and_predict_refuse_it_too(run, tmp_path):
 
 def test_an_old_format_bundle_naming_a_dotted_class_is_refused(run, tmp_path):
     def edit(info):
-        info.update(format=1, module_class="seisbert.run.subprocess.Popen")
+        info.update(format=1, module_class="seisbert.train.job.subprocess.Popen")
         info.pop("module")
+
     with pytest.raises(ValueError, match=r"bundle format 1 \(this seisbert reads format 2\)"):
         load_bundle(_resign(run["bundle"], tmp_path / "old.safetensors", edit))
 
@@ -94,7 +106,9 @@ def test_one_flipped_bit_anywhere_in_a_bundle_is_refused(run, tmp_path):
 
 
 def test_a_flipped_weight_bit_is_named_as_a_checksum_failure(run, tmp_path):
-    bad = _flip_bit(run["bundle"], tmp_path / "weight.safetensors", run["bundle"].stat().st_size - 3)
+    bad = _flip_bit(
+        run["bundle"], tmp_path / "weight.safetensors", run["bundle"].stat().st_size - 3
+    )
     with pytest.raises(ValueError, match="its SHA-256 checksum does not match its contents"):
         load_bundle(bad)
 
@@ -103,6 +117,7 @@ def test_nan_head_weights_with_a_valid_checksum_are_refused_by_the_probe(run, tm
     def poison(tensors):
         name = next(k for k in tensors if k.startswith("module.head.") and k.endswith("weight"))
         tensors[name] = torch.full_like(tensors[name], float("nan"))
+
     bundle = load_bundle(_resign(run["bundle"], tmp_path / "nan.safetensors", edit_tensors=poison))
     with pytest.raises(ValueError, match="gives non-finite outputs on a probe input"):
         bundle.module()

@@ -16,15 +16,26 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import compose_cfg
 from omegaconf import open_dict
 
-from seisbert import cache
-from seisbert.cache import (COMPLETE_MARKER, HOST, atomic_artifact, clean_dead_temps, verified,
-                            verify_artifact)
+from seisbert.artifacts import cache
+from seisbert.artifacts.cache import (
+    COMPLETE_MARKER,
+    HOST,
+    atomic_artifact,
+    clean_dead_temps,
+    verified,
+    verify_artifact,
+)
+from seisbert.artifacts.paths import (
+    newest_published,
+    publish_checkpoint,
+    published_model,
+    quarantined,
+)
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
-from seisbert.artifacts import newest_published, publish_checkpoint, published_model, quarantined
-from seisbert.tasks.common import best_callback, build_trainer, fit_safely, resolve_ckpt
-from conftest import compose_cfg
+from seisbert.train.common import best_callback, build_trainer, fit_safely, resolve_ckpt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,14 +83,16 @@ def test_an_artifact_without_hashes_is_set_aside_with_its_reason(tmp_path, caplo
     (old / "features.npy").write_bytes(b"x")
     (old / COMPLETE_MARKER).write_text(json.dumps({"config": {}}))  # written before the hashes
     assert "lists no file sizes and hashes" in verify_artifact(old, "size")
-    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
         assert not verified(old, "sampled", "features")
     assert f"features: cached {old} fails verification" in caplog.text
     assert list((tmp_path / "features").iterdir()) == []  # removed, so the stage builds it again
 
 
 def test_bad_verify_mode_names_the_key(tmp_path):
-    with pytest.raises(ValueError, match=r"paths.verify='fast' is not allowed.*size.*sampled.*full"):
+    with pytest.raises(
+        ValueError, match=r"paths.verify='fast' is not allowed.*size.*sampled.*full"
+    ):
         verified(tmp_path, "fast", "features")
 
 
@@ -101,7 +114,7 @@ def fresh(built, tmp_path):
 
 
 def _rebuilt(cfg, caplog, name: str) -> dict:
-    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
         paths = prepare(cfg)
     warned = [r.getMessage() for r in caplog.records if "fails verification" in r.getMessage()]
     assert len(warned) == 1 and name in warned[0] and "rebuilding" in warned[0], warned
@@ -145,7 +158,11 @@ def test_deleted_marker_and_truncated_features_rebuild_without_a_crash(fresh, ca
 def test_prepare_resolves_each_stage_once(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         prepare(compose_cfg(tmp_path, ["data.n_events=30"], cache=tmp_path / "cache"))
-    lines = [r.getMessage() for r in caplog.records if r.name in ("seisbert.pipeline", "seisbert.cache")]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name in ("seisbert.pipeline", "seisbert.artifacts.cache")
+    ]
     assert sum("wrote" in m for m in lines) == 3
     assert not [m for m in lines if "reusing" in m], lines  # built once, never looked up again
 
@@ -159,11 +176,15 @@ def _checkpoint(path: Path, seed: int) -> Path:
 
 def test_changed_bytes_in_a_published_model_are_detected_and_republished(tmp_path, caplog):
     target = tmp_path / "cache" / "mlm" / "m1"
-    publish_checkpoint(_checkpoint(tmp_path / "a.ckpt", 0), target, {"tokens": "t1"}, verify="sampled")
+    publish_checkpoint(
+        _checkpoint(tmp_path / "a.ckpt", 0), target, {"tokens": "t1"}, verify="sampled"
+    )
     assert published_model(target, "sampled") == target / "model.ckpt"
     _flip_byte(target / "model.ckpt", os.path.getsize(target / "model.ckpt") // 2)  # a weight byte
-    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
-        assert newest_published(target.parent, "sampled", lambda info: info["tokens"] == "t1") is None
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
+        assert (
+            newest_published(target.parent, "sampled", lambda info: info["tokens"] == "t1") is None
+        )
     assert "model.ckpt" in caplog.text and "fails verification" in caplog.text
     assert "not deleted" in caplog.text
     assert not target.exists()
@@ -186,17 +207,21 @@ def _old_manifest(marker: Path) -> None:
     marker.write_text(json.dumps(record))
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda m: m.unlink(), "artifact.json is missing"),
-    (_old_manifest, "lists no file sizes and hashes"),
-    (lambda m: _flip_byte(m, 0), "artifact.json is unreadable"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda m: m.unlink(), "artifact.json is missing"),
+        (_old_manifest, "lists no file sizes and hashes"),
+        (lambda m: _flip_byte(m, 0), "artifact.json is unreadable"),
+    ],
+)
 def test_a_base_model_whose_manifest_fails_is_kept_and_its_manifest_written_anew(
-        tmp_path, caplog, damage, reason):
+    tmp_path, caplog, damage, reason
+):
     target = _published(tmp_path)
     weights = (target / "model.ckpt").read_bytes()
     damage(target / COMPLETE_MARKER)
-    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
         assert published_model(target, "full") == target / "model.ckpt"
     assert reason in caplog.text and "the manifest was written anew" in caplog.text
     assert (target / "model.ckpt").read_bytes() == weights
@@ -210,7 +235,7 @@ def test_a_base_model_whose_manifest_disagrees_with_its_weights_is_quarantined(t
     digest = record["files"]["model.ckpt"]["sha256"]
     record["files"]["model.ckpt"]["sha256"] = ("0" if digest[0] != "0" else "1") + digest[1:]
     (target / COMPLETE_MARKER).write_text(json.dumps(record))  # one changed hex digit
-    with caplog.at_level(logging.WARNING, logger="seisbert.cache"):
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
         assert newest_published(target.parent, "full", lambda info: True) is None
     (kept,) = quarantined(tmp_path / "cache", "mlm")
     assert torch.load(kept / "model.ckpt", weights_only=True)["hyper_parameters"] == {"seed": 0}
@@ -218,14 +243,16 @@ def test_a_base_model_whose_manifest_disagrees_with_its_weights_is_quarantined(t
 
 
 def test_fine_tuning_names_the_quarantined_base_model(tmp_path):
-    from seisbert.tasks.finetune_run import find_base_checkpoint
     from seisbert.tasks.finetune import FinetuneConfig
+    from seisbert.train.finetune import find_base_checkpoint
 
     target = _published(tmp_path)
     _flip_byte(target / "model.ckpt", os.path.getsize(target / "model.ckpt") // 2)
     cfg = compose_cfg(tmp_path, ["experiment=finetune"], cache=tmp_path / "cache")
     tset = type("T", (), {"digest": "t1"})()
-    with pytest.raises(FileNotFoundError, match=r"kept, not deleted, in .*quarantine/mlm: 1 folder"):
+    with pytest.raises(
+        FileNotFoundError, match=r"kept, not deleted, in .*quarantine/mlm: 1 folder"
+    ):
         find_base_checkpoint(cfg, FinetuneConfig(), tset)
 
 
@@ -262,11 +289,11 @@ def test_a_stale_model_folder_without_marker_is_replaced_on_publish(tmp_path):
 RACER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from seisbert import cache
+    from seisbert.artifacts import cache
     me, root, trials, how = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     cache.versions = lambda: {"racer": me}  # the race is in publishing; versions() imports torch
     if how == "checkpoint":
-        from seisbert.artifacts import publish_checkpoint
+        from seisbert.artifacts.paths import publish_checkpoint
 
     def publish(target):
         if how == "checkpoint":
@@ -291,8 +318,16 @@ def test_two_processes_publishing_the_same_artifact_never_crash(tmp_path, how):
     for me in ("a", "b"):
         (tmp_path / f"{me}.ckpt").write_bytes(me.encode() * 4096)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, me, str(tmp_path), str(trials), how], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for me in "ab"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, me, str(tmp_path), str(trials), how],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me in "ab"
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
@@ -303,13 +338,19 @@ def test_two_processes_publishing_the_same_artifact_never_crash(tmp_path, how):
         winner = "ab".index(json.loads((target / "model.json").read_text())["by"])
         # the first rename won; the other process returned the winner's model, not its own
         assert (mine[winner][str(t)], mine[1 - winner][str(t)]) == ("True", "False")
-    assert sorted(p.name for p in (tmp_path / "mlm").iterdir()) == sorted(f"trial{t}" for t in range(trials))
+    assert sorted(p.name for p in (tmp_path / "mlm").iterdir()) == sorted(
+        f"trial{t}" for t in range(trials)
+    )
 
 
 def test_a_second_publish_of_the_same_model_uses_the_first(tmp_path):
     target = tmp_path / "mlm" / "m1"
-    first = publish_checkpoint(_checkpoint(tmp_path / "a.ckpt", 0), target, {"by": "a"}, verify="full")
-    again = publish_checkpoint(_checkpoint(tmp_path / "b.ckpt", 1), target, {"by": "b"}, verify="full")
+    first = publish_checkpoint(
+        _checkpoint(tmp_path / "a.ckpt", 0), target, {"by": "a"}, verify="full"
+    )
+    again = publish_checkpoint(
+        _checkpoint(tmp_path / "b.ckpt", 1), target, {"by": "b"}, verify="full"
+    )
     assert again == first and first.read_bytes() == (tmp_path / "a.ckpt").read_bytes()
     assert json.loads((target / "model.json").read_text())["by"] == "a"
     assert [p.name for p in target.parent.iterdir()] == ["m1"]  # no temp copy left
@@ -324,16 +365,25 @@ def _dead_pid() -> int:
 
 def test_temp_folders_of_dead_processes_are_removed_live_and_foreign_kept(tmp_path, caplog):
     dead, live = _dead_pid(), os.getppid()
-    names = {"dead": f"abc.tmp-{HOST}-{dead}", "legacy_dead": f"abc.tmp-{dead}",
-             "dead_bad": f"abc.bad-{HOST}-{dead}", "live": f"abc.tmp-{HOST}-{live}",
-             "other_host": f"abc.tmp-elsewhere-{dead}", "artifact": "abc"}
+    names = {
+        "dead": f"abc.tmp-{HOST}-{dead}",
+        "legacy_dead": f"abc.tmp-{dead}",
+        "dead_bad": f"abc.bad-{HOST}-{dead}",
+        "live": f"abc.tmp-{HOST}-{live}",
+        "other_host": f"abc.tmp-elsewhere-{dead}",
+        "artifact": "abc",
+    }
     for name in names.values():
         (tmp_path / name).mkdir()
         (tmp_path / name / "features.npy").write_bytes(b"half")
-    with caplog.at_level(logging.INFO, logger="seisbert.cache"):
+    with caplog.at_level(logging.INFO, logger="seisbert.artifacts.cache"):
         removed = clean_dead_temps(tmp_path)
-    assert sorted(p.name for p in removed) == sorted([names["dead"], names["legacy_dead"], names["dead_bad"]])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["other_host"], "abc"])
+    assert sorted(p.name for p in removed) == sorted(
+        [names["dead"], names["legacy_dead"], names["dead_bad"]]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [names["live"], names["other_host"], "abc"]
+    )
     assert f"left by dead process {dead}" in caplog.text
 
 
@@ -352,7 +402,11 @@ class _Worsening(L.LightningModule):
 
     def __init__(self, monitor: str, mode: str):
         super().__init__()
-        self.layer, self.monitor, self.sign = torch.nn.Linear(4, 1), monitor, -1.0 if mode == "max" else 1.0
+        self.layer, self.monitor, self.sign = (
+            torch.nn.Linear(4, 1),
+            monitor,
+            -1.0 if mode == "max" else 1.0,
+        )
 
     def training_step(self, batch, _):
         return self.layer(batch[0]).pow(2).mean()
@@ -375,14 +429,23 @@ def test_last_checkpoint_is_written_at_every_validation_and_resumes(tmp_path):
     trainer = build_trainer(cfg, max_epochs=3, enable_progress_bar=False)
     trainer.fit(module, _loader(), _loader())
     ckpts = Path(cfg.paths.output_dir) / "checkpoints"
-    assert torch.load(ckpts / "best.ckpt", weights_only=True)["global_step"] == 2  # the first validation
-    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 6  # the third, the latest
+    assert (
+        torch.load(ckpts / "best.ckpt", weights_only=True)["global_step"] == 2
+    )  # the first validation
+    assert (
+        torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 6
+    )  # the third, the latest
     assert best_callback(trainer).best_model_path == str(ckpts / "best.ckpt")
     resumed = build_trainer(cfg, max_epochs=4, enable_progress_bar=False)
     with open_dict(cfg):
         cfg.ckpt_path = "last"
-    fit_safely(resumed, _Worsening(cfg.task.monitor, cfg.task.monitor_mode), resolve_ckpt(cfg),
-               train_dataloaders=_loader(), val_dataloaders=_loader())
+    fit_safely(
+        resumed,
+        _Worsening(cfg.task.monitor, cfg.task.monitor_mode),
+        resolve_ckpt(cfg),
+        train_dataloaders=_loader(),
+        val_dataloaders=_loader(),
+    )
     assert resumed.global_step == 8 and resumed.current_epoch == 4
     assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 8
 
@@ -397,5 +460,7 @@ def test_reducer_pickle_is_unpickled_only_when_its_hash_matches(tmp_path):
     assert Tokenizer.load(tmp_path / "tok").reducer == reducer
     pkl = tmp_path / "tok" / "reducer.pkl"
     pkl.write_bytes(pkl.read_bytes().replace(b"embedding", b"embeddinG"))  # still valid pickle
-    with pytest.raises(ValueError, match=r"reducer.pkl: its SHA-256 is not the one recorded.*refusing"):
+    with pytest.raises(
+        ValueError, match=r"reducer.pkl: its SHA-256 is not the one recorded.*refusing"
+    ):
         Tokenizer.load(tmp_path / "tok")

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from conftest import CONFIG_DIR
-from seisbert.analysis.vocabulary import ReportConfig, phase_bins, phase_layout, vocabulary_report
+from seisbert.artifacts.paths import stage_path
 from seisbert.config import build
 from seisbert.features import FeatureConfig
-from seisbert.artifacts import stage_path
 from seisbert.pipeline import prepare
-from seisbert.run import validate
-from seisbert.tasks.common import build_callbacks, build_loggers
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features
+from seisbert.train.common import build_callbacks, build_loggers
+from seisbert.train.job import validate
+from seisbert.vocabulary import ReportConfig, phase_bins, phase_layout, vocabulary_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,32 +49,76 @@ def compose_in(tmp_path: Path, overrides=(), extra_configs: dict[str, str] | Non
 
 REFUSED = [
     # (overrides, user config files, message)
-    (["task=untill"], {"task/untill.yaml": "defaults:\n  - prepare\nuntill: features\n"},
-     r"task\.untill is not a known key \(did you mean task\.until\?\)"),
-    (["experiment=seeed"], {"experiment/seeed.yaml": "# @package _global_\nseeed: 5\n"},
-     r"^seeed is not a known key \(did you mean seed\?\)"),
-    (["+trainer.max_epoch=3"], None,
-     r"trainer\.max_epoch is not an argument of lightning\.pytorch\.Trainer; did you mean trainer\.max_epochs\?"),
-    (["trainer.max_epochs=abc"], None,
-     r"trainer\.max_epochs='abc' is not allowed by lightning\.pytorch\.Trainer; expected int \| None"),
+    (
+        ["task=untill"],
+        {"task/untill.yaml": "defaults:\n  - prepare\nuntill: features\n"},
+        r"task\.untill is not a known key \(did you mean task\.until\?\)",
+    ),
+    (
+        ["experiment=seeed"],
+        {"experiment/seeed.yaml": "# @package _global_\nseeed: 5\n"},
+        r"^seeed is not a known key \(did you mean seed\?\)",
+    ),
+    (
+        ["+trainer.max_epoch=3"],
+        None,
+        r"trainer\.max_epoch is not an argument of lightning\.pytorch\.Trainer; did you mean trainer\.max_epochs\?",
+    ),
+    (
+        ["trainer.max_epochs=abc"],
+        None,
+        r"trainer\.max_epochs='abc' is not allowed by lightning\.pytorch\.Trainer; expected int \| None",
+    ),
     (["trainer.precision=31"], None, r"trainer\.precision=31 is not allowed .* '32-true'"),
     (["seed=abc"], None, r"^seed='abc' has the wrong type; expected int"),
-    (["+callbacks.model_checkpoint.save_top_kk=2"], None,
-     r"callbacks\.model_checkpoint\.save_top_kk is not an argument of .*ModelCheckpoint; did you mean "
-     r"callbacks\.model_checkpoint\.save_top_k\?"),
-    (["callbacks.lr_monitor.logging_interval=stepp"], None,
-     r"callbacks\.lr_monitor\.logging_interval='stepp' is not allowed .* expected 'step' \| 'epoch' \| None"),
-    (["+logger.wandb.projct=x"], None,  # through wandb_logger's **kwargs to WandbLogger and wandb.init
-     r"logger\.wandb\.projct is not an argument of .*; did you mean logger\.wandb\.project\?"),
-    (["logger=csv", "+logger.csv.flush_logs_every=5"], None,
-     r"logger\.csv\.flush_logs_every is not an argument of lightning\.pytorch\.loggers\.CSVLogger"),
+    (
+        ["+callbacks.model_checkpoint.save_top_kk=2"],
+        None,
+        r"callbacks\.model_checkpoint\.save_top_kk is not an argument of .*ModelCheckpoint; did you mean "
+        r"callbacks\.model_checkpoint\.save_top_k\?",
+    ),
+    (
+        ["callbacks.lr_monitor.logging_interval=stepp"],
+        None,
+        r"callbacks\.lr_monitor\.logging_interval='stepp' is not allowed .* expected 'step' \| 'epoch' \| None",
+    ),
+    (
+        ["+logger.wandb.projct=x"],
+        None,  # through wandb_logger's **kwargs to WandbLogger and wandb.init
+        r"logger\.wandb\.projct is not an argument of .*; did you mean logger\.wandb\.project\?",
+    ),
+    (
+        ["logger=csv", "+logger.csv.flush_logs_every=5"],
+        None,
+        r"logger\.csv\.flush_logs_every is not an argument of lightning\.pytorch\.loggers\.CSVLogger",
+    ),
     (["+trainer.logger=false"], None, r"trainer\.logger cannot be set here"),
     (["task=mlm", "task.until=token"], None, r"task\.until='token' is not allowed; choose one of"),
-    (["task=mlm", "task.runner=seisbert.tasks.pretrain_run.runn"], None, r"task\.runner=.*cannot be imported"),
-    (["data=waveforms", "data.waveform_dir=/nowhere", "data.catalog=/nowhere.csv", "data.post_s=60"], None,
-     r"data\.post_s=60 is shorter than features\.post_s=80\.0"),
-    (["data=waveforms", "data.waveform_dir=/nowhere", "data.catalog=/nowhere.csv", "data.pre_s=5.0"], None,
-     r"data\.pre_s=5\.0 is shorter than features\.pre_s=10\.0"),
+    (
+        ["task=mlm", "task.runner=seisbert.train.pretrain.runn"],
+        None,
+        r"task\.runner=.*cannot be imported",
+    ),
+    (
+        [
+            "data=waveforms",
+            "data.waveform_dir=/nowhere",
+            "data.catalog=/nowhere.csv",
+            "data.post_s=60",
+        ],
+        None,
+        r"data\.post_s=60 is shorter than features\.post_s=80\.0",
+    ),
+    (
+        [
+            "data=waveforms",
+            "data.waveform_dir=/nowhere",
+            "data.catalog=/nowhere.csv",
+            "data.pre_s=5.0",
+        ],
+        None,
+        r"data\.pre_s=5\.0 is shorter than features\.pre_s=10\.0",
+    ),
 ]
 
 
@@ -87,20 +131,42 @@ def test_a_bad_key_or_value_is_refused_by_name_before_any_work(tmp_path, overrid
 
 
 def test_the_shipped_configs_and_presets_validate(tmp_path):
-    for overrides in ([], ["trainer=ddp"], ["trainer=gpu"], ["logger=csv"], ["logger=tensorboard"],
-                      ["experiment=mlm", "debug=fdr"], ["experiment=finetune", "debug=overfit"],
-                      ["experiment=mlm", "debug=profiler"], ["callbacks=none", "logger=none"]):
+    for overrides in (
+        [],
+        ["trainer=ddp"],
+        ["trainer=gpu"],
+        ["logger=csv"],
+        ["logger=tensorboard"],
+        ["experiment=mlm", "debug=fdr"],
+        ["experiment=finetune", "debug=overfit"],
+        ["experiment=mlm", "debug=profiler"],
+        ["callbacks=none", "logger=none"],
+    ):
         validate(compose_in(tmp_path, overrides))
 
 
 def test_train_py_refuses_a_trainer_typo_before_any_artifact(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.run([sys.executable, "train.py", "experiment=mlm", "+trainer.max_epoch=3",
-                           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=mlm",
+            "+trainer.max_epoch=3",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
-    assert "trainer.max_epoch is not an argument of lightning.pytorch.Trainer; did you mean " \
-           "trainer.max_epochs?" in proc.stdout + proc.stderr
+    assert (
+        "trainer.max_epoch is not an argument of lightning.pytorch.Trainer; did you mean "
+        "trainer.max_epochs?" in proc.stdout + proc.stderr
+    )
     assert not (tmp_path / "cache").exists()
     assert not (tmp_path / "run" / "config.yaml").exists()  # not even the run record
 
@@ -123,35 +189,62 @@ def test_debug_presets_start_no_wandb_run(tmp_path, preset):
 
 
 def test_debug_wins_over_a_machines_local_file(tmp_path):
-    local = {"local/default.yaml": "# @package _global_\ntrainer:\n  fast_dev_run: false\n  max_epochs: 100\n"}
+    local = {
+        "local/default.yaml": "# @package _global_\ntrainer:\n  fast_dev_run: false\n  max_epochs: 100\n"
+    }
     cfg = compose_in(tmp_path, ["debug=fdr"], local)
-    assert cfg.trainer.fast_dev_run is True and cfg.trainer.max_epochs == 100  # local applied, debug last
+    assert (
+        cfg.trainer.fast_dev_run is True and cfg.trainer.max_epochs == 100
+    )  # local applied, debug last
     assert compose_in(tmp_path, [], local).trainer.fast_dev_run is False
 
 
 # --------------------------------------------------------------- phase layout from features
 def test_phase_layout_follows_the_features_window_grid():
-    one, two = phase_layout(features=FeatureConfig()), phase_layout(features=FeatureConfig(window_s=2.0))
-    assert (one.n_windows, one.p_window, one.p_windows, one.s_start_window, one.s_end_window) == (90, 10, 5, 15, 30)
+    one, two = (
+        phase_layout(features=FeatureConfig()),
+        phase_layout(features=FeatureConfig(window_s=2.0)),
+    )
+    assert (one.n_windows, one.p_window, one.p_windows, one.s_start_window, one.s_end_window) == (
+        90,
+        10,
+        5,
+        15,
+        30,
+    )
     # P at 10 s: window 5 of 2 s; the P bin's 5 s need 3 windows; the fixed S bin 5-20 s after P
-    assert (two.n_windows, two.p_window, two.p_windows, two.s_start_window, two.s_end_window) == (45, 5, 3, 7, 15)
+    assert (two.n_windows, two.p_window, two.p_windows, two.s_start_window, two.s_end_window) == (
+        45,
+        5,
+        3,
+        7,
+        15,
+    )
     late_p = phase_layout(features=FeatureConfig(pre_s=20.0, post_s=70.0))
     assert late_p.p_window == 20 and late_p.s_start_window == 25
 
 
 def test_phase_bins_on_two_second_windows_put_s_in_its_window():
-    meta = pd.DataFrame({"trace_p_arrival_sample": [1000, 1000], "trace_s_arrival_sample": [1000 + 1700, np.nan]})
+    meta = pd.DataFrame(
+        {"trace_p_arrival_sample": [1000, 1000], "trace_s_arrival_sample": [1000 + 1700, np.nan]}
+    )
     bins = phase_bins(meta, 45, ReportConfig(), FeatureConfig(window_s=2.0))
     assert (bins[:, :5] == 0).all() and (bins[:, 5] == 1).all()
     # S 17 s after P = 27 s into the record: window 13; 15 s of S = 8 windows
     np.testing.assert_array_equal(bins[0, 5:23], [1] * 3 + [3] * 5 + [2] * 8 + [3] * 2)
-    np.testing.assert_array_equal(bins[1, 5:16], [1] * 2 + [2] * 8 + [3])  # fixed S bin: windows 7-14
-    with pytest.raises(ValueError, match=r"the tokens have T=45 windows but the features config gives T=90"):
+    np.testing.assert_array_equal(
+        bins[1, 5:16], [1] * 2 + [2] * 8 + [3]
+    )  # fixed S bin: windows 7-14
+    with pytest.raises(
+        ValueError, match=r"the tokens have T=45 windows but the features config gives T=90"
+    ):
         phase_bins(meta, 45, ReportConfig())  # 2-s tokens read on the default 1-s grid
 
 
 def test_standin_features_follow_the_features_config():
-    features, meta = standin_features(30, seed=0, features=FeatureConfig(window_s=2.0, fmax_hz=10.0))
+    features, meta = standin_features(
+        30, seed=0, features=FeatureConfig(window_s=2.0, fmax_hz=10.0)
+    )
     assert features.shape == (30, 45, 10)
     assert (meta["trace_p_arrival_sample"] == 1000).all()
     one, _ = standin_features(30, seed=0)
@@ -162,23 +255,38 @@ def test_two_second_windows_report_on_their_own_windows(tiny_cfg):
     cfg = tiny_cfg("features.window_s=2")
     prepare(cfg)
     report = json.loads((stage_path(cfg, "tokens") / "vocabulary_report.json").read_text())
-    lay = phase_layout(build(cfg.tokenizer.report, "tokenizer.report"), build(cfg.features, "features"))
+    lay = phase_layout(
+        build(cfg.tokenizer.report, "tokenizer.report"), build(cfg.features, "features")
+    )
     assert report["n_windows"] == report["n_records"] * 45
-    assert report["phase_fractions"]["pre-event"] == pytest.approx(lay.p_window / 45)  # 5/45, not 10/45
+    assert report["phase_fractions"]["pre-event"] == pytest.approx(
+        lay.p_window / 45
+    )  # 5/45, not 10/45
 
 
 def test_vocabulary_report_reads_train_rows_only():
     features, meta = standin_features(300, seed=2)
-    tok, tokens = fit_tokenizer(features, meta, TokenizerConfig(vocab_size=12, init_sample_windows=2000, seed=0))
-    report = vocabulary_report(features, tokens, tok.centroids, meta, ReportConfig(sample_windows=2000))
+    tok, tokens = fit_tokenizer(
+        features, meta, TokenizerConfig(vocab_size=12, init_sample_windows=2000, seed=0)
+    )
+    report = vocabulary_report(
+        features, tokens, tok.centroids, meta, ReportConfig(sample_windows=2000)
+    )
     held_out = (meta["split"] != "train").to_numpy()
     assert report["n_records"] == int((~held_out).sum()) and report["rows"] == "train"
     relabelled = meta.assign(label=np.where(held_out, 1 - meta["label"], meta["label"]))
-    same = vocabulary_report(features, tokens, tok.centroids, relabelled, ReportConfig(sample_windows=2000))
-    assert same["class_pnmi"] == report["class_pnmi"] and same["class_purity"] == report["class_purity"]
+    same = vocabulary_report(
+        features, tokens, tok.centroids, relabelled, ReportConfig(sample_windows=2000)
+    )
+    assert (
+        same["class_pnmi"] == report["class_pnmi"]
+        and same["class_purity"] == report["class_purity"]
+    )
     some_train = ~held_out & (np.arange(len(meta)) % 2 == 0)
     flipped = meta.assign(label=np.where(some_train, 1 - meta["label"], meta["label"]))
-    changed = vocabulary_report(features, tokens, tok.centroids, flipped, ReportConfig(sample_windows=2000))
+    changed = vocabulary_report(
+        features, tokens, tok.centroids, flipped, ReportConfig(sample_windows=2000)
+    )
     assert changed["class_pnmi"] != report["class_pnmi"]  # train labels do count
 
 

@@ -24,8 +24,14 @@ from seisbert.data.sequences import EpochSampler, TokenDataModule
 ROOT = Path(__file__).resolve().parents[1]
 # One thread per process: two cores are shared, and oversubscribed BLAS threads crawl.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
-TINY = ["model=tiny", "data.n_events=60", "tokenizer.vocab_size=16", "logger=csv",
-        "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+TINY = [
+    "model=tiny",
+    "data.n_events=60",
+    "tokenizer.vocab_size=16",
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+]
 
 
 def free_port() -> int:
@@ -41,7 +47,9 @@ def train(*overrides, check: bool = True, wait: bool = True):
     # each run its own rendezvous port: two DDP tests on two xdist workers must not collide
     env = {**ENV, "MASTER_PORT": str(free_port())}
     if not wait:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -58,7 +66,10 @@ class RecordRows(L.Callback):
     """Writes, per rank, the rows each epoch trained and validated on and the logged val metric."""
 
     def __init__(self, metric: str = "val/mlm_acc"):
-        self.metric, self.seen = metric, {"train": {}, "val": {}, "val_metric": {}, "val_rows_scored": {}}
+        self.metric, self.seen = (
+            metric,
+            {"train": {}, "val": {}, "val_metric": {}, "val_rows_scored": {}},
+        )
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.seen["train"].setdefault(trainer.current_epoch, []).extend(batch["row"].tolist())
@@ -70,12 +81,20 @@ class RecordRows(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        self.seen["val_metric"][trainer.current_epoch] = float(trainer.callback_metrics[self.metric])
+        self.seen["val_metric"][trainer.current_epoch] = float(
+            trainer.callback_metrics[self.metric]
+        )
         if hasattr(pl_module, "last_metrics"):  # fine-tuning: rows its epoch metrics covered
-            self.seen["val_rows_scored"][trainer.current_epoch] = len(pl_module.last_metrics["rows"])
+            self.seen["val_rows_scored"][trainer.current_epoch] = len(
+                pl_module.last_metrics["rows"]
+            )
 
     def on_fit_end(self, trainer, pl_module):
-        info = {"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__, **self.seen}
+        info = {
+            "world_size": trainer.world_size,
+            "strategy": type(trainer.strategy).__name__,
+            **self.seen,
+        }
         path = Path(trainer.default_root_dir) / f"rows_rank{trainer.global_rank}.json"
         path.write_text(json.dumps(info))
 
@@ -99,11 +118,17 @@ def load_rank_files(run: Path) -> list[dict]:
 
 # ------------------------------------------------------------------------ the sampler alone
 def toy_tokens(n_events=30, stations=3, K=12):
-    meta = pd.DataFrame({"event_id": np.repeat([f"e{i}" for i in range(n_events)], stations),
-                         "station_id": np.tile([f"S{j}" for j in range(stations)], n_events)})
+    meta = pd.DataFrame(
+        {
+            "event_id": np.repeat([f"e{i}" for i in range(n_events)], stations),
+            "station_id": np.tile([f"S{j}" for j in range(stations)], n_events),
+        }
+    )
     meta["label"] = np.arange(len(meta)) % 2
     event = np.arange(len(meta)) // stations
-    meta["split"] = np.select([event < 0.7 * n_events, event < 0.85 * n_events], ["train", "dev"], "test")
+    meta["split"] = np.select(
+        [event < 0.7 * n_events, event < 0.85 * n_events], ["train", "dev"], "test"
+    )
     tokens = np.random.default_rng(0).integers(0, K, (len(meta), 90)).astype(np.int16)
     return tokens, meta, K
 
@@ -152,11 +177,20 @@ def test_datamodule_trains_on_one_shard_per_rank_and_workers_see_the_epoch():
 # --------------------------------------------------------------------------------- real DDP
 def test_ddp_two_cpu_ranks_shard_training_and_sync_validation(tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
-    train("experiment=mlm", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-          "trainer.max_epochs=2", f"paths.cache_dir={cache}", f"hydra.run.dir={run}",
-          "+callbacks.rows._target_=tests.test_ddp_resume.RecordRows")
+    train(
+        "experiment=mlm",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        f"paths.cache_dir={cache}",
+        f"hydra.run.dir={run}",
+        "+callbacks.rows._target_=tests.test_ddp_resume.RecordRows",
+    )
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0.0 <= metrics["test/mlm_acc"] <= 1.0 and metrics["test/baseline_random_acc"] == pytest.approx(1 / 16)
+    assert 0.0 <= metrics["test/mlm_acc"] <= 1.0 and metrics[
+        "test/baseline_random_acc"
+    ] == pytest.approx(1 / 16)
 
     ranks = load_rank_files(run)
     assert [(r["world_size"], r["strategy"]) for r in ranks] == [(2, "DDPStrategy")] * 2
@@ -168,16 +202,25 @@ def test_ddp_two_cpu_ranks_shard_training_and_sync_validation(tmp_path):
         assert len(served[0]) + len(served[1]) - len(train_rows) == len(train_rows) % 2
         assert set(ranks[0]["val"][epoch]) | set(ranks[1]["val"][epoch]) == dev_rows
         assert not set(ranks[0]["val"][epoch]) >= dev_rows  # each rank validated a shard only...
-        assert ranks[0]["val_metric"][epoch] == ranks[1]["val_metric"][epoch]  # ...yet logs the same value
+        assert (
+            ranks[0]["val_metric"][epoch] == ranks[1]["val_metric"][epoch]
+        )  # ...yet logs the same value
     assert ranks[0]["train"]["0"] != ranks[0]["train"]["1"]
 
 
 def test_ddp_finetuning_scores_the_whole_split_on_every_rank(tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
-    train("experiment=scratch", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-          "trainer.max_epochs=1", f"paths.cache_dir={cache}", f"hydra.run.dir={run}",
-          "+callbacks.rows._target_=tests.test_ddp_resume.RecordRows",
-          "+callbacks.rows.metric=val/balanced_accuracy")
+    train(
+        "experiment=scratch",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        f"paths.cache_dir={cache}",
+        f"hydra.run.dir={run}",
+        "+callbacks.rows._target_=tests.test_ddp_resume.RecordRows",
+        "+callbacks.rows.metric=val/balanced_accuracy",
+    )
     ranks = load_rank_files(run)
     n_dev = len(split_rows(cache, "dev"))
     for r in ranks:  # each rank predicted half, but its metrics cover the gathered whole
@@ -199,14 +242,21 @@ def test_resume_after_sigkill_replays_an_uninterrupted_run(tmp_path):
     cache, killed, whole = tmp_path / "cache", tmp_path / "killed", tmp_path / "whole"
     common = ["experiment=mlm", "trainer.max_epochs=4", f"paths.cache_dir={cache}"]
 
-    crash = train(*common, f"hydra.run.dir={killed}", "+callbacks.kill._target_=tests.test_ddp_resume.KillAt",
-                  "+callbacks.kill.epoch=2", check=False)
+    crash = train(
+        *common,
+        f"hydra.run.dir={killed}",
+        "+callbacks.kill._target_=tests.test_ddp_resume.KillAt",
+        "+callbacks.kill.epoch=2",
+        check=False,
+    )
     assert crash.returncode == -signal.SIGKILL
     assert not (killed / "metrics.json").exists()
     ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 1 and "ResumableRNG" in ckpt["callbacks"]  # epochs 0 and 1 were saved
 
-    uninterrupted = train(*common, f"hydra.run.dir={whole}", wait=False)  # in parallel with the resume
+    uninterrupted = train(
+        *common, f"hydra.run.dir={whole}", wait=False
+    )  # in parallel with the resume
     train(*common, f"hydra.run.dir={killed}", "ckpt_path=last")
     assert uninterrupted.wait(timeout=600) == 0, uninterrupted.stdout.read()[-3000:]
 
@@ -217,17 +267,25 @@ def test_resume_after_sigkill_replays_an_uninterrupted_run(tmp_path):
     # The same computation replayed: weights, masks, dropout and data order all restored, one
     # thread each, so the numbers agree to float rounding (1e-6), not merely "roughly".
     for col in ("val/mlm_acc", "val/loss", "val/mlm_top5"):
-        np.testing.assert_allclose(resumed_val[col], whole_val.loc[[2, 3], col], atol=1e-6, err_msg=col)
+        np.testing.assert_allclose(
+            resumed_val[col], whole_val.loc[[2, 3], col], atol=1e-6, err_msg=col
+        )
     a, b = (json.loads((run / "metrics.json").read_text()) for run in (killed, whole))
     assert a["test/mlm_acc"] == pytest.approx(b["test/mlm_acc"], abs=1e-6)
 
-    end_a, end_b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True) for run in (killed, whole))
+    end_a, end_b = (
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True) for run in (killed, whole)
+    )
     assert end_a["global_step"] == end_b["global_step"] and end_a["epoch"] == end_b["epoch"] == 3
     for name, w in end_b["state_dict"].items():
         torch.testing.assert_close(end_a["state_dict"][name], w, atol=1e-6, rtol=0, msg=name)
     (sched_a,), (sched_b,) = end_a["lr_schedulers"], end_b["lr_schedulers"]
     assert sched_a["last_epoch"] == sched_b["last_epoch"] == end_b["global_step"]
     opt_a, opt_b = end_a["optimizer_states"][0], end_b["optimizer_states"][0]
-    assert [g["lr"] for g in opt_a["param_groups"]] == pytest.approx([g["lr"] for g in opt_b["param_groups"]])
+    assert [g["lr"] for g in opt_a["param_groups"]] == pytest.approx(
+        [g["lr"] for g in opt_b["param_groups"]]
+    )
     for k, state in opt_b["state"].items():
-        torch.testing.assert_close(opt_a["state"][k]["exp_avg_sq"], state["exp_avg_sq"], atol=1e-8, rtol=1e-5)
+        torch.testing.assert_close(
+            opt_a["state"][k]["exp_avg_sq"], state["exp_avg_sq"], atol=1e-8, rtol=1e-5
+        )

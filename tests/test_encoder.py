@@ -38,7 +38,13 @@ def model(cfg: EncoderConfig, seed: int = 0) -> Encoder:
 
 def test_special_ids_follow_spectral_tokens():
     cfg = tiny()
-    assert (cfg.pad_id, cfg.cls_id, cfg.sep_id, cfg.mask_id, cfg.n_tokens) == (K, K + 1, K + 2, K + 3, K + 4)
+    assert (cfg.pad_id, cfg.cls_id, cfg.sep_id, cfg.mask_id, cfg.n_tokens) == (
+        K,
+        K + 1,
+        K + 2,
+        K + 3,
+        K + 4,
+    )
     assert model(cfg).tok_emb.num_embeddings == K + 4
 
 
@@ -138,7 +144,9 @@ def test_init_is_deterministic_and_scaled():
         if pa.dim() >= 2:
             assert not torch.equal(pa, pc), name
     assert a.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
-    assert a.blocks[0].mlp.proj.weight.std().item() == pytest.approx(0.02 / 4, rel=0.05)  # / sqrt(2 * 8)
+    assert a.blocks[0].mlp.proj.weight.std().item() == pytest.approx(
+        0.02 / 4, rel=0.05
+    )  # / sqrt(2 * 8)
     assert a.blocks[0].attn.qkv.bias.abs().max() == 0
 
 
@@ -148,12 +156,17 @@ def test_weight_decay_groups_split_by_dimension():
     module = torch.nn.ModuleDict({"encoder": enc, "mlm": MLMHead(cfg, enc.tok_emb)})
     decay, no_decay = optimizer_groups(module, weight_decay=0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(
+        p.dim() < 2 for p in no_decay["params"]
+    )
     ids = [id(p) for p in decay["params"] + no_decay["params"]]
     assert len(ids) == len(set(ids)) == len(list(module.parameters()))  # tied embedding once
     assert any(p is enc.tok_emb.weight for p in decay["params"])
     d, f = 32, 64  # biases and LayerNorms: embedding LN, 2 blocks, final LN, head (dense, LN, bias)
-    assert sum(p.numel() for p in no_decay["params"]) == 2 * d + 2 * (3 * d + d + f + d + 4 * d) + 2 * d + 3 * d + K
+    assert (
+        sum(p.numel() for p in no_decay["params"])
+        == 2 * d + 2 * (3 * d + d + f + d + 4 * d) + 2 * d + 3 * d + K
+    )
     groups = enc.configure_optimizer_groups(0.01)
     torch.optim.AdamW(groups, lr=1e-3)  # accepted by the optimizer as is
 
@@ -209,12 +222,16 @@ def test_flops_estimate_follows_nanogpt_formula():
     enc = model(cfg)
     n = enc.num_parameters(exclude_embeddings=True)
     assert enc.estimate_flops_per_token(92) == 6 * n + 12 * 2 * 2 * 16 * 92
-    assert enc.estimate_mfu(1e6, 1e12, 92) == pytest.approx(enc.estimate_flops_per_token(92) * 1e6 / 1e12)
+    assert enc.estimate_mfu(1e6, 1e12, 92) == pytest.approx(
+        enc.estimate_flops_per_token(92) * 1e6 / 1e12
+    )
 
 
 @pytest.mark.parametrize("preset, params_m", [("tiny", 0.02), ("small", 0.82), ("base", 85.21)])
 def test_presets_compose_with_tokenizer_vocab(preset, params_m):
-    root = OmegaConf.create({"tokenizer": {"vocab_size": 100}, "model": OmegaConf.load(CONFIG_DIR / f"{preset}.yaml")})
+    root = OmegaConf.create(
+        {"tokenizer": {"vocab_size": 100}, "model": OmegaConf.load(CONFIG_DIR / f"{preset}.yaml")}
+    )
     cfg = build(root.model, "model")
     assert cfg.vocab_size == 100 and cfg.n_tokens == 104
     assert Encoder(cfg).num_parameters() / 1e6 == pytest.approx(params_m, abs=0.01)
@@ -240,4 +257,6 @@ def test_compiles_without_graph_breaks():
     compiled = torch.compile(enc, backend="aot_eager", fullgraph=True)
     compiled(tokens).sum().backward()
     torch.testing.assert_close(compiled.eval()(tokens), enc.eval()(tokens), atol=1e-5, rtol=0)
-    assert set(enc.state_dict()) == set(compiled._orig_mod.state_dict())  # save the uncompiled weights
+    assert set(enc.state_dict()) == set(
+        compiled._orig_mod.state_dict()
+    )  # save the uncompiled weights

@@ -32,8 +32,13 @@ def example_catalog() -> obspy.Catalog:
         ev.event_type = kind
         o = ev.origins[0]
         o.latitude, o.longitude, o.depth = 47.6, 12.6, 5000.0
-    cat[0].picks.append(Pick(time=cat[0].origins[0].time + 4.0, phase_hint="P",
-                             waveform_id=WaveformStreamID("BW", "RJOB", "", "EHZ")))
+    cat[0].picks.append(
+        Pick(
+            time=cat[0].origins[0].time + 4.0,
+            phase_hint="P",
+            waveform_id=WaveformStreamID("BW", "RJOB", "", "EHZ"),
+        )
+    )
     return cat
 
 
@@ -99,31 +104,58 @@ def server():
 
 
 def config(url: str, out: Path) -> FdsnConfig:
-    return FdsnConfig(out=str(out), provider=url, event_provider=None, start="2012-04-04",
-                      end="2012-04-05", region=[47.0, 48.0, 12.0, 13.0], max_distance_km=200.0,
-                      retries=1, retry_wait_s=0.0, min_interval_s=0.0, timeout_s=10.0)
+    return FdsnConfig(
+        out=str(out),
+        provider=url,
+        event_provider=None,
+        start="2012-04-04",
+        end="2012-04-05",
+        region=[47.0, 48.0, 12.0, 13.0],
+        max_distance_km=200.0,
+        retries=1,
+        retry_wait_s=0.0,
+        min_interval_s=0.0,
+        timeout_s=10.0,
+    )
 
 
 def test_builds_the_waveforms_layout_records_failures_and_resumes(server, tmp_path):
     counts = FdsnBuilder(config(server, tmp_path)).run()
-    assert counts == {"events": 2, "finished": 2, "skipped": 0, "files": 2, "failures": 4,
-                      "requests": counts["requests"]}
-    assert Fdsn.requests["dataselect/RJOB"] == 2 and Fdsn.requests["dataselect/WET"] == 4  # 1 retry each
+    assert counts == {
+        "events": 2,
+        "finished": 2,
+        "skipped": 0,
+        "files": 2,
+        "failures": 4,
+        "requests": counts["requests"],
+    }
+    assert (
+        Fdsn.requests["dataselect/RJOB"] == 2 and Fdsn.requests["dataselect/WET"] == 4
+    )  # 1 retry each
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("waveforms/*/*.mseed"))
-    assert files == ["waveforms/20120404_0000038/BW.RJOB.mseed", "waveforms/20120404_0000041/BW.RJOB.mseed"]
+    assert files == [
+        "waveforms/20120404_0000038/BW.RJOB.mseed",
+        "waveforms/20120404_0000041/BW.RJOB.mseed",
+    ]
     st = obspy.read(str(tmp_path / files[1]))
     pick = example_catalog()[0].picks[0].time
     assert st[0].stats.starttime == pick - 30.0 and st[0].stats.npts == 14_000  # [P - 30, P + 110]
     failures = pd.read_csv(tmp_path / "failures.csv")
     assert sorted(failures["station_id"]) == ["GR.FUR", "GR.FUR", "GR.WET", "GR.WET"]
     assert set(failures.loc[failures.station_id == "GR.FUR", "reason"]) == {"no data"}
-    assert all("after 2 attempts" in r for r in failures.loc[failures.station_id == "GR.WET", "reason"])
+    assert all(
+        "after 2 attempts" in r for r in failures.loc[failures.station_id == "GR.WET", "reason"]
+    )
 
     before = Counter(Fdsn.requests)
     again = FdsnBuilder(config(server, tmp_path)).run()
     assert again["skipped"] == 2 and again["finished"] == 0
     new = Fdsn.requests - before
-    assert not [k for k in new if not k.endswith("application.wadl") and not k.endswith(("catalogs", "contributors"))]
+    assert not [
+        k
+        for k in new
+        if not k.endswith("application.wadl") and not k.endswith(("catalogs", "contributors"))
+    ]
     assert len(pd.read_csv(tmp_path / "failures.csv")) == 4  # not written twice
 
 
@@ -131,8 +163,12 @@ def test_the_dataset_loads_with_data_waveforms(server, tmp_path):
     from seisbert.data.waveforms import WaveformSource
 
     FdsnBuilder(config(server, tmp_path)).run()
-    records = WaveformSource(waveform_dir=str(tmp_path / "waveforms"), catalog=str(tmp_path / "catalog.xml"),
-                             inventory=str(tmp_path / "stations.xml"), file_glob="*/*.mseed").load(progress=False)
+    records = WaveformSource(
+        waveform_dir=str(tmp_path / "waveforms"),
+        catalog=str(tmp_path / "catalog.xml"),
+        inventory=str(tmp_path / "stations.xml"),
+        file_glob="*/*.mseed",
+    ).load(progress=False)
     assert sorted(records.metadata["trace_p_pick_origin"]) == ["catalog", "taup"]
     assert set(records.metadata["source_type"]) == {"earthquake", "blast"}
 

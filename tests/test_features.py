@@ -21,8 +21,9 @@ def red_noise(n, samples=9000, seed=0):
 def test_psd_equals_scipy_periodogram_per_window():
     x = red_noise(8)
     psd = window_psd(x, FeatureConfig(scaling="none", log10=False, compute_dtype="float64"))
-    f, ref = scipy.signal.periodogram(x.astype(np.float64).reshape(8, 90, 100), fs=FS,
-                                      window="hann", axis=-1)
+    f, ref = scipy.signal.periodogram(
+        x.astype(np.float64).reshape(8, 90, 100), fs=FS, window="hann", axis=-1
+    )
     assert psd.shape == (8, 90, 20)
     np.testing.assert_allclose(f[1:21], np.arange(1, 21))
     np.testing.assert_allclose(psd, ref[..., 1:21], rtol=1e-5, atol=0)
@@ -50,8 +51,14 @@ def test_two_second_windows_equal_welch_without_overlap():
     x = red_noise(3)
     cfg = FeatureConfig(scaling="none", log10=False, window_s=2.0, compute_dtype="float64")
     psd = window_psd(x, cfg)
-    _, ref = scipy.signal.welch(x.astype(np.float64).reshape(3, 45, 200), fs=FS, window="hann",
-                                nperseg=100, noverlap=0, axis=-1)
+    _, ref = scipy.signal.welch(
+        x.astype(np.float64).reshape(3, 45, 200),
+        fs=FS,
+        window="hann",
+        nperseg=100,
+        noverlap=0,
+        axis=-1,
+    )
     assert psd.shape == (3, 45, 20) and cfg.n_windows == 45
     np.testing.assert_allclose(psd, ref[..., 1:21], rtol=1e-5)
 
@@ -59,8 +66,9 @@ def test_two_second_windows_equal_welch_without_overlap():
 def test_median_scaling_is_exact():
     x = red_noise(5)[:, None]
     raw = window_psd(x[:, 0], FeatureConfig(scaling="none", log10=False))
-    feats, reasons = featurize_chunk(x, np.full(5, 1000), np.full(5, 9000),
-                                     FeatureConfig(scaling="median", log10=False))
+    feats, reasons = featurize_chunk(
+        x, np.full(5, 1000), np.full(5, 9000), FeatureConfig(scaling="median", log10=False)
+    )
     expected = raw / np.median(raw, axis=1, keepdims=True)
     np.testing.assert_allclose(feats, expected, rtol=1e-6)
     np.testing.assert_allclose(np.median(feats, axis=1), 1.0, rtol=1e-6)
@@ -79,8 +87,12 @@ def test_median_helper_matches_numpy_for_odd_and_even_counts():
 @pytest.mark.parametrize("scaling", ["none", "minmax", "event_whiten", "median"])
 def test_every_scaling_gives_finite_features_with_its_invariant(scaling):
     x = red_noise(4, seed=3)[:, None]
-    feats, reasons = featurize_chunk(x, np.full(4, 1000), np.full(4, 9000),
-                                     FeatureConfig(scaling=scaling, log10=scaling != "none"))
+    feats, reasons = featurize_chunk(
+        x,
+        np.full(4, 1000),
+        np.full(4, 9000),
+        FeatureConfig(scaling=scaling, log10=scaling != "none"),
+    )
     assert feats.dtype == np.float32 and np.isfinite(feats).all() and (reasons == "").all()
     if scaling == "minmax":
         np.testing.assert_allclose(feats.min(axis=(1, 2)), 0.0, atol=1e-6)
@@ -110,8 +122,14 @@ def test_bad_records_get_their_reason_and_good_ones_survive():
     picks = np.full(6, 1000)
     picks[5] = 500  # window would start before the data
     feats, reasons = featurize_chunk(x, picks, npts, FeatureConfig())
-    assert list(reasons) == ["", Reason.NONFINITE, Reason.ALL_ZERO, Reason.ZERO_MEDIAN,
-                             Reason.TOO_SHORT, Reason.TOO_SHORT]
+    assert list(reasons) == [
+        "",
+        Reason.NONFINITE,
+        Reason.ALL_ZERO,
+        Reason.ZERO_MEDIAN,
+        Reason.TOO_SHORT,
+        Reason.TOO_SHORT,
+    ]
     assert np.isfinite(feats[0]).all()
 
 
@@ -123,12 +141,15 @@ def test_a_short_zero_gap_is_kept_and_floored_not_minus_infinity():
     assert feats[0, 31].max() < -4  # the gap windows sit at the floor, far below the median
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("scaling", "zscore", r"features.scaling='zscore' is not allowed"),
-    ("channels", "ZNE", r"features.channels"),
-    ("window_s", 4.0, r"features.pre_s\+post_s"),
-    ("fmax_hz", 80.0, r"features.fmax_hz=80.0 is out of range"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("scaling", "zscore", r"features.scaling='zscore' is not allowed"),
+        ("channels", "ZNE", r"features.channels"),
+        ("window_s", 4.0, r"features.pre_s\+post_s"),
+        ("fmax_hz", 80.0, r"features.fmax_hz=80.0 is out of range"),
+    ],
+)
 def test_bad_feature_config_names_the_key(key, value, match):
     node = {"_target_": "seisbert.features.FeatureConfig", key: value}
     with pytest.raises(ValueError, match=match):
@@ -136,7 +157,9 @@ def test_bad_feature_config_names_the_key(key, value, match):
 
 
 def test_unknown_key_is_named_with_a_suggestion():
-    with pytest.raises(ValueError, match=r"features.scalng is not a known key \(did you mean features.scaling"):
+    with pytest.raises(
+        ValueError, match=r"features.scalng is not a known key \(did you mean features.scaling"
+    ):
         build({"_target_": "seisbert.features.FeatureConfig", "scalng": "median"}, "features")
     with pytest.raises(ValueError, match=r"features.log10='yes' has the wrong type"):
         build({"_target_": "seisbert.features.FeatureConfig", "log10": "yes"}, "features")

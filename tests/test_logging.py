@@ -3,14 +3,13 @@ TensorBoard event file (not just the folders they leave)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 
-from seisbert.loggers import read_offline_run, wandb_offline
-from seisbert.run import run_task, write_run_info
+from seisbert.train.job import train_job, write_run_info
+from seisbert.train.loggers import read_offline_run, wandb_offline
 
 EPOCHS = 2
 LOG_EVERY_STEP = ["trainer.log_every_n_steps=1", f"trainer.max_epochs={EPOCHS}"]
@@ -36,7 +35,13 @@ def best_checkpoint_score(run_dir: Path, monitor: str) -> float:
 @pytest.fixture
 def wandb_env(tmp_path, monkeypatch):
     """Offline W&B writing only under tmp (its cache, staging and settings folders too)."""
-    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+    for var in (
+        "WANDB_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_DATA_DIR",
+        "WANDB_CONFIG_DIR",
+        "WANDB_ARTIFACT_DIR",
+    ):
         monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_CONSOLE", "off")
@@ -48,14 +53,16 @@ def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, w
 
     cfg = tiny_cfg("experiment=mlm", "model=tiny", "logger=wandb", *LOG_EVERY_STEP)
     write_run_info(cfg)
-    metrics = run_task(cfg)
+    metrics = train_job(cfg)
     wandb.finish()  # flush the transaction log
     run = read_wandb_run(Path(cfg.paths.output_dir))
     history, K = run["history"], cfg.tokenizer.vocab_size
 
     val_acc, train_loss = series(history, "val/mlm_acc"), series(history, "train/loss")
     assert len(val_acc) == EPOCHS
-    assert max(val_acc) == pytest.approx(best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc"))
+    assert max(val_acc) == pytest.approx(
+        best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc")
+    )
     assert [row["epoch"] for row in history if "val/mlm_acc" in row] == list(range(EPOCHS))
     assert len(train_loss) >= EPOCHS and all(math.isfinite(v) for v in train_loss)
     assert abs(train_loss[0] - math.log(K)) < 1.0  # untrained: close to uniform over K tokens
@@ -66,7 +73,9 @@ def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, w
 
     # the composed config, every group (not only the module's hyperparameters)
     config = run["config"]
-    assert config["data"]["n_events"] == cfg.data.n_events and config["tokenizer"]["vocab_size"] == K
+    assert (
+        config["data"]["n_events"] == cfg.data.n_events and config["tokenizer"]["vocab_size"] == K
+    )
     assert config["model"]["layers"] == cfg.model.layers and config["task"]["name"] == "mlm"
     assert config["trainer"]["max_epochs"] == EPOCHS
 
@@ -83,14 +92,20 @@ def test_wandb_offline_run_holds_metrics_config_images_and_artifacts(tiny_cfg, w
 def test_tensorboard_gets_scalars_and_the_confusion_image(tiny_cfg):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = tiny_cfg("experiment=mlm", "model=tiny", "logger=tensorboard", "test_after_fit=true", *LOG_EVERY_STEP)
-    metrics = run_task(cfg)
-    acc = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard" / "version_0"),
-                           size_guidance={"images": 0, "scalars": 0})
+    cfg = tiny_cfg(
+        "experiment=mlm", "model=tiny", "logger=tensorboard", "test_after_fit=true", *LOG_EVERY_STEP
+    )
+    metrics = train_job(cfg)
+    acc = EventAccumulator(
+        str(Path(cfg.paths.output_dir) / "tensorboard" / "version_0"),
+        size_guidance={"images": 0, "scalars": 0},
+    )
     acc.Reload()
     val = [e.value for e in acc.Scalars("val/mlm_acc")]
     assert len(val) == EPOCHS  # the validations the checkpoint chose from, as TensorBoard has them
-    assert max(val) == pytest.approx(best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc"))
+    assert max(val) == pytest.approx(
+        best_checkpoint_score(Path(cfg.paths.output_dir), "val/mlm_acc")
+    )
     test_acc = [e.value for e in acc.Scalars("test/mlm_acc")]
     assert test_acc == [pytest.approx(metrics["test/mlm_acc"])]
     assert "test/mlm_confusion" in acc.Tags()["images"]
@@ -119,9 +134,21 @@ def run_train(tmp_path: Path, cache: Path, *overrides: str) -> tuple[str, Path]:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "train.py", "experiment=mlm", "data.n_events=80", "tokenizer.vocab_size=16",
-           "model=tiny", "logger=csv", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "torch_threads=1",
-           f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}", *overrides]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "experiment=mlm",
+        "data.n_events=80",
+        "tokenizer.vocab_size=16",
+        "model=tiny",
+        "logger=csv",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "torch_threads=1",
+        f"paths.cache_dir={cache}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr, run_dir
@@ -149,8 +176,12 @@ def test_a_run_off_a_terminal_logs_each_line_once_and_one_line_per_epoch(tmp_pat
     for line, (_, row) in zip(epochs, val.iterrows()):  # the line says what the logger stored
         logged = dict(re.findall(r"(\S+/\S+) (\S+)", line))
         assert float(logged["val/mlm_acc"]) == pytest.approx(row["val/mlm_acc"], rel=1e-3)
-        assert float(logged["train/loss"]) == pytest.approx(train.loc[row["epoch"], "train/loss"], rel=1e-3)
-        assert f"step {int(row['step']) + 1}:" in line  # optimizer steps done (Lightning logs at step - 1)
+        assert float(logged["train/loss"]) == pytest.approx(
+            train.loc[row["epoch"], "train/loss"], rel=1e-3
+        )
+        assert (
+            f"step {int(row['step']) + 1}:" in line
+        )  # optimizer steps done (Lightning logs at step - 1)
 
     log_file = (run_dir / "train.log").read_text()
     assert "\r" not in log_file and log_file.count("seisbert.train: epoch ") == 2
@@ -166,8 +197,14 @@ def logging_state():
     from tqdm import std
 
     names = ("", "lightning", "lightning.pytorch", "seisbert", "py.warnings")
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
-             for n in names}
+    saved = {
+        n: (
+            logging.getLogger(n).level,
+            list(logging.getLogger(n).handlers),
+            logging.getLogger(n).propagate,
+        )
+        for n in names
+    }
     init = std.tqdm.__init__
     yield
     std.tqdm.__init__ = init
@@ -187,21 +224,31 @@ def test_setup_logging_levels_handlers_and_a_second_call(logging_state, tmp_path
     from seisbert.logs import setup_logging
 
     setup_logging(tmp_path / "a.log")
-    setup_logging(tmp_path / "b.log", app_loggers=["my_script"])  # a script after train: still one set
+    setup_logging(
+        tmp_path / "b.log", app_loggers=["my_script"]
+    )  # a script after train: still one set
     root = logging.getLogger()
     assert [type(h).__name__ for h in root.handlers] == ["_Stdout", "FileHandler"]
     assert root.handlers[1].baseFilename == str(tmp_path / "b.log")
-    assert logging.getLogger("lightning").handlers == [] and logging.getLogger("lightning").propagate
+    assert (
+        logging.getLogger("lightning").handlers == [] and logging.getLogger("lightning").propagate
+    )
     assert logging.getLogger("seisbert.pipeline").isEnabledFor(logging.INFO)
     assert logging.getLogger("my_script").isEnabledFor(logging.INFO)
-    for library in ("faiss.loader", "lightning.pytorch.utilities.rank_zero", "matplotlib.font_manager"):
+    for library in (
+        "faiss.loader",
+        "lightning.pytorch.utilities.rank_zero",
+        "matplotlib.font_manager",
+    ):
         assert not logging.getLogger(library).isEnabledFor(logging.INFO), library
         assert logging.getLogger(library).isEnabledFor(logging.WARNING), library
     logging.getLogger("seisbert.x").info("one line")
     logging.getLogger("lightning.pytorch").warning("lightning says")
     text = (tmp_path / "b.log").read_text()
     assert text.count("one line") == 1 and text.count("lightning says") == 1
-    bar = std.tqdm(range(3), disable=False)  # off a terminal (pytest's capture) even an explicit bar is off
+    bar = std.tqdm(
+        range(3), disable=False
+    )  # off a terminal (pytest's capture) even an explicit bar is off
     assert bar.disable
 
 
@@ -227,12 +274,31 @@ def test_a_multirun_logs_one_wandb_run_per_job_with_its_own_config(tmp_path, wan
 
     repo = Path(__file__).resolve().parents[1]
     tiny = [o for o in TINY if not o.startswith(("logger=", "trainer.max_epochs"))]
-    cmd = [sys.executable, "train.py", "-m", "experiment=mlm", *tiny, "logger=wandb",
-           "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-           "+trainer.limit_test_batches=1", "trainer.log_every_n_steps=1", "model.heads=1,2", "model.layers=1,2",
-           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=540,
-                          env={**os.environ, "PYTHONPATH": str(repo)})
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "experiment=mlm",
+        *tiny,
+        "logger=wandb",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+        "+trainer.limit_test_batches=1",
+        "trainer.log_every_n_steps=1",
+        "model.heads=1,2",
+        "model.layers=1,2",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    done = subprocess.run(
+        cmd,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = [read_offline_run(tmp_path / "sweep" / str(n)) for n in range(4)]
     names = [r["name"] for r in runs]

@@ -33,7 +33,13 @@ def test_event_level_by_hand():
     m = classification_metrics(Y, P, EVENTS)
     assert m["event_n"] == 3
     assert m["event_confusion_matrix"] == [[2, 0], [0, 1]]
-    assert m["event_accuracy"] == m["event_balanced_accuracy"] == m["event_f1"] == m["event_roc_auc"] == 1.0
+    assert (
+        m["event_accuracy"]
+        == m["event_balanced_accuracy"]
+        == m["event_f1"]
+        == m["event_roc_auc"]
+        == 1.0
+    )
     labels, probs = event_level(Y, P, EVENTS)
     np.testing.assert_array_equal(labels, [0, 0, 1])
     np.testing.assert_allclose(probs, [0.35, 0.3, 0.6])
@@ -91,7 +97,9 @@ def test_bad_input(y, p, events, match):
 
 
 def test_plot_confusion_writes_png(tmp_path):
-    path = plot_confusion([[50, 3], [7, 40]], ("earthquake", "blast"), tmp_path / "sub" / "cm.png", title="test")
+    path = plot_confusion(
+        [[50, 3], [7, 40]], ("earthquake", "blast"), tmp_path / "sub" / "cm.png", title="test"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5_000
 
@@ -101,10 +109,14 @@ def test_predictions_round_trip_and_recompute_the_metrics(tmp_path):
 
     meta = pd.DataFrame({"event_id": ["a", "a", "b", "c", "c", "d"], "label": [0, 0, 0, 1, 1, 1]})
     rows = np.array([0, 1, 2, 3, 4])  # row 5 is not a test row
-    path = save_predictions(tmp_path / "p" / "test_predictions.csv", meta, rows, P, {"prob_masked_all": 1 - P})
+    path = save_predictions(
+        tmp_path / "p" / "test_predictions.csv", meta, rows, P, {"prob_masked_all": 1 - P}
+    )
     back = load_predictions(path)
     assert back.row.tolist() == rows.tolist() and back.event_id.tolist() == list(EVENTS)
-    assert classification_metrics(back.label, back.prob, back.event_id) == classification_metrics(Y, P, EVENTS)
+    assert classification_metrics(back.label, back.prob, back.event_id) == classification_metrics(
+        Y, P, EVENTS
+    )
     np.testing.assert_allclose(back.prob_masked_all, 1 - P)
     with pytest.raises(FileNotFoundError, match="no test predictions at .*nothere.csv"):
         load_predictions(tmp_path / "nothere.csv")

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR
-from seisbert.cache import is_complete
-from seisbert.artifacts import stage_path
+from seisbert.artifacts.cache import is_complete
+from seisbert.artifacts.paths import stage_path
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
-from seisbert.run import validate
+from seisbert.train.job import validate
 
 
 def test_prepare_builds_features_and_tokens_with_splits_and_manifest(tiny_cfg):
@@ -43,7 +43,9 @@ def test_stages_are_reused_and_hashes_follow_the_right_configs(tiny_cfg):
     assert stage_path(other_vocab, "features") == stage_path(base, "features")
     assert stage_path(other_vocab, "tokens") != stage_path(base, "tokens")
     prepare(other_vocab)
-    assert (stage_path(base, "features") / "features.npy").stat().st_mtime_ns == stamp  # not rebuilt
+    assert (
+        stage_path(base, "features") / "features.npy"
+    ).stat().st_mtime_ns == stamp  # not rebuilt
     assert is_complete(stage_path(other_vocab, "tokens"))
     tokens_stamp = (stage_path(other_vocab, "tokens") / "tokens.npy").stat().st_mtime_ns
     prepare(tiny_cfg("tokenizer.vocab_size=8", "model.layers=4"))  # a model sweep never refits
@@ -61,16 +63,25 @@ def test_every_experiment_composes_and_validates(tmp_path):
         validate(cfg)
 
 
-@pytest.mark.parametrize("override, match", [
-    ("tokenizer.vocab_size=200", r"tokenizer.vocab_size=200 is out of range"),
-    ("model.heads=3", r"model.heads"),
-    ("+features.windw_s=2", r"features.windw_s is not a known key"),
-    ("task=mlm task.params.mask_mode=middle", r"task.params.mask_mode='middle' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("tokenizer.vocab_size=200", r"tokenizer.vocab_size=200 is out of range"),
+        ("model.heads=3", r"model.heads"),
+        ("+features.windw_s=2", r"features.windw_s is not a known key"),
+        ("task=mlm task.params.mask_mode=middle", r"task.params.mask_mode='middle' is not allowed"),
+    ],
+)
 def test_config_errors_name_the_key_before_any_work(tmp_path, override, match):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*override.split(), f"paths.cache_dir={tmp_path}/c",
-                                          f"paths.output_dir={tmp_path}"])
+        cfg = compose(
+            "train",
+            overrides=[
+                *override.split(),
+                f"paths.cache_dir={tmp_path}/c",
+                f"paths.output_dir={tmp_path}",
+            ],
+        )
     with pytest.raises(ValueError, match=match):
         validate(cfg)
     assert not (tmp_path / "c").exists()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
-from seisbert.tasks.finetune_run import build_finetuning
-from seisbert.tasks.pretrain_run import build_pretraining
+from seisbert.train.finetune import build_finetuning
+from seisbert.train.pretrain import build_pretraining
 
 POOL = ["unlabeled=synthetic", "unlabeled.n_events=40"]
 
@@ -37,8 +37,9 @@ def test_pool_is_tokenized_with_disjoint_events_and_refits_the_tokenizer(pooled)
     assert tset.pool_metadata["event_id"].str.startswith("pool").all()
     # the labelled rows are the same records; their tokens differ because the fit saw the pool
     assert tset.metadata["event_id"].tolist() == base.metadata["event_id"].tolist()
-    assert not np.array_equal(np.load(art["tokens"] / "centroids.npy"),
-                              np.load(plain_art["tokens"] / "centroids.npy"))
+    assert not np.array_equal(
+        np.load(art["tokens"] / "centroids.npy"), np.load(plain_art["tokens"] / "centroids.npy")
+    )
     # the pool's tokens are the nearest centroids of its windows (tokenized, not copied)
     centroids = np.load(art["tokens"] / "centroids.npy")
     windows = np.asarray(np.load(art["tokens"] / "pool_features.npy", mmap_mode="r")[:5])
@@ -53,8 +54,12 @@ def test_poisoned_pool_never_reaches_finetuning_dev_or_test(pooled):
     # pretraining: the pool joins the training rows; dev and test are the labelled set's
     pre_cfg = cfg.copy()
     from omegaconf import open_dict
+
     with open_dict(pre_cfg):
-        pre_cfg.task = {"name": "mlm", "params": {"_target_": "seisbert.tasks.pretrain.PretrainConfig"}}
+        pre_cfg.task = {
+            "name": "mlm",
+            "params": {"_target_": "seisbert.tasks.pretrain.PretrainConfig"},
+        }
     _, dm = build_pretraining(pre_cfg, tset)
     events = dm.meta["event_id"].to_numpy()
     assert pool_events <= set(events[dm.rows["train"]])
@@ -64,8 +69,10 @@ def test_poisoned_pool_never_reaches_finetuning_dev_or_test(pooled):
     # fine-tuning (scratch: no base model needed): not one pool row anywhere
     ft = cfg.copy()
     with open_dict(ft):
-        ft.task = {"name": "finetune", "params": {"_target_": "seisbert.tasks.finetune.FinetuneConfig",
-                                                  "init": "scratch"}}
+        ft.task = {
+            "name": "finetune",
+            "params": {"_target_": "seisbert.tasks.finetune.FinetuneConfig", "init": "scratch"},
+        }
     _, fdm = build_finetuning(ft, tset)
     assert len(fdm.meta) == len(tset.metadata)
     assert not pool_events & set(fdm.meta["event_id"])
@@ -76,7 +83,14 @@ def test_poisoned_pool_never_reaches_finetuning_dev_or_test(pooled):
 def test_pool_sharing_event_ids_with_the_labelled_set_is_refused(tmp_path):
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg(tmp_path, ["unlabeled=synthetic", "unlabeled.event_id_prefix=syn",
-                                 "unlabeled.seed=0", "unlabeled.n_events=80"])
+    cfg = compose_cfg(
+        tmp_path,
+        [
+            "unlabeled=synthetic",
+            "unlabeled.event_id_prefix=syn",
+            "unlabeled.seed=0",
+            "unlabeled.n_events=80",
+        ],
+    )
     with pytest.raises(ValueError, match="event ids also in the labelled set"):
         prepare(cfg)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bundle_helpers import predict_cfg, trained
 from obspy import Stream, Trace, UTCDateTime
 from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
 
-from bundle_helpers import predict_cfg, trained
-from seisbert.inference.cli import run as cli_run
+from seisbert.inference.cli import apply_bundle as cli_run
 from seisbert.pipeline import TokenSet, load_records
 
-pytest.importorskip("seisbench", reason="SeisBench not installed: pip install 'seisbert[seisbench]'")
+pytest.importorskip(
+    "seisbench", reason="SeisBench not installed: pip install 'seisbert[seisbench]'"
+)
 from seisbench.models import WaveformModel  # noqa: E402
 
-from seisbert.seisbench_model import SeisBertClassifier  # noqa: E402
+from seisbert.inference.seisbench import SeisBertClassifier  # noqa: E402
 
 START = UTCDateTime(2021, 6, 1)
 
@@ -34,10 +36,20 @@ def event_stream(run) -> tuple[Stream, UTCDateTime]:
     st = Stream()
     for row in np.flatnonzero(meta["event_id"].to_numpy() == event):
         wave = np.asarray(records.waveforms[meta["record_index"][row], 0], np.float64)
-        data = np.concatenate([rng.normal(0, wave[:500].std(), 2000), wave, rng.normal(0, wave[-500:].std(), 3000)])
+        data = np.concatenate(
+            [rng.normal(0, wave[:500].std(), 2000), wave, rng.normal(0, wave[-500:].std(), 3000)]
+        )
         net, sta = meta["station_id"][row].split(".")
-        st += Trace(data.astype(np.float32), {"network": net, "station": sta, "channel": "HHZ",
-                                              "sampling_rate": 100.0, "starttime": START})
+        st += Trace(
+            data.astype(np.float32),
+            {
+                "network": net,
+                "station": sta,
+                "channel": "HHZ",
+                "sampling_rate": 100.0,
+                "starttime": START,
+            },
+        )
     return st, START + 20 + 10  # P sits 10 s into the record
 
 
@@ -55,13 +67,32 @@ def test_classify_matches_predict_on_the_same_traces(run, tmp_path):
     out = SeisBertClassifier(run["bundle"]).classify(st, p_time=p_time, event_id="ev1")
     assert len(out.stations) == len(st) and out.rejected == []
     st.write(str(tmp_path / "ev1.mseed"), format="MSEED")
-    ev = Event(resource_id=ResourceIdentifier("smi:local/event/ev1"), event_type="earthquake",
-               picks=[Pick(time=p_time, phase_hint="P", waveform_id=WaveformStreamID(tr.stats.network, tr.stats.station))
-                      for tr in st])
+    ev = Event(
+        resource_id=ResourceIdentifier("smi:local/event/ev1"),
+        event_type="earthquake",
+        picks=[
+            Pick(
+                time=p_time,
+                phase_hint="P",
+                waveform_id=WaveformStreamID(tr.stats.network, tr.stats.station),
+            )
+            for tr in st
+        ],
+    )
     Catalog([ev]).write(str(tmp_path / "catalog.xml"), format="QUAKEML")
-    cli_run(predict_cfg(tmp_path / "out", [f"bundle={run['bundle']}", "data=waveforms", f"data.waveform_dir={tmp_path}",
-                                           f"data.catalog={tmp_path / 'catalog.xml'}", "data.file_glob=*.mseed",
-                                           "predict.progress=false"]))
+    cli_run(
+        predict_cfg(
+            tmp_path / "out",
+            [
+                f"bundle={run['bundle']}",
+                "data=waveforms",
+                f"data.waveform_dir={tmp_path}",
+                f"data.catalog={tmp_path / 'catalog.xml'}",
+                "data.file_glob=*.mseed",
+                "predict.progress=false",
+            ],
+        )
+    )
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv").set_index("station_id")
     got = {s["station_id"]: s["prob_blast"] for s in out.stations}
     np.testing.assert_allclose([got[s] for s in pred.index], pred["prob_blast"], rtol=0, atol=1e-7)

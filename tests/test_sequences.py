@@ -27,9 +27,18 @@ def toy_metadata(n_events=40, seed=0):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_pairs_are_labelled_by_their_true_origin(n_classes):
     tokens, meta = toy_metadata()
-    ds = PairDataset(tokens, meta.event_id.to_numpy(), meta.station_id.to_numpy(),
-                     np.arange(len(meta)), Specials(K), n_classes, seed=0)
-    labels = {2: ("same_event", "other_event"), 3: ("same_record", "same_event", "other_event")}[n_classes]
+    ds = PairDataset(
+        tokens,
+        meta.event_id.to_numpy(),
+        meta.station_id.to_numpy(),
+        np.arange(len(meta)),
+        Specials(K),
+        n_classes,
+        seed=0,
+    )
+    labels = {2: ("same_event", "other_event"), 3: ("same_record", "same_event", "other_event")}[
+        n_classes
+    ]
     seen = set()
     for epoch in range(3):
         ds.epoch = epoch
@@ -46,14 +55,23 @@ def test_pairs_are_labelled_by_their_true_origin(n_classes):
             else:
                 assert not same_event
             ids = item["ids"].numpy()
-            assert np.array_equal(ids[1:46], tokens[r, :45]) and np.array_equal(ids[47:92], tokens[p, 45:])
+            assert np.array_equal(ids[1:46], tokens[r, :45]) and np.array_equal(
+                ids[47:92], tokens[p, 45:]
+            )
     assert seen == set(labels)
 
 
 def test_pair_labels_are_balanced_and_single_station_events_are_negatives():
     tokens, meta = toy_metadata(200)
-    ds = PairDataset(tokens, meta.event_id.to_numpy(), meta.station_id.to_numpy(),
-                     np.arange(len(meta)), Specials(K), 2, seed=1)
+    ds = PairDataset(
+        tokens,
+        meta.event_id.to_numpy(),
+        meta.station_id.to_numpy(),
+        np.arange(len(meta)),
+        Specials(K),
+        2,
+        seed=1,
+    )
     lab = np.array([int(ds[i]["sl_label"]) for i in range(len(ds))])
     single = meta.groupby("event_id").station_id.transform("count").to_numpy() == 1
     assert (lab[single] == 1).all()
@@ -62,7 +80,13 @@ def test_pair_labels_are_balanced_and_single_station_events_are_negatives():
 
 def test_validation_pairs_are_fixed_and_training_pairs_change_by_epoch():
     tokens, meta = toy_metadata()
-    args = (tokens, meta.event_id.to_numpy(), meta.station_id.to_numpy(), np.arange(len(meta)), Specials(K))
+    args = (
+        tokens,
+        meta.event_id.to_numpy(),
+        meta.station_id.to_numpy(),
+        np.arange(len(meta)),
+        Specials(K),
+    )
     fixed = PairDataset(*args, fixed=True)
     train = PairDataset(*args)
     a = [int(fixed[i]["partner_row"]) for i in range(50)]
@@ -110,11 +134,19 @@ def test_windows_are_aligned_with_ids_and_zero_at_specials():
 def test_pair_windows_follow_the_pair_layout():
     tokens, meta = toy_metadata()
     feats = np.random.default_rng(1).normal(size=(len(meta), 90, 5)).astype(np.float32)
-    ds = PairDataset(tokens, meta.event_id.to_numpy(), meta.station_id.to_numpy(), np.arange(len(meta)),
-                     Specials(K), features=feats)
+    ds = PairDataset(
+        tokens,
+        meta.event_id.to_numpy(),
+        meta.station_id.to_numpy(),
+        np.arange(len(meta)),
+        Specials(K),
+        features=feats,
+    )
     item = ds[5]
     r, p = int(item["row"]), int(item["partner_row"])
-    assert item["psd"].shape == (93, 5) and item["psd"][[0, 46, 92]].abs().max() == 0  # [CLS], [SEP], [SEP]
+    assert (
+        item["psd"].shape == (93, 5) and item["psd"][[0, 46, 92]].abs().max() == 0
+    )  # [CLS], [SEP], [SEP]
     np.testing.assert_array_equal(item["psd"][1:46].numpy(), feats[r, :45])
     np.testing.assert_array_equal(item["psd"][47:92].numpy(), feats[p, 45:])
     assert (item["ids"][1:46].numpy() == tokens[r, :45]).all()

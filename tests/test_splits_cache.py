@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from seisbert.cache import atomic_artifact, config_hash, is_complete
+from seisbert.artifacts.cache import atomic_artifact, config_hash, is_complete
 from seisbert.data.splits import split_by_event
 
 
@@ -16,7 +16,9 @@ def test_no_event_crosses_splits_and_fractions_hold():
         assert per_event.setdefault(e, s) == s
     counts = {s: sum(v == s for v in per_event.values()) for s in ("train", "dev", "test")}
     # per-event hashing holds the fractions on average: binomial sd at 500 events is ~13 / ~7
-    assert abs(counts["train"] - 400) <= 30 and all(abs(counts[s] - 50) <= 20 for s in ("dev", "test"))
+    assert abs(counts["train"] - 400) <= 30 and all(
+        abs(counts[s] - 50) <= 20 for s in ("dev", "test")
+    )
 
 
 def test_removing_or_adding_events_moves_no_other_event():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seisbert.metrics import classification_metrics
-from seisbert.stats import bootstrap_cell, paired_difference
+from seisbert.study.stats import bootstrap_cell, paired_difference
 
 
 def predictions(correct: np.ndarray, labels: np.ndarray, stations: int = 1) -> pd.DataFrame:
@@ -70,7 +70,10 @@ def test_paired_difference_known_case_and_identity():
     b = {0: predictions(np.r_[np.ones(300), np.zeros(100)], labels)}
     d = paired_difference(a, b, "accuracy", n_boot=4000, seed=5)
     assert d.value == pytest.approx(0.25)
-    assert (d.lo, d.hi) == (pytest.approx(0.25 - 0.0424, abs=0.006), pytest.approx(0.25 + 0.0424, abs=0.006))
+    assert (d.lo, d.hi) == (
+        pytest.approx(0.25 - 0.0424, abs=0.006),
+        pytest.approx(0.25 + 0.0424, abs=0.006),
+    )
     same = paired_difference(b, b, n_boot=300)
     assert (same.value, same.lo, same.hi) == (0.0, 0.0, 0.0)
 

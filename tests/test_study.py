@@ -15,7 +15,15 @@ import pytest
 import yaml
 
 from seisbert.metrics import PREDICTIONS_FILE, classification_metrics, load_predictions
-from seisbert.study import compose_run, load_study, place, protocol_overrides, run_once, tune, tune_many
+from seisbert.study.protocol import (
+    compose_run,
+    load_study,
+    place,
+    protocol_overrides,
+    run_once,
+    tune,
+    tune_many,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -26,23 +34,61 @@ def hlist(*items) -> str:
     return "[" + ",".join(f"'{i}'" for i in items) + "]"
 
 
-TINY = ["data.n_events=80", "tokenizer.vocab_size=16", "model=tiny", "logger=none", "~callbacks.progress_bar",
-        "trainer.enable_progress_bar=false"]
+TINY = [
+    "data.n_events=80",
+    "tokenizer.vocab_size=16",
+    "model=tiny",
+    "logger=none",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+]
 TINY_STUDY = [
-    "seeds=[0,1]", "pretrain_seeds=[0]", "umap=false", "attention=false",
+    "seeds=[0,1]",
+    "pretrain_seeds=[0]",
+    "umap=false",
+    "attention=false",
     # the token arms only: the continuous-input and pool arms are quick.yaml's, tested below
-    "~pretrain.mlm_psd", "~pretrain.mlm_psd_pool5k", "~pretrain.mlm_psd_pool20k", "~pretrain.mlm_psd_pool50k",
-    "~finetune.arms.psd", "~finetune.arms.psd_pool5k", "~finetune.arms.psd_pool20k", "~finetune.arms.psd_pool50k",
-    "~finetune.arms.scratch_psd", "pool_curve=[]", "finetune.max_extensions=0", "label_sizes=[null]",
-    "finetune.arms.mlm.labels=null", "finetune.arms.scratch.labels=null",
+    "~pretrain.mlm_psd",
+    "~pretrain.mlm_psd_pool5k",
+    "~pretrain.mlm_psd_pool20k",
+    "~pretrain.mlm_psd_pool50k",
+    "~finetune.arms.psd",
+    "~finetune.arms.psd_pool5k",
+    "~finetune.arms.psd_pool20k",
+    "~finetune.arms.psd_pool50k",
+    "~finetune.arms.scratch_psd",
+    "pool_curve=[]",
+    "finetune.max_extensions=0",
+    "label_sizes=[null]",
+    "finetune.arms.mlm.labels=null",
+    "finetune.arms.scratch.labels=null",
     "pretrain_overrides=" + hlist("trainer.max_epochs=1", "task.monitor=val/mlm_acc_all_masked"),
-    "gapfill.bases=[mlm]", "gapfill.lengths=[1,3]", "gapfill.max_records=20",
-    "budget.epochs=1", "budget.min_steps=4", "budget.validations=2", "budget.patience=1", "bootstrap.n_boot=200",
-    "baselines.rf=" + hlist("experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"),
-    "baselines.rf_hist=" + hlist("experiment=baseline_rf", "baseline.features=histogram", "baseline.n_estimators=10",
-                                 "baseline.max_depth_grid=[2,4,6,8]"),
-    "baselines.hgb=" + hlist("experiment=baseline_hgb", "baseline.max_iter=5", "baseline.learning_rate_grid=[0.05,0.1,0.2,0.4]",
-                             "baseline.max_leaf_nodes_grid=[7]"),
+    "gapfill.bases=[mlm]",
+    "gapfill.lengths=[1,3]",
+    "gapfill.max_records=20",
+    "budget.epochs=1",
+    "budget.min_steps=4",
+    "budget.validations=2",
+    "budget.patience=1",
+    "bootstrap.n_boot=200",
+    "baselines.rf="
+    + hlist(
+        "experiment=baseline_rf", "baseline.n_estimators=10", "baseline.max_depth_grid=[2,4,6,8]"
+    ),
+    "baselines.rf_hist="
+    + hlist(
+        "experiment=baseline_rf",
+        "baseline.features=histogram",
+        "baseline.n_estimators=10",
+        "baseline.max_depth_grid=[2,4,6,8]",
+    ),
+    "baselines.hgb="
+    + hlist(
+        "experiment=baseline_hgb",
+        "baseline.max_iter=5",
+        "baseline.learning_rate_grid=[0.05,0.1,0.2,0.4]",
+        "baseline.max_leaf_nodes_grid=[7]",
+    ),
     "baselines.cnn=" + hlist("experiment=baseline_cnn", "baseline.lr_grid=[1e-4,1e-3,1e-2,1e-1]"),
 ]
 
@@ -56,9 +102,13 @@ def test_lr_grid_extends_while_the_choice_sits_on_an_edge():
     grid = [1e-4, 3e-4, 9e-4, 2.7e-3]
     best, tried = tune(grid, 3.0, 2, peak_at(2e-2))  # far above the top: two steps up, then stop
     assert sorted(tried) == [1e-4, 3e-4, 9e-4, 2.7e-3, 8.1e-3, 2.43e-2] and best == 2.43e-2
-    best, tried = tune(grid, 3.0, 2, peak_at(4e-5))  # below the bottom: down until the best is inside
+    best, tried = tune(
+        grid, 3.0, 2, peak_at(4e-5)
+    )  # below the bottom: down until the best is inside
     assert sorted(tried) == [1.11e-5, 3.33e-5, 1e-4, 3e-4, 9e-4, 2.7e-3] and best == 3.33e-5
-    best, tried = tune(grid, 3.0, 2, peak_at(1.5e-4))  # the bottom edge's neighbour wins: one step is enough
+    best, tried = tune(
+        grid, 3.0, 2, peak_at(1.5e-4)
+    )  # the bottom edge's neighbour wins: one step is enough
     assert sorted(tried) == [3.33e-5, 1e-4, 3e-4, 9e-4, 2.7e-3] and best == 1e-4
     best, tried = tune(grid, 3.0, 2, peak_at(3e-4))  # inside: nothing added
     assert sorted(tried) == grid and best == 3e-4
@@ -80,17 +130,29 @@ def test_cells_tuned_together_extend_independently_one_round_at_a_time():
     assert got["high"][0] == 2.43e-2 and got["low"][0] == 3.33e-5
 
 
-@pytest.mark.parametrize("override, match", [
-    ("finetune.lr_grid=[1e-4,3e-4,1e-3]", "has 3 values; the protocol needs at least 4"),
-    ("finetune.lr_grid=[1e-4,3e-4,1e-3,3e-3]", "is not log-spaced"),
-    ("finetune.arms.mlm.base=nope", r"arms.mlm.base='nope' is not a pretraining arm"),
-    ("finetune.tune_seed=9", "tune_seed=9 is not one of paper.seeds"),
-    ("budget.patience=0", r"paper.budget.patience=0 is out of range"),
-    ("+finetune.arms.mlm.lr=1", r"paper.finetune.arms.mlm.lr is not a known key"),
-    ("gapfill.bases=[nope]", r"paper.gapfill.bases names 'nope', which is not a pretraining arm"),
-    ("+pretrain_seeds_of.nope=[0]", r"paper.pretrain_seeds_of names 'nope', which is not a pretraining arm"),
-    ("+pretrain_seeds_of.mlm=[1,1]", r"paper.pretrain_seeds_of.mlm=\[1, 1\] must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("finetune.lr_grid=[1e-4,3e-4,1e-3]", "has 3 values; the protocol needs at least 4"),
+        ("finetune.lr_grid=[1e-4,3e-4,1e-3,3e-3]", "is not log-spaced"),
+        ("finetune.arms.mlm.base=nope", r"arms.mlm.base='nope' is not a pretraining arm"),
+        ("finetune.tune_seed=9", "tune_seed=9 is not one of study.seeds"),
+        ("budget.patience=0", r"study.budget.patience=0 is out of range"),
+        ("+finetune.arms.mlm.lr=1", r"study.finetune.arms.mlm.lr is not a known key"),
+        (
+            "gapfill.bases=[nope]",
+            r"study.gapfill.bases names 'nope', which is not a pretraining arm",
+        ),
+        (
+            "+pretrain_seeds_of.nope=[0]",
+            r"study.pretrain_seeds_of names 'nope', which is not a pretraining arm",
+        ),
+        (
+            "+pretrain_seeds_of.mlm=[1,1]",
+            r"study.pretrain_seeds_of.mlm=\[1, 1\] must be a non-empty list",
+        ),
+    ],
+)
 def test_the_paper_schema_refuses_bad_protocols(override, match):
     with pytest.raises(ValueError, match=match):
         load_study("quick", [override])
@@ -99,7 +161,9 @@ def test_the_paper_schema_refuses_bad_protocols(override, match):
 def test_every_preset_follows_the_protocol():
     quick, full, continuous = load_study("quick"), load_study("full"), load_study("continuous")
     # the headline (full) runs make paper's seeds and more label counts (the 50-label cell)
-    assert set(full.seeds) >= set(quick.seeds) and set(full.pretrain_seeds) >= set(quick.pretrain_seeds)
+    assert set(full.seeds) >= set(quick.seeds) and set(full.pretrain_seeds) >= set(
+        quick.pretrain_seeds
+    )
     assert set(map(str, full.label_sizes)) > set(map(str, quick.label_sizes))
     assert 50 in full.label_sizes and None in full.label_sizes
     for study in (quick, full, continuous):
@@ -117,16 +181,20 @@ def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
     assert load_study("full", []).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
 
 
-
 def test_full_yaml_header_gpu_command_composes_the_full_size_on_a_gpu():
     """The header's command for the protocol's full size: the default data (not quick's cut), a GPU
     trainer, every base model at the study's pretraining seeds."""
     import shlex
 
-    header = [ln[1:].strip() for ln in (ROOT / "configs" / "paper" / "full.yaml").read_text().splitlines()
-              if ln.startswith("#")]
-    first = next(i for i, ln in enumerate(header) if ln.startswith("python scripts/reproduce_paper.py"))
-    command = " ".join(ln.rstrip("\\").strip() for ln in header[first:first + 2])
+    header = [
+        ln[1:].strip()
+        for ln in (ROOT / "configs" / "study" / "full.yaml").read_text().splitlines()
+        if ln.startswith("#")
+    ]
+    first = next(
+        i for i, ln in enumerate(header) if ln.startswith("python scripts/reproduce_paper.py")
+    )
+    command = " ".join(ln.rstrip("\\").strip() for ln in header[first : first + 2])
     args = shlex.split(command)[2:]
     assert args[0] == "scale=full"
     study = load_study("full", args[1:])
@@ -137,16 +205,23 @@ def test_full_yaml_header_gpu_command_composes_the_full_size_on_a_gpu():
     assert cfg.data.n_events == default.data.n_events > quick.data.n_events
     assert all(study.base_seeds(name) == list(study.pretrain_seeds) for name in study.pretrain)
 
+
 # ---------------------------------------------------------- run folders by hash
 def test_a_run_folder_is_named_by_its_config_and_a_stale_one_is_not_reused(tmp_path, shared_cache):
     def folder(*study_overrides):
-        study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY), *study_overrides])
+        study = load_study(
+            "quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY), *study_overrides]
+        )
         arm = study.finetune.arms["scratch"]
-        cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(50), 50, 0, 3e-4, None))
+        cfg = compose_run(
+            study, protocol_overrides(study, arm, study.budget.plan(50), 50, 0, 3e-4, None)
+        )
         return place(cfg, study, "finetune", "scratch", "n50", "seed0", "lr3e-4")
 
     first, same, longer = folder(), folder(), folder("budget.epochs=400")
-    assert folder("budget.patience=9").paths.output_dir != first.paths.output_dir  # early stopping is budget too
+    assert (
+        folder("budget.patience=9").paths.output_dir != first.paths.output_dir
+    )  # early stopping is budget too
     assert first.paths.output_dir == same.paths.output_dir
     assert longer.paths.output_dir != first.paths.output_dir
     assert longer.trainer.max_epochs != first.trainer.max_epochs
@@ -154,20 +229,36 @@ def test_a_run_folder_is_named_by_its_config_and_a_stale_one_is_not_reused(tmp_p
     stale.mkdir(parents=True)
     (stale / "metrics.json").write_text(json.dumps({"test/balanced_accuracy": 0.123}))
     assert run_once(first)["test/balanced_accuracy"] == 0.123  # identical config: reused
-    assert not (Path(longer.paths.output_dir) / "metrics.json").exists()  # the changed budget runs afresh
+    assert not (
+        Path(longer.paths.output_dir) / "metrics.json"
+    ).exists()  # the changed budget runs afresh
 
 
 def test_the_protocol_sets_budget_early_stopping_and_the_base_checkpoint(tmp_path):
     study = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     plan = study.budget.plan(50)
-    cfg = compose_run(study, protocol_overrides(study, study.finetune.arms["mlm"], plan, 50, 1, 1e-3, "/x/best.ckpt"))
+    cfg = compose_run(
+        study,
+        protocol_overrides(study, study.finetune.arms["mlm"], plan, 50, 1, 1e-3, "/x/best.ckpt"),
+    )
     assert cfg.task.params.checkpoint == "/x/best.ckpt" and cfg.task.params.lr == 1e-3
-    assert cfg.trainer.max_epochs == plan["epochs"] > study.budget.epochs and cfg.trainer.max_steps == -1
-    assert plan["steps"] >= study.budget.min_steps  # a 50-label subset gets more epochs, not fewer steps
+    assert (
+        cfg.trainer.max_epochs == plan["epochs"] > study.budget.epochs
+        and cfg.trainer.max_steps == -1
+    )
+    assert (
+        plan["steps"] >= study.budget.min_steps
+    )  # a 50-label subset gets more epochs, not fewer steps
     stop = cfg.callbacks.early_stopping
     assert (stop._target_, stop.monitor, stop.mode, stop.patience) == (
-        "lightning.pytorch.callbacks.EarlyStopping", "val/balanced_accuracy", "max", study.budget.patience)
-    assert cfg.callbacks.model_checkpoint.monitor == "val/balanced_accuracy"  # the best dev checkpoint is restored
+        "lightning.pytorch.callbacks.EarlyStopping",
+        "val/balanced_accuracy",
+        "max",
+        study.budget.patience,
+    )
+    assert (
+        cfg.callbacks.model_checkpoint.monitor == "val/balanced_accuracy"
+    )  # the best dev checkpoint is restored
     assert cfg.task.params.masked_eval is False  # masked inputs: the all-label classifier only
 
 
@@ -178,7 +269,9 @@ def test_sweep_summary_ranks_by_dev_never_test(tmp_path):
         (tmp_path / str(job)).mkdir()
         cfg = {"task": {"monitor": "val/acc", "monitor_mode": "max"}, "model": {"layers": job + 1}}
         (tmp_path / str(job) / "config.yaml").write_text(yaml.safe_dump(cfg))
-        (tmp_path / str(job) / "metrics.json").write_text(json.dumps({"val/acc": dev, "test/acc": test}))
+        (tmp_path / str(job) / "metrics.json").write_text(
+            json.dumps({"val/acc": dev, "test/acc": test})
+        )
     table = summary["main"]([str(tmp_path)])
     assert table.job.tolist() == ["1", "2", "0"]  # by dev; by test it would be 0, 2, 1
     with pytest.raises(ValueError, match="test/acc is a test metric; jobs are ranked on dev only"):
@@ -189,16 +282,26 @@ def test_sweep_summary_ranks_by_dev_never_test(tmp_path):
 def numbers_outside_headers(block: str) -> list[float]:
     """Every number of a results block except table headers and link targets/code spans."""
     lines = block.splitlines()
-    keep = [ln for i, ln in enumerate(lines) if not (i + 1 < len(lines) and lines[i + 1].startswith("|---"))]
+    keep = [
+        ln
+        for i, ln in enumerate(lines)
+        if not (i + 1 < len(lines) and lines[i + 1].startswith("|---"))
+    ]
     text = re.sub(r"`[^`]*`|\]\([^)]*\)", " ", "\n".join(keep))
     return [float(x) for x in NUMBER.findall(text)]
 
 
 def check_block_against_results(readme_text: str, base: Path, marker: str = "results") -> int:
-    block = readme_text[readme_text.index(f"<!-- {marker}:start -->"):readme_text.index(f"<!-- {marker}:end -->")]
+    block = readme_text[
+        readme_text.index(f"<!-- {marker}:start -->") : readme_text.index(f"<!-- {marker}:end -->")
+    ]
     cited = re.search(r"\[[^\]]*\.csv\]\(([^)]+)\)", block).group(1)
     cells = pd.read_csv(base / cited)
-    known = {round(abs(float(v)), 1) for c in ("value", "lo", "hi", "n_seeds", "n_events") for v in cells[c].dropna()}
+    known = {
+        round(abs(float(v)), 1)
+        for c in ("value", "lo", "hi", "n_seeds", "n_events")
+        for v in cells[c].dropna()
+    }
     known |= {float(v) for v in cells["labels"].dropna() if str(v).isdigit()}
     numbers = numbers_outside_headers(block)
     missing = [n for n in numbers if round(n, 1) not in known]
@@ -233,7 +336,9 @@ def plant_decoy_base_model(study, cache: Path) -> Path:
     study that fell back to "the newest cached base model" would crash on it."""
     from seisbert.pipeline import prepare
 
-    digest = Path(prepare(place(compose_run(study, ["task=prepare"]), study, "prepare"))["tokens"]).name
+    digest = Path(
+        prepare(place(compose_run(study, ["task=prepare"]), study, "prepare"))["tokens"]
+    ).name
     decoy = cache / "mlm" / "decoy"
     decoy.mkdir(parents=True)
     (decoy / "model.ckpt").write_bytes(b"not a checkpoint")
@@ -250,8 +355,14 @@ def tiny_study(tmp_path_factory):
     readme = tmp / "README.md"
     readme.write_text("# x\n\n## Results\n\nold words 12.3\n\n### Benchmarks\n\nkept 7\n")
     main = runpy.run_path(str(ROOT / "scripts" / "reproduce_paper.py"))["main"]
-    argv = ["base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"), *TINY_STUDY, f"out_dir={tmp}/report",
-            f"run_dir={tmp}/runs", f"readme={readme}", "jobs=2"]
+    argv = [
+        "base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"),
+        *TINY_STUDY,
+        f"out_dir={tmp}/report",
+        f"run_dir={tmp}/runs",
+        f"readme={readme}",
+        "jobs=2",
+    ]
     plant_decoy_base_model(load_study("quick", argv), cache)
     report = main(argv)
     return tmp, report, argv, main
@@ -262,7 +373,9 @@ def test_tiny_study_reports_every_row_from_saved_predictions(tiny_study):
     runs = pd.read_csv(tmp / "report" / "runs.csv")
     cells = pd.read_csv(tmp / "report" / "results.csv")
     assert set(runs.arm) == {"mlm", "scratch", "rf", "rf_hist", "hgb", "cnn"}
-    assert runs.groupby(["labels", "seed"]).train_records.nunique().eq(1).all()  # same subsets for every arm
+    assert (
+        runs.groupby(["labels", "seed"]).train_records.nunique().eq(1).all()
+    )  # same subsets for every arm
     for _, r in runs.iterrows():  # every reported metric is the one its saved predictions give
         p = load_predictions(Path(r.output_dir) / PREDICTIONS_FILE)
         m = classification_metrics(p.label, p.prob, p.event_id)
@@ -278,8 +391,15 @@ def test_tiny_study_reports_every_row_from_saved_predictions(tiny_study):
     masked = cells[(cells.table == "masked") & (cells.metric == "all/predicted_blast_fraction")]
     assert set(masked.arm) == {"mlm", "scratch"}
     text = report.read_text()
-    for words in ("all masked", "source linking", "random forest on token histogram", "Budgets", "What was tried",
-                  "predicted blast", "Best SeisBert arm − best baseline"):
+    for words in (
+        "all masked",
+        "source linking",
+        "random forest on token histogram",
+        "Budgets",
+        "What was tried",
+        "predicted blast",
+        "Best SeisBert arm − best baseline",
+    ):
         assert words in text, words
 
 
@@ -308,23 +428,32 @@ def test_baselines_choose_at_the_tuning_seed_and_the_other_seeds_fit_that_choice
         other = json.loads((Path(rows.output_dir[1]) / "metrics.json").read_text())
         assert len(tuning["tried"]) == 4  # the whole grid at the tuning seed
         assert [t["params"] for t in other["tried"]] == [tuning["chosen"]] == [other["chosen"]]
-        assert rows.chosen[0] == rows.chosen[1] and rows.tried[0] == rows.tried[1]  # reported as one tuning
+        assert (
+            rows.chosen[0] == rows.chosen[1] and rows.tried[0] == rows.tried[1]
+        )  # reported as one tuning
 
 
 def test_the_scratch_grid_run_beside_pretraining_is_the_one_fine_tuning_reads(tiny_study):
-    from seisbert.study import scratch_grid
     from seisbert.pipeline import TokenSet
+    from seisbert.study.protocol import scratch_grid
 
     tmp, _, argv, _ = tiny_study
     study = load_study("quick", argv)
     runs = pd.read_csv(tmp / "report" / "runs.csv")
-    meta = TokenSet.load(json.loads((tmp / "report" / "runs.json").read_text())["artifacts"]["tokens"]).metadata
+    meta = TokenSet.load(
+        json.loads((tmp / "report" / "runs.json").read_text())["artifacts"]["tokens"]
+    ).metadata
     early = {c.paths.output_dir for c in scratch_grid(study, meta)}
     assert len(early) == len(study.finetune.lr_grid) * len(study.arm_labels("scratch"))
     assert all((Path(d) / "metrics.json").is_file() for d in early)
     grid = {f"lr{lr:g}" for lr in study.finetune.lr_grid}
-    made = {str(d) for d in (tmp / "runs" / "finetune" / "scratch").glob(f"n*/seed{study.finetune.tune_seed}/lr*")
-            if d.name.split("-")[0] in grid}
+    made = {
+        str(d)
+        for d in (tmp / "runs" / "finetune" / "scratch").glob(
+            f"n*/seed{study.finetune.tune_seed}/lr*"
+        )
+        if d.name.split("-")[0] in grid
+    }
     assert made == early  # fine-tuning made no second copy of a grid run: it read these
     assert set(runs[runs.arm == "scratch"].output_dir) & early  # and one of them was chosen
 
@@ -332,15 +461,17 @@ def test_the_scratch_grid_run_beside_pretraining_is_the_one_fine_tuning_reads(ti
 def test_runs_made_two_at_a_time_equal_the_same_run_made_alone(tiny_study, tmp_path):
     from omegaconf import OmegaConf, open_dict
 
-    from seisbert.run import run_task
+    from seisbert.train.job import train_job
 
     tmp, *_ = tiny_study
     runs = pd.read_csv(tmp / "report" / "runs.csv")
-    row = runs[(runs.arm == "scratch") & (runs.seed == 1)].iloc[0]  # made by a worker process (jobs=2)
+    row = runs[(runs.arm == "scratch") & (runs.seed == 1)].iloc[
+        0
+    ]  # made by a worker process (jobs=2)
     cfg = OmegaConf.load(Path(row.output_dir) / "config.yaml")
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "alone")
-    alone = run_task(cfg)
+    alone = train_job(cfg)
     assert alone["test/balanced_accuracy"] == pytest.approx(row.balanced_accuracy, abs=1e-6)
     assert alone["val/balanced_accuracy_best"] == pytest.approx(row.dev_balanced_accuracy, abs=1e-6)
 
@@ -351,41 +482,74 @@ def test_tiny_study_scores_gap_filling_as_the_fill_gaps_script_does(tiny_study, 
     gaps = cells[cells.table == "gapfill"].set_index(["arm", "metric"]).value
     ckpt = json.loads((tmp / "report" / "runs.json").read_text())["pretrain"][0]["base_checkpoint"]
     fill_gaps = runpy.run_path(str(ROOT / "scripts" / "fill_gaps.py"))["main"]
-    fill_gaps(["evaluate", "--checkpoint", ckpt, "--cache-dir", str(tmp / "cache"), "--lengths", "1", "3",
-               "--max-records", "20", "--out", str(tmp_path)])
+    fill_gaps(
+        [
+            "evaluate",
+            "--checkpoint",
+            ckpt,
+            "--cache-dir",
+            str(tmp / "cache"),
+            "--lengths",
+            "1",
+            "3",
+            "--max-records",
+            "20",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     script = pd.read_csv(tmp_path / "gapfill.csv")
-    assert len(script) == 2 * 4 and len(gaps) == 3 * len(script)  # 2 lengths x 4 positions; model + 2 baselines
+    assert len(script) == 2 * 4 and len(gaps) == 3 * len(
+        script
+    )  # 2 lengths x 4 positions; model + 2 baselines
     for _, r in script.iterrows():
         key = f"{r.gap_s:g}s/{r.position}"
         assert gaps[("mlm", key)] == pytest.approx(r.model_lsd_db, abs=0.005)
         assert gaps[("interpolation", key)] == pytest.approx(r.interpolation_lsd_db, abs=0.005)
         assert gaps[("step_mean", key)] == pytest.approx(r.step_mean_lsd_db, abs=0.005)
-    assert "## Gap filling" in report.read_text() and "| 3 s | coda (P + 40 s) |" in report.read_text()
+    assert (
+        "## Gap filling" in report.read_text() and "| 3 s | coda (P + 40 s) |" in report.read_text()
+    )
 
 
 def test_tiny_study_rerun_reuses_identical_runs_and_writes_the_readme_block(tiny_study):
     tmp, _, argv, main = tiny_study
     runs = pd.read_csv(tmp / "report" / "runs.csv")
     stamps = {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in runs.output_dir}
-    gap_files = {p: p.stat().st_mtime_ns for p in (tmp / "runs" / "pretrain").rglob("gapfill_*.csv")}
+    gap_files = {
+        p: p.stat().st_mtime_ns for p in (tmp / "runs" / "pretrain").rglob("gapfill_*.csv")
+    }
     assert len(gap_files) == 1
     main(argv)
     again = pd.read_csv(tmp / "report" / "runs.csv")
     assert again.output_dir.tolist() == runs.output_dir.tolist()
     assert {d: (Path(d) / "metrics.json").stat().st_mtime_ns for d in again.output_dir} == stamps
-    assert {p: p.stat().st_mtime_ns for p in gap_files} == gap_files  # gap filling read back, not scored again
+    assert {
+        p: p.stat().st_mtime_ns for p in gap_files
+    } == gap_files  # gap filling read back, not scored again
     text = (tmp / "README.md").read_text()
-    assert "old words" not in text and "### Benchmarks\n\nkept 7" in text and text.count("<!-- results:start -->") == 1
+    assert (
+        "old words" not in text
+        and "### Benchmarks\n\nkept 7" in text
+        and text.count("<!-- results:start -->") == 1
+    )
     assert check_block_against_results(text, tmp) > 20
-    with pytest.raises(AssertionError, match="does not hold"):  # the check can fail: a number drifts
-        check_block_against_results(text.replace("<!-- results:end -->", "extra 987.6\n<!-- results:end -->"), tmp)
+    with pytest.raises(
+        AssertionError, match="does not hold"
+    ):  # the check can fail: a number drifts
+        check_block_against_results(
+            text.replace("<!-- results:end -->", "extra 987.6\n<!-- results:end -->"), tmp
+        )
 
 
 def test_the_cnn_stops_after_patience_dev_checks_without_a_better_score():
     from seisbert.baselines.cnn import CNNConfig, train_cnn
 
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(64, 8, 6)).astype(np.float32), rng.integers(0, 2, 64)  # no signal to learn
+    x, y = (
+        rng.normal(size=(64, 8, 6)).astype(np.float32),
+        rng.integers(0, 2, 64),
+    )  # no signal to learn
     xd, yd = rng.normal(size=(40, 8, 6)).astype(np.float32), rng.integers(0, 2, 40)
     common = dict(channels=[4], max_steps=100, max_epochs=100, val_every_steps=5, batch_size=64)
     stopped = train_cnn(CNNConfig(**common, patience=1), 1e-3, x, y, xd, yd, seed=0)
@@ -398,21 +562,31 @@ def test_the_cnn_stops_after_patience_dev_checks_without_a_better_score():
 
 def test_an_extra_arm_is_a_yaml_edit(tmp_path):
     """A PSD-input base model and its fine-tuning arms, given only as experiment overrides."""
-    study = load_study("quick", [
-        f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY),
-        "+pretrain.mlm_rp=" + hlist("experiment=mlm_psd_rp", "trainer.max_epochs=1"),
-        "+finetune.arms.rp={overrides: ['experiment=finetune_psd'], base: mlm_rp, compare_to: rp_scratch}",
-        "+finetune.arms.rp_scratch={overrides: ['experiment=scratch_psd']}"])
+    study = load_study(
+        "quick",
+        [
+            f"run_dir={tmp_path}",
+            "base_overrides=" + hlist(*TINY),
+            "+pretrain.mlm_rp=" + hlist("experiment=mlm_psd_rp", "trainer.max_epochs=1"),
+            "+finetune.arms.rp={overrides: ['experiment=finetune_psd'], base: mlm_rp, compare_to: rp_scratch}",
+            "+finetune.arms.rp_scratch={overrides: ['experiment=scratch_psd']}",
+        ],
+    )
     arm = study.finetune.arms["rp"]
-    cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(500), None, 0, 3e-4, "/b/best.ckpt"))
+    cfg = compose_run(
+        study, protocol_overrides(study, arm, study.budget.plan(500), None, 0, 3e-4, "/b/best.ckpt")
+    )
     assert cfg.model.input == "psd" and cfg.task.params.checkpoint == "/b/best.ckpt"
     assert cfg.task.params.masked_eval is False and cfg.callbacks.test_predictions.masked is False
     with pytest.raises(ValueError, match="compare_to='nope' is not an arm"):
-        load_study("quick", ["+finetune.arms.rp={overrides: ['experiment=finetune_psd'], compare_to: nope}"])
+        load_study(
+            "quick",
+            ["+finetune.arms.rp={overrides: ['experiment=finetune_psd'], compare_to: nope}"],
+        )
 
 
 def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch_arm(tmp_path):
-    """Issue 15's table: tokens/kmeans, psd/kmeans, psd/random_projection, psd/psd, both/kmeans,
+    """The input x target table: tokens/kmeans, psd/kmeans, psd/random_projection, psd/psd, both/kmeans,
     perceiver; each pretrained arm compared with a scratch arm of the same input and arch."""
     study = load_study("continuous", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     seen = set()
@@ -422,32 +596,61 @@ def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch
         base = compose_run(study, study.pretrain_args(arm.base))
         cfg = compose_run(study, arm.overrides)
         ref = compose_run(study, study.finetune.arms[arm.compare_to].overrides)
-        assert (cfg.model.input, cfg.model.arch) == (base.model.input, base.model.arch) == (
-            ref.model.input, ref.model.arch), name
+        assert (
+            (cfg.model.input, cfg.model.arch)
+            == (base.model.input, base.model.arch)
+            == (ref.model.input, ref.model.arch)
+        ), name
         assert ref.task.params.init == "scratch" and study.arm_labels(name) == [120, 500, None]
         seen.add((cfg.model.input, base.task.params.target, cfg.model.arch))
-    assert seen == {("tokens", "kmeans", "encoder"), ("psd", "kmeans", "encoder"),
-                    ("psd", "random_projection", "encoder"), ("psd", "psd", "encoder"),
-                    ("both", "kmeans", "encoder"), ("psd", "kmeans", "perceiver")}
-    pooled, cls = (compose_run(study, study.finetune.arms[a].overrides) for a in ("psd_meanpool", "psd"))
-    assert (pooled.model.pool, cls.model.pool) == ("mean", "cls") and study.finetune.arms["psd_meanpool"].base == "mlm_psd"
+    assert seen == {
+        ("tokens", "kmeans", "encoder"),
+        ("psd", "kmeans", "encoder"),
+        ("psd", "random_projection", "encoder"),
+        ("psd", "psd", "encoder"),
+        ("both", "kmeans", "encoder"),
+        ("psd", "kmeans", "perceiver"),
+    }
+    pooled, cls = (
+        compose_run(study, study.finetune.arms[a].overrides) for a in ("psd_meanpool", "psd")
+    )
+    assert (pooled.model.pool, cls.model.pool) == ("mean", "cls") and study.finetune.arms[
+        "psd_meanpool"
+    ].base == "mlm_psd"
     # quick's pool arms are left out by null entries; every base model shares quick's step budget
-    assert not any("_pool" in n for n in [*study.pretrain, *study.finetune.arms]) and study.pool_curve == []
+    assert (
+        not any("_pool" in n for n in [*study.pretrain, *study.finetune.arms])
+        and study.pool_curve == []
+    )
     quick = load_study("quick", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     budget = {compose_run(quick, quick.pretrain_args("mlm")).trainer.max_steps}
-    assert {compose_run(study, study.pretrain_args(b)).trainer.max_steps for b in study.pretrain} == budget == {1500}
+    assert (
+        {compose_run(study, study.pretrain_args(b)).trainer.max_steps for b in study.pretrain}
+        == budget
+        == {1500}
+    )
 
 
 def test_window_regression_cells_average_pretraining_seeds_beside_their_baselines():
-    from seisbert.analysis.report import window_table
-    from seisbert.analysis.study_results import window_cells
+    from seisbert.study.report import window_table
+    from seisbert.study.results import window_cells
 
-    runs = [{"arm": "mlm_psd_regress", "test/psd_mse": mse, "test/psd_lsd": 2 * mse,
-             "test/baseline_interpolation_mse": 0.5, "test/baseline_interpolation_lsd": 6.0} for mse in (0.2, 0.4)]
+    runs = [
+        {
+            "arm": "mlm_psd_regress",
+            "test/psd_mse": mse,
+            "test/psd_lsd": 2 * mse,
+            "test/baseline_interpolation_mse": 0.5,
+            "test/baseline_interpolation_lsd": 6.0,
+        }
+        for mse in (0.2, 0.4)
+    ]
     cells = pd.DataFrame(window_cells([*runs, {"arm": "mlm", "test/mlm_acc": 0.1}]))
     mse = cells[cells.metric == "psd_mse"].iloc[0]
     assert (mse.value, mse.lo, mse.hi, mse.n_seeds) == (pytest.approx(0.3), 0.2, 0.4, 2)
-    assert set(cells.arm) == {"mlm_psd_regress"} and len(cells) == 4  # token models have no window rows
+    assert (
+        set(cells.arm) == {"mlm_psd_regress"} and len(cells) == 4
+    )  # token models have no window rows
     row = window_table(cells)[2]
     assert row.startswith("| PSD input, PSD regression | 0.300 | – | – | 0.500 | 0.600 |"), row
 
@@ -462,35 +665,65 @@ def test_the_presets_carry_a_pool_curve_of_same_step_base_models(tmp_path, scale
     for name in study.pool_curve:
         arm = study.finetune.arms[name]
         assert {120, 500} <= set(study.arm_labels(name))
-        cfg = compose_run(study, protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"))
+        cfg = compose_run(
+            study,
+            protocol_overrides(study, arm, study.budget.plan(120), 120, 0, 3e-4, "/b/best.ckpt"),
+        )
         base = compose_run(study, study.pretrain_args(arm.base))
-        assert cfg.model.input == base.model.input == "psd" and cfg.get("unlabeled") == base.get("unlabeled")
+        assert cfg.model.input == base.model.input == "psd" and cfg.get("unlabeled") == base.get(
+            "unlabeled"
+        )
         pools.append(0 if cfg.get("unlabeled") is None else cfg.unlabeled.n_events)
         steps.add(base.trainer.max_steps)
-    assert pools == sorted(pools) and pools[0] == 0 and len(set(pools)) == len(pools) and len(steps) == 1
-    if scale == "full":  # the steps ablation: the largest pool's base model, twice as long, nothing else changed
-        long, base = (compose_run(study, study.pretrain_args(b)) for b in ("mlm_psd_rp_pool50k_3k", "mlm_psd_rp_pool50k"))
+    assert (
+        pools == sorted(pools)
+        and pools[0] == 0
+        and len(set(pools)) == len(pools)
+        and len(steps) == 1
+    )
+    if (
+        scale == "full"
+    ):  # the steps ablation: the largest pool's base model, twice as long, nothing else changed
+        long, base = (
+            compose_run(study, study.pretrain_args(b))
+            for b in ("mlm_psd_rp_pool50k_3k", "mlm_psd_rp_pool50k")
+        )
         assert long.trainer.max_steps == 2 * base.trainer.max_steps
         assert (long.model, long.task, long.unlabeled) == (base.model, base.task, base.unlabeled)
         assert study.finetune.arms["psd_rp_pool50k_3k"].compare_to == "psd_rp_pool50k"
 
 
 def test_targets_are_judged_on_their_intervals_and_thresholds():
-    from seisbert.analysis.report import target_table
-    from seisbert.analysis.study_results import row, target_cells
+    from seisbert.study.report import target_table
+    from seisbert.study.results import row, target_cells
 
     study = load_study("quick", [])
-    cells = pd.DataFrame([
-        row("gain", "psd - scratch_psd", "120", "balanced_accuracy", 12.0, 3.0, 20.0, 2, 60),   # met
-        row("gain", "psd - scratch_psd", "500", "balanced_accuracy", 6.5, 1.0, 12.0, 2, 60),    # short
-        row("gain", "mlm - scratch", "120", "balanced_accuracy", 11.0, -1.0, 20.0, 2, 60),      # reaches 0
-        row("gain", "mlm - scratch", "all", "balanced_accuracy", 30.0, 20.0, 40.0, 2, 60),      # not a target count
-        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 1.6, -4.3, 8.2, 2, 60),    # up, spans 0
-        row("gain", "psd_pool5k - psd", "120", "balanced_accuracy", -3.0, -6.0, 1.0, 2, 60),    # not the largest
-        row("vs_baseline", "psd - hgb", "120", "balanced_accuracy", -0.5, -4.0, 3.0, 2, 60),
-        row("vs_baseline", "psd - hgb", "all", "balanced_accuracy", -0.8, -3.0, 1.5, 2, 60),
-        row("tokens", "mlm", "", "mlm_acc_all_masked", 8.8, 8.8, 8.8, 1),
-        row("tokens", "mlm", "", "baseline_left_neighbour_acc", 5.4, 5.4, 5.4, 1)])
+    cells = pd.DataFrame(
+        [
+            row(
+                "gain", "psd - scratch_psd", "120", "balanced_accuracy", 12.0, 3.0, 20.0, 2, 60
+            ),  # met
+            row(
+                "gain", "psd - scratch_psd", "500", "balanced_accuracy", 6.5, 1.0, 12.0, 2, 60
+            ),  # short
+            row(
+                "gain", "mlm - scratch", "120", "balanced_accuracy", 11.0, -1.0, 20.0, 2, 60
+            ),  # reaches 0
+            row(
+                "gain", "mlm - scratch", "all", "balanced_accuracy", 30.0, 20.0, 40.0, 2, 60
+            ),  # not a target count
+            row(
+                "gain", "psd_pool50k - psd", "120", "balanced_accuracy", 1.6, -4.3, 8.2, 2, 60
+            ),  # up, spans 0
+            row(
+                "gain", "psd_pool5k - psd", "120", "balanced_accuracy", -3.0, -6.0, 1.0, 2, 60
+            ),  # not the largest
+            row("vs_baseline", "psd - hgb", "120", "balanced_accuracy", -0.5, -4.0, 3.0, 2, 60),
+            row("vs_baseline", "psd - hgb", "all", "balanced_accuracy", -0.8, -3.0, 1.5, 2, 60),
+            row("tokens", "mlm", "", "mlm_acc_all_masked", 8.8, 8.8, 8.8, 1),
+            row("tokens", "mlm", "", "baseline_left_neighbour_acc", 5.4, 5.4, 5.4, 1),
+        ]
+    )
     got = pd.DataFrame(target_cells(cells, study))
     assert got[got.metric.str.endswith("/shortfall")].value.tolist() == [3.5]
     got = got[~got.metric.str.contains("/")].set_index(["metric", "arm", "labels"]).note.to_dict()
@@ -501,31 +734,50 @@ def test_targets_are_judged_on_their_intervals_and_thresholds():
         ("best_vs_baseline", "psd - hgb", "120"): "not met: 0.5 points below",
         ("best_vs_baseline_all", "psd - hgb", "all"): "met",
         ("masked_vs_left_neighbour", "mlm", ""): "not met: 1.6 < 2.0",
-        ("pool_rises", "psd_pool50k - psd", "120"): "not met: its interval starts at -4.3"}
+        ("pool_rises", "psd_pool50k - psd", "120"): "not met: its interval starts at -4.3",
+    }
     lines = target_table(pd.concat([cells, pd.DataFrame(target_cells(cells, study))]))
-    assert any(ln.startswith("| pretrained − its scratch arm ≥ +10 points, interval above 0 | PSD-input "
-                             "MLM-pretrained − PSD-input scratch | 500 | +6.5 [1.0, 12.0] | not met") for ln in lines)
+    assert any(
+        ln.startswith(
+            "| pretrained − its scratch arm ≥ +10 points, interval above 0 | PSD-input "
+            "MLM-pretrained − PSD-input scratch | 500 | +6.5 [1.0, 12.0] | not met"
+        )
+        for ln in lines
+    )
     assert any("| 1.6 | not met: 1.6 < 2.0 |" in ln for ln in lines)
 
 
 def test_a_named_readme_block_is_rewritten_alone_and_a_missing_one_is_refused(tmp_path):
-    from seisbert.analysis.report import markers, update_readme
+    from seisbert.study.report import markers, update_readme
 
     readme = tmp_path / "README.md"
-    readme.write_text("## Headline\n<!-- headline:start -->\nold 1.0\n<!-- headline:end -->\n\n"
-                      "## Results\n<!-- results:start -->\nquick 2.0\n<!-- results:end -->\n")
-    update_readme(readme, "<!-- headline:start -->\nnew 3.0\n<!-- headline:end -->", *markers("headline"))
+    readme.write_text(
+        "## Headline\n<!-- headline:start -->\nold 1.0\n<!-- headline:end -->\n\n"
+        "## Results\n<!-- results:start -->\nquick 2.0\n<!-- results:end -->\n"
+    )
+    update_readme(
+        readme, "<!-- headline:start -->\nnew 3.0\n<!-- headline:end -->", *markers("headline")
+    )
     text = readme.read_text()
     assert "new 3.0" in text and "old 1.0" not in text and "quick 2.0" in text
     with pytest.raises(ValueError, match="no <!-- gaps:start --> ... <!-- gaps:end --> block"):
         update_readme(readme, "x", *markers("gaps"))
 
 
-@pytest.mark.parametrize("override, match", [
-    ("finetune.arms.mlm.labels=[50]", r"arms.mlm.labels=\[50\] must be a subset of paper.label_sizes"),
-    ("pool_curve=[scratch]", "pool_curve names 'scratch', which is not a pretrained fine-tuning arm"),
-    ("jobs=0", "paper.jobs=0 must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        (
+            "finetune.arms.mlm.labels=[50]",
+            r"arms.mlm.labels=\[50\] must be a subset of study.label_sizes",
+        ),
+        (
+            "pool_curve=[scratch]",
+            "pool_curve names 'scratch', which is not a pretrained fine-tuning arm",
+        ),
+        ("jobs=0", "study.jobs=0 must be at least 1"),
+    ],
+)
 def test_the_paper_schema_refuses_bad_arm_labels_pool_curves_and_jobs(override, match):
     with pytest.raises(ValueError, match=match):
         load_study("quick", [override])
@@ -535,104 +787,226 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     main = runpy.run_path(str(ROOT / "scripts" / "input_target_table.py"))["main"]
 
     def results(path, arms):
-        rows = [("finetune", a, n, "balanced_accuracy", v, v - 3, v + 3, 2, 60) for a, v in arms.items()
-                for n in ("120", "all")]
-        rows.append(("gain", "psd_rp - scratch_psd", "120", "balanced_accuracy", 9.5, 2.0, 17.0, 2, 60))
-        rows.append(("gain", "psd_rp - scratch_psd", "500", "balanced_accuracy", 12.5, 4.0, 20.0, 2, 60))
-        rows.append(("finetune", "psd_rp", "120", "accuracy", 11.1, 10.0, 12.0, 2, 60))  # not balanced: left out
-        pd.DataFrame(rows, columns=["table", "arm", "labels", "metric", "value", "lo", "hi", "n_seeds", "n_events"]
-                     ).to_csv(path, index=False)
+        rows = [
+            ("finetune", a, n, "balanced_accuracy", v, v - 3, v + 3, 2, 60)
+            for a, v in arms.items()
+            for n in ("120", "all")
+        ]
+        rows.append(
+            ("gain", "psd_rp - scratch_psd", "120", "balanced_accuracy", 9.5, 2.0, 17.0, 2, 60)
+        )
+        rows.append(
+            ("gain", "psd_rp - scratch_psd", "500", "balanced_accuracy", 12.5, 4.0, 20.0, 2, 60)
+        )
+        rows.append(
+            ("finetune", "psd_rp", "120", "accuracy", 11.1, 10.0, 12.0, 2, 60)
+        )  # not balanced: left out
+        pd.DataFrame(
+            rows,
+            columns=[
+                "table",
+                "arm",
+                "labels",
+                "metric",
+                "value",
+                "lo",
+                "hi",
+                "n_seeds",
+                "n_events",
+            ],
+        ).to_csv(path, index=False)
 
     results(tmp_path / "new.csv", {"psd_rp": 88.1, "scratch_psd": 80.2, "hgb": 85.3})
     results(tmp_path / "old.csv", {"mlm": 87.4, "hgb": 61.0, "psd_rp": 10.0})
-    pd.DataFrame({"arm": ["scratch_psd", "psd_rp"], "labels": ["500", "500"], "seed": [1, 1],
-                  "chosen": ['{"lr": 0.0027}', '{"lr": 0.0003}'], "dev_balanced_accuracy": [0.5, 0.5],
-                  "balanced_accuracy": [0.5, 0.61]}).to_csv(tmp_path / "runs.csv", index=False)  # beside both
+    pd.DataFrame(
+        {
+            "arm": ["scratch_psd", "psd_rp"],
+            "labels": ["500", "500"],
+            "seed": [1, 1],
+            "chosen": ['{"lr": 0.0027}', '{"lr": 0.0003}'],
+            "dev_balanced_accuracy": [0.5, 0.5],
+            "balanced_accuracy": [0.5, 0.61],
+        }
+    ).to_csv(tmp_path / "runs.csv", index=False)  # beside both
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- input-target:start -->\nold 1.0\n<!-- input-target:end -->\nkept 7\n")
-    main(["--sources", str(tmp_path / "new.csv"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "out"),
-          "--readme", str(readme)])
+    readme.write_text(
+        "# x\n<!-- input-target:start -->\nold 1.0\n<!-- input-target:end -->\nkept 7\n"
+    )
+    main(
+        [
+            "--sources",
+            str(tmp_path / "new.csv"),
+            str(tmp_path / "old.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--readme",
+            str(readme),
+        ]
+    )
     cells = pd.read_csv(tmp_path / "out" / "input_target.csv")
     fine = cells[cells.table == "finetune"].groupby("arm").value.agg(set).to_dict()
-    assert fine == {"psd_rp": {88.1}, "scratch_psd": {80.2}, "hgb": {85.3}, "mlm": {87.4}}  # first file wins
+    assert fine == {
+        "psd_rp": {88.1},
+        "scratch_psd": {80.2},
+        "hgb": {85.3},
+        "mlm": {87.4},
+    }  # first file wins
     assert set(cells[cells.arm == "mlm"].source) == {str(tmp_path / "old.csv")}
     overlap = cells[cells.table == "overlap"].set_index("arm").value.to_dict()
-    assert overlap == {"psd_rp": pytest.approx(78.1), "hgb": pytest.approx(24.3)}  # |88.1 - 10.0|, |85.3 - 61.0|
+    assert overlap == {
+        "psd_rp": pytest.approx(78.1),
+        "hgb": pytest.approx(24.3),
+    }  # |88.1 - 10.0|, |85.3 - 61.0|
     text = readme.read_text()
-    assert "old 1.0" not in text and text.endswith("kept 7\n") and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
+    assert (
+        "old 1.0" not in text
+        and text.endswith("kept 7\n")
+        and "| PSD | random projection | encoder | 88.1 [85.1, 91.1]" in text
+    )
     assert "largest difference between their cells (points): psd_rp 78.1; hgb 24.3." in text
-    assert "+9.5 [2.0, 17.0]" in text  # 9.5 < 10 at 120 labels: the scratch target is missed although 500 meets it
+    assert (
+        "+9.5 [2.0, 17.0]" in text
+    )  # 9.5 < 10 at 120 labels: the scratch target is missed although 500 meets it
     # a constant classifier is named once (both files share its runs.csv); a dev-only 0.5 is not
-    assert text.count("Collapsed to one class: `scratch_psd` at `500` labels, seed `1`, lr `0.0027`") == 1
+    assert (
+        text.count("Collapsed to one class: `scratch_psd` at `500` labels, seed `1`, lr `0.0027`")
+        == 1
+    )
     assert "`psd_rp` at `500`" not in text
-    assert "Met by: none. Missed by: psd_rp (+9.5 [2.0, 17.0] at `120`, +12.5 [4.0, 20.0] at `500`)." in text
+    assert (
+        "Met by: none. Missed by: psd_rp (+9.5 [2.0, 17.0] at `120`, +12.5 [4.0, 20.0] at `500`)."
+        in text
+    )
     assert check_block_against_results(text, tmp_path, "input-target") > 10
 
 
 def test_pretraining_curve_cells_say_where_a_base_model_stopped(tmp_path):
-    from seisbert.analysis.study_results import curve_cells
+    from seisbert.study.results import curve_cells
 
     (tmp_path / "csv" / "version_0").mkdir(parents=True)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(
-        {"task": {"monitor": "val/mlm_acc_all_masked", "params": {"batch_size": 64}}}))
-    pd.DataFrame({"step": [299, 299, 599, 899, 1199, 1499], "train/loss": [1, np.nan, 1, 1, 1, 1],
-                  "val/mlm_acc_all_masked": [np.nan, 0.05, 0.08, 0.09, 0.092, 0.095]}).to_csv(
-        tmp_path / "csv" / "version_0" / "metrics.csv", index=False)
-    cells = pd.DataFrame(curve_cells([{"arm": "mlm", "output_dir": str(tmp_path), "pretrain_records": 2400}]))
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"task": {"monitor": "val/mlm_acc_all_masked", "params": {"batch_size": 64}}}
+        )
+    )
+    pd.DataFrame(
+        {
+            "step": [299, 299, 599, 899, 1199, 1499],
+            "train/loss": [1, np.nan, 1, 1, 1, 1],
+            "val/mlm_acc_all_masked": [np.nan, 0.05, 0.08, 0.09, 0.092, 0.095],
+        }
+    ).to_csv(tmp_path / "csv" / "version_0" / "metrics.csv", index=False)
+    cells = pd.DataFrame(
+        curve_cells([{"arm": "mlm", "output_dir": str(tmp_path), "pretrain_records": 2400}])
+    )
     got = cells.set_index("metric").value.to_dict()
     # the middle of its 5 checks: step 900, 0.09
-    assert got == {"dev_last": 9.5, "rise_first_half": 4.0, "rise_second_half": 0.5, "steps": 1500, "records": 2400,
-                   "passes": 40.0}
+    assert got == {
+        "dev_last": 9.5,
+        "rise_first_half": 4.0,
+        "rise_second_half": 0.5,
+        "steps": 1500,
+        "records": 2400,
+        "passes": 40.0,
+    }
     assert set(cells.note) == {"val/mlm_acc_all_masked"}
 
 
 def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
-    from seisbert.analysis.report import budget_table, missed_lines, results_lines, setup_sentence
-    from seisbert.analysis.study_results import row, target_cells
+    from seisbert.study.report import budget_table, missed_lines, results_lines, setup_sentence
+    from seisbert.study.results import row, target_cells
 
     study = load_study("quick", [])
-    setup = {"records": 900, "events": 200, "test_records": 100, "test_events": 40, "seeds": 1, "pretrain_seeds": 1,
-             "lr_grid_size": 4, "ci_level": 95, "budget_epochs": 10, "budget_min_steps": 200, "patience": 2,
-             "minutes": 3.0, "invocation_minutes": 1.0}
-    cells = pd.DataFrame([
-        *[row("setup", "", "", k, v) for k, v in setup.items()],
-        row("finetune", "psd", "120", "balanced_accuracy", 80.0, 75.0, 85.0, 1, 40),
-        row("finetune", "scratch_psd", "500", "balanced_accuracy", 74.0, 69.0, 79.0, 1, 40),  # not run at 120
-        row("budget", "psd", "120", "epochs", 50), row("budget", "psd", "120", "steps", 200),
-        row("gain", "psd - scratch_psd", "120", "balanced_accuracy", 6.0, -0.5, 12.5, 1, 40),
-        row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 2.0, 0.5, 3.5, 1, 40),
-        row("base", "psd", "", "base_model", np.nan, note="mlm_psd"),
-        row("collapsed", "scratch_psd", "120", "seed", 1, note='chosen {"lr": 0.0027}'),
-        *[row("pretrain_curve", "mlm_psd", "", m, v, note="val/mlm_acc_all_masked") for m, v in
-          {"rise_first_half": 2.0, "rise_second_half": 0.5, "steps": 1500, "passes": 41.1}.items()]])
+    setup = {
+        "records": 900,
+        "events": 200,
+        "test_records": 100,
+        "test_events": 40,
+        "seeds": 1,
+        "pretrain_seeds": 1,
+        "lr_grid_size": 4,
+        "ci_level": 95,
+        "budget_epochs": 10,
+        "budget_min_steps": 200,
+        "patience": 2,
+        "minutes": 3.0,
+        "invocation_minutes": 1.0,
+    }
+    cells = pd.DataFrame(
+        [
+            *[row("setup", "", "", k, v) for k, v in setup.items()],
+            row("finetune", "psd", "120", "balanced_accuracy", 80.0, 75.0, 85.0, 1, 40),
+            row(
+                "finetune", "scratch_psd", "500", "balanced_accuracy", 74.0, 69.0, 79.0, 1, 40
+            ),  # not run at 120
+            row("budget", "psd", "120", "epochs", 50),
+            row("budget", "psd", "120", "steps", 200),
+            row("gain", "psd - scratch_psd", "120", "balanced_accuracy", 6.0, -0.5, 12.5, 1, 40),
+            row("gain", "psd_pool50k - psd", "120", "balanced_accuracy", 2.0, 0.5, 3.5, 1, 40),
+            row("base", "psd", "", "base_model", np.nan, note="mlm_psd"),
+            row("collapsed", "scratch_psd", "120", "seed", 1, note='chosen {"lr": 0.0027}'),
+            *[
+                row("pretrain_curve", "mlm_psd", "", m, v, note="val/mlm_acc_all_masked")
+                for m, v in {
+                    "rise_first_half": 2.0,
+                    "rise_second_half": 0.5,
+                    "steps": 1500,
+                    "passes": 41.1,
+                }.items()
+            ],
+        ]
+    )
     cells = pd.concat([cells, pd.DataFrame(target_cells(cells, study))], ignore_index=True)
     text = "\n".join(missed_lines(cells))
-    assert ("PSD-input MLM-pretrained − PSD-input scratch at 120 labels: +6.0 [-0.5, 12.5], not met: 4.0 points short; "
-            "rests on a collapsed run (scratch_psd seed 1)." in text)
-    assert "- PSD-input scratch at 120 labels, seed 1 (chosen {\"lr\": 0.0027} at the tuning seed)" in "\n".join(
-        results_lines(cells))
+    assert (
+        "PSD-input MLM-pretrained − PSD-input scratch at 120 labels: +6.0 [-0.5, 12.5], not met: 4.0 points short; "
+        "rests on a collapsed run (scratch_psd seed 1)." in text
+    )
+    assert (
+        '- PSD-input scratch at 120 labels, seed 1 (chosen {"lr": 0.0027} at the tuning seed)'
+        in "\n".join(results_lines(cells))
+    )
     assert "The widest interval spans 13.0 points (40 test events, 1 seed)" in text
     assert "all-masked accuracy moved +2.0, then +0.5 over the two halves of its 1500 steps" in text
     assert "(each pretraining record seen 41.1 times): still rising, but slowing" in text
-    assert "PSD-input MLM + large pool − PSD-input MLM-pretrained at 120 labels +2.0 [0.5, 3.5]" in text  # ablation
+    assert (
+        "PSD-input MLM + large pool − PSD-input MLM-pretrained at 120 labels +2.0 [0.5, 3.5]"
+        in text
+    )  # ablation
     assert "largest pool" not in text  # met (its interval lies above 0): not a missed target
     sentence = setup_sentence(cells)
     assert "1 fine-tuning seed, 1 pretraining seed per base model." in sentence
-    fewer = pd.concat([cells, pd.DataFrame([row("setup", "", "", "pretrain_seeds", 3), row("setup", "a", "", "pretrain_seeds", 1),
-                                            row("setup", "b", "", "pretrain_seeds", 1)])])
+    fewer = pd.concat(
+        [
+            cells,
+            pd.DataFrame(
+                [
+                    row("setup", "", "", "pretrain_seeds", 3),
+                    row("setup", "a", "", "pretrain_seeds", 1),
+                    row("setup", "b", "", "pretrain_seeds", 1),
+                ]
+            ),
+        ]
+    )
     fewer = fewer.drop_duplicates(["table", "arm", "metric"], keep="last")
     assert "3 pretraining seeds per base model (1 for a, b)." in setup_sentence(fewer)
     assert "intervals over test events. Percent" in sentence  # one seed: no "and seeds"
-    assert "reused" not in sentence  # a results file without the tuning-seed row claims nothing about it
+    assert (
+        "reused" not in sentence
+    )  # a results file without the tuning-seed row claims nothing about it
     tuned = pd.concat([cells, pd.DataFrame([row("setup", "", "", "tune_seed", 2)])])
-    assert ("the CNN and trees a grid of the same size, every arm at fine-tuning seed 2, its choice reused for the "
-            "other seeds; every neural arm") in setup_sentence(tuned)
-    assert budget_table(cells)[2:] == ["| PSD-input MLM-pretrained | 50/200 | – |",
-                                       "| PSD-input scratch | – | fit to completion |"]
+    assert (
+        "the CNN and trees a grid of the same size, every arm at fine-tuning seed 2, its choice reused for the "
+        "other seeds; every neural arm"
+    ) in setup_sentence(tuned)
+    assert budget_table(cells)[2:] == [
+        "| PSD-input MLM-pretrained | 50/200 | – |",
+        "| PSD-input scratch | – | fit to completion |",
+    ]
 
 
 def test_run_cost_sums_run_durations_not_the_gaps_between_sessions(tmp_path):
-    from seisbert.study import runs_seconds
+    from seisbert.study.protocol import runs_seconds
 
     for name, start, end in (("a", 1000, 1100), ("b", 90_000, 90_030)):  # b made a day later
         d = tmp_path / name
@@ -642,4 +1016,6 @@ def test_run_cost_sums_run_durations_not_the_gaps_between_sessions(tmp_path):
             os.utime(d / f, (t, t))
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / "config.yaml").write_text("{}")
-    assert runs_seconds([tmp_path / "a", tmp_path / "b", tmp_path / "unfinished"]) == pytest.approx(130)
+    assert runs_seconds([tmp_path / "a", tmp_path / "b", tmp_path / "unfinished"]) == pytest.approx(
+        130
+    )

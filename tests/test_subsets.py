@@ -19,7 +19,9 @@ def make_metadata(n_events: int = 400, p_blast: float = 0.35, seed: int = 0) -> 
     stations = rng.integers(1, 10, n_events)
     event = np.repeat(np.arange(n_events), stations)
     label = (rng.random(n_events) < p_blast).astype(int)[event]
-    split = np.array(["train", "dev", "test"])[np.searchsorted([0.7, 0.85], rng.random(n_events))][event]
+    split = np.array(["train", "dev", "test"])[np.searchsorted([0.7, 0.85], rng.random(n_events))][
+        event
+    ]
     metadata = pd.DataFrame({"event_id": [f"E{e}" for e in event], "label": label, "split": split})
     return metadata.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # rows not grouped
 
@@ -52,7 +54,9 @@ def test_whole_events_only(metadata, subsets):
     for size, rows in subsets.items():
         inside = set(metadata["event_id"].to_numpy()[rows])
         rows_of_inside = np.flatnonzero(metadata["event_id"].isin(inside).to_numpy())
-        np.testing.assert_array_equal(np.sort(rows), rows_of_inside, err_msg=f"size {size} splits an event")
+        np.testing.assert_array_equal(
+            np.sort(rows), rows_of_inside, err_msg=f"size {size} splits an event"
+        )
 
 
 def test_sizes_met_overshooting_by_less_than_the_last_event(metadata, subsets):
@@ -91,14 +95,18 @@ def test_independent_of_row_order(metadata, subsets):
 def test_event_class_is_majority_label_then_first_record():
     """a (1,1,0) and c (1,0) are blasts, b (0,0,1) and d (0,1) earthquakes: every
     size-4 subset is one earthquake event plus one blast event."""
-    metadata = pd.DataFrame({
-        "event_id": ["a", "a", "a", "b", "b", "b", "c", "c", "d", "d"],
-        "label": [1, 1, 0, 0, 0, 1, 1, 0, 0, 1],
-        "split": ["train"] * 10,
-    })
+    metadata = pd.DataFrame(
+        {
+            "event_id": ["a", "a", "a", "b", "b", "b", "c", "c", "d", "d"],
+            "label": [1, 1, 0, 0, 0, 1, 1, 0, 0, 1],
+            "split": ["train"] * 10,
+        }
+    )
     seen = set()
     for seed in range(12):
-        events = frozenset(metadata["event_id"].to_numpy()[label_subsets(metadata, [4], seed=seed)[4]])
+        events = frozenset(
+            metadata["event_id"].to_numpy()[label_subsets(metadata, [4], seed=seed)[4]]
+        )
         assert len(events & {"b", "d"}) == 1 and len(events & {"a", "c"}) == 1, (seed, events)
         seen.add(events)
     assert len(seen) > 1  # the seed does change the draw

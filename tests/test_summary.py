@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
-import pytest
-
 from seisbert.metrics import classification_metrics, collapse_warnings
-from seisbert.run import run_task
+from seisbert.train.job import train_job
 
 SCRATCH = ["experiment=scratch", "trainer.max_epochs=2", "task.params.masked_eval=false"]
 
@@ -17,13 +15,18 @@ SCRATCH = ["experiment=scratch", "trainer.max_epochs=2", "task.params.masked_eva
 def test_a_forced_collapse_is_warned_about_naming_the_class(tiny_cfg, caplog):
     cfg = tiny_cfg(*SCRATCH, "task.params.lr=1.0")  # a step this large sends every record one way
     with caplog.at_level(logging.INFO):
-        metrics = run_task(cfg)
+        metrics = train_job(cfg)
     (called,) = {w.split("called '")[1].split("'")[0] for w in metrics["warnings"]}
     assert called in ("earthquake", "blast")
     assert [w.split(":")[0] for w in metrics["warnings"]] == [
-        "the classifier predicts one class on dev", "the classifier predicts one class on test"]
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
-              and r.name == "seisbert.summary"]
+        "the classifier predicts one class on dev",
+        "the classifier predicts one class on test",
+    ]
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "seisbert.summary"
+    ]
     assert warned == metrics["warnings"]
     (block,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("== ")]
     assert re.search(rf"\n  model +{cfg.paths.output_dir}/model.bundle.safetensors\n", block), block
@@ -32,7 +35,7 @@ def test_a_forced_collapse_is_warned_about_naming_the_class(tiny_cfg, caplog):
 
 def test_a_classifier_that_separates_gets_a_summary_without_warnings(tiny_cfg, caplog):
     with caplog.at_level(logging.INFO):
-        metrics = run_task(tiny_cfg("experiment=baseline_hgb"))
+        metrics = train_job(tiny_cfg("experiment=baseline_hgb"))
     assert metrics["test/balanced_accuracy"] > 0.6 and metrics["warnings"] == []
     (block,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("== ")]
     assert block.startswith("== baseline hgb finished ==")
@@ -48,14 +51,18 @@ def test_chance_without_collapse_is_named_as_chance():
     assert collapse_warnings(good, "dev") == []
     one_class = classification_metrics(y, [0.7] * 20)
     assert collapse_warnings(one_class, "test", ["eq", "ex"])[0].startswith(
-        "the classifier predicts one class on test: all 20 records are called 'ex'")
+        "the classifier predicts one class on test: all 20 records are called 'ex'"
+    )
 
 
 def _epoch_lines(tiny_cfg, caplog, *overrides) -> list[str]:
     with caplog.at_level(logging.INFO, logger="seisbert.train"):
-        run_task(tiny_cfg(*SCRATCH, *overrides))
-    return [r.getMessage() for r in caplog.records if r.name == "seisbert.train"
-            and r.getMessage().startswith("epoch ")]
+        train_job(tiny_cfg(*SCRATCH, *overrides))
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "seisbert.train" and r.getMessage().startswith("epoch ")
+    ]
 
 
 def test_fine_tuning_epoch_lines_show_validation_scores(tiny_cfg, caplog):

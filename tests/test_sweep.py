@@ -22,7 +22,12 @@ from seisbert.config import build
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(ROOT / "configs")
 # One thread per process: two cores are shared, and oversubscribed BLAS threads crawl.
-SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
+SUBPROCESS_ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "WANDB_MODE": "offline",
+    "MPLBACKEND": "Agg",
+}
 QUIET = ["trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 
 
@@ -45,8 +50,11 @@ def has_plugin(name: str) -> bool:
 def test_grid_is_the_papers_grid_and_every_run_validates():
     cfg = hydra_cfg("experiment=mlm", "sweep=grid")
     grid = sweep_values(cfg)
-    assert grid == {"model.heads": [2, 4, 8], "model.layers": [2, 4, 8, 12],
-                    "tokenizer.vocab_size": [8, 16, 32, 64, 150]}
+    assert grid == {
+        "model.heads": [2, 4, 8],
+        "model.layers": [2, 4, 8, 12],
+        "tokenizer.vocab_size": [8, 16, 32, 64, 150],
+    }
     for heads, layers, vocab in itertools.product(*grid.values()):  # 60 runs, none rejected
         with open_dict(cfg):
             cfg.model.heads, cfg.model.layers, cfg.tokenizer.vocab_size = heads, layers, vocab
@@ -66,10 +74,23 @@ def test_grid_heads_must_divide_the_width():
 def multirun(tmp_path_factory):
     """``train.py -m sweep=quick`` at tiny size: 2 layer counts x 2 vocabularies = 4 models."""
     tmp = tmp_path_factory.mktemp("sweep")
-    cmd = [sys.executable, "train.py", "-m", "experiment=mlm", "sweep=quick", "model=tiny",
-           "data.n_events=60", "trainer.max_epochs=1", "logger=csv", f"paths.cache_dir={tmp / 'cache'}",
-           f"hydra.sweep.dir={tmp / 'multirun'}", *QUIET]
-    proc = subprocess.run(cmd, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "experiment=mlm",
+        "sweep=quick",
+        "model=tiny",
+        "data.n_events=60",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        f"paths.cache_dir={tmp / 'cache'}",
+        f"hydra.sweep.dir={tmp / 'multirun'}",
+        *QUIET,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, proc.stdout + proc.stderr
 
@@ -77,7 +98,10 @@ def multirun(tmp_path_factory):
 def test_sweep_featurizes_once_and_tokenizes_once_per_vocabulary(multirun):
     tmp, log = multirun
     cache = tmp / "cache"
-    dirs = {stage: sorted(p.name for p in (cache / stage).iterdir()) for stage in ("records", "features", "tokens")}
+    dirs = {
+        stage: sorted(p.name for p in (cache / stage).iterdir())
+        for stage in ("records", "features", "tokens")
+    }
     assert len(dirs["records"]) == 1 and len(dirs["features"]) == 1, dirs
     assert len(dirs["tokens"]) == 2, dirs  # vocab_size 16 and 32
     assert len(list((cache / "mlm").iterdir())) == 4  # one base model per job
@@ -103,11 +127,15 @@ def test_each_job_reports_its_best_dev_epoch_and_publishes_that_model(multirun):
         assert metrics["val/mlm_acc"] == pytest.approx(logged.max())
         published = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
         best = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-        assert published.keys() == best.keys() and all(torch.equal(published[k], best[k]) for k in best)
+        assert published.keys() == best.keys() and all(
+            torch.equal(published[k], best[k]) for k in best
+        )
 
 
 def load_summary_script():
-    spec = importlib.util.spec_from_file_location("sweep_summary", ROOT / "scripts" / "sweep_summary.py")
+    spec = importlib.util.spec_from_file_location(
+        "sweep_summary", ROOT / "scripts" / "sweep_summary.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -123,18 +151,37 @@ def test_summary_tables_and_plots_every_job(multirun, tmp_path, capsys):
     (copy / "3" / "metrics.json").unlink()
     table = load_summary_script().main([str(copy)])
 
-    assert list(table.columns[:5]) == ["job", "status", "model.heads", "model.layers", "tokenizer.vocab_size"]
+    assert list(table.columns[:5]) == [
+        "job",
+        "status",
+        "model.heads",
+        "model.layers",
+        "tokenizer.vocab_size",
+    ]
     assert sorted(zip(table.job, table["model.layers"], table["tokenizer.vocab_size"])) == [
-        ("0", 2, 16), ("1", 2, 32), ("2", 4, 16), ("3", 4, 32)]
+        ("0", 2, 16),
+        ("1", 2, 32),
+        ("2", 4, 16),
+        ("3", 4, 32),
+    ]
     assert table.status.tolist()[-1] == "missing" and (table.status == "done").sum() == 3
     done = table[table.status == "done"]
     for job, acc in zip(done.job, done["val/mlm_acc"]):
-        assert acc == pytest.approx(json.loads((copy / job / "metrics.json").read_text())["val/mlm_acc"])
-    assert done["val/mlm_acc"].is_monotonic_decreasing  # best first on dev (monitor_mode max), never test
-    dev = {j: json.loads((copy / j / "metrics.json").read_text())["val/mlm_acc"] for j in ("0", "1", "2")}
+        assert acc == pytest.approx(
+            json.loads((copy / job / "metrics.json").read_text())["val/mlm_acc"]
+        )
+    assert done[
+        "val/mlm_acc"
+    ].is_monotonic_decreasing  # best first on dev (monitor_mode max), never test
+    dev = {
+        j: json.loads((copy / j / "metrics.json").read_text())["val/mlm_acc"]
+        for j in ("0", "1", "2")
+    }
     assert table.job[0] == max(dev, key=dev.get)  # the job the summary picks is the best on dev
     printed = capsys.readouterr().out
-    assert printed.startswith("| job | status | model.heads | model.layers | tokenizer.vocab_size | val/mlm_acc |")
+    assert printed.startswith(
+        "| job | status | model.heads | model.layers | tokenizer.vocab_size | val/mlm_acc |"
+    )
     assert (copy / "summary.csv").read_text().count("\n") == 5
     image = matplotlib.image.imread(copy / "summary.png")
     assert image.ndim == 3 and image.shape[1] > 3 * image.shape[0] / 2  # three panels side by side
@@ -146,8 +193,10 @@ def test_summary_refuses_a_folder_without_jobs(tmp_path):
 
 
 # ---------------------------------------------------------------------------- optional plugins
-@pytest.mark.skipif(not has_plugin("hydra_optuna_sweeper"),
-                    reason="hydra-optuna-sweeper not installed (pip install -e .[sweep])")
+@pytest.mark.skipif(
+    not has_plugin("hydra_optuna_sweeper"),
+    reason="hydra-optuna-sweeper not installed (pip install -e .[sweep])",
+)
 def test_optuna_preset_searches_lr_mask_rate_and_width():
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
@@ -157,53 +206,97 @@ def test_optuna_preset_searches_lr_mask_rate_and_width():
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     assert cfg.task.monitor_mode == "max"
     parser = OverridesParser.create()
-    space = {k: create_optuna_distribution_from_override(parser.parse_override(f"{k}={v}"))
-             for k, v in sweeper.params.items()}
-    lr, mask, width = space["task.params.lr"], space["task.params.mask_rate"], space["model.d_model"]
+    space = {
+        k: create_optuna_distribution_from_override(parser.parse_override(f"{k}={v}"))
+        for k, v in sweeper.params.items()
+    }
+    lr, mask, width = (
+        space["task.params.lr"],
+        space["task.params.mask_rate"],
+        space["model.d_model"],
+    )
     assert (lr.low, lr.high, type(lr).__name__) == (1e-4, 3e-3, "LogUniformDistribution")
     assert (mask.low, mask.high) == (0.10, 0.40)
     assert all(d % cfg.model.heads == 0 for d in width.choices)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not has_plugin("hydra_optuna_sweeper"),
-                    reason="hydra-optuna-sweeper not installed (pip install -e .[sweep])")
+@pytest.mark.skipif(
+    not has_plugin("hydra_optuna_sweeper"),
+    reason="hydra-optuna-sweeper not installed (pip install -e .[sweep])",
+)
 def test_optuna_study_runs_two_trials(tmp_path):
-    cmd = [sys.executable, "train.py", "-m", "experiment=mlm", "sweep=optuna", "hydra.sweeper.n_trials=2",
-           "model=tiny", "model.d_model=choice(32,64)", "data.n_events=60", "trainer.max_epochs=1",
-           "tokenizer.vocab_size=16", "logger=csv", f"paths.cache_dir={tmp_path / 'cache'}",
-           f"hydra.sweep.dir={tmp_path / 'multirun'}", *QUIET]
-    proc = subprocess.run(cmd, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "experiment=mlm",
+        "sweep=optuna",
+        "hydra.sweeper.n_trials=2",
+        "model=tiny",
+        "model.d_model=choice(32,64)",
+        "data.n_events=60",
+        "trainer.max_epochs=1",
+        "tokenizer.vocab_size=16",
+        "logger=csv",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        *QUIET,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     best = OmegaConf.load(tmp_path / "multirun" / "optimization_results.yaml")
     trials = {}
     for metrics_file in (tmp_path / "multirun").glob("*/metrics.json"):
         cfg = OmegaConf.load(metrics_file.parent / "config.yaml")
-        trials[(cfg.task.params.lr, cfg.model.d_model)] = json.loads(metrics_file.read_text())["val/mlm_acc"]
+        trials[(cfg.task.params.lr, cfg.model.d_model)] = json.loads(metrics_file.read_text())[
+            "val/mlm_acc"
+        ]
     assert len(trials) == 2  # Optuna's best is the trial with the best dev score, with its settings
     assert best.best_value == pytest.approx(max(trials.values()))
     assert (best.best_params["task.params.lr"], best.best_params["model.d_model"]) == pytest.approx(
-        max(trials, key=trials.get))
+        max(trials, key=trials.get)
+    )
 
 
-@pytest.mark.skipif(not has_plugin("hydra_submitit_launcher"),
-                    reason="hydra-submitit-launcher not installed (pip install -e .[sweep])")
+@pytest.mark.skipif(
+    not has_plugin("hydra_submitit_launcher"),
+    reason="hydra-submitit-launcher not installed (pip install -e .[sweep])",
+)
 def test_slurm_preset_becomes_an_sbatch_script(tmp_path, monkeypatch):
     """The preset's keys, mapped as the launcher maps them, give the sbatch options we expect."""
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # no srun here
+    monkeypatch.setattr(
+        submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1)
+    )  # no srun here
 
-    cfg = hydra_cfg("experiment=mlm", "sweep=[grid,slurm]", "hydra.launcher.partition=gpu",
-                    "hydra.launcher.timeout_min=720", f"hydra.sweep.dir={tmp_path}")
+    cfg = hydra_cfg(
+        "experiment=mlm",
+        "sweep=[grid,slurm]",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.timeout_min=720",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert sweep_values(cfg)["model.layers"] == [2, 4, 8, 12]  # the grid rides along
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert params.pop("_target_").endswith("SlurmLauncher")
-    executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    executor = submitit.AutoExecutor(
+        folder=params.pop("submitit_folder"),
+        cluster="slurm",
+        slurm_max_num_timeout=params.pop("max_num_timeout"),
+    )
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
     script = executor._executor._make_submission_file_text("python train.py", "uid")
-    for option in ("--partition=gpu", "--time=720", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=64GB"):
+    for option in (
+        "--partition=gpu",
+        "--time=720",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=64GB",
+    ):
         assert f"#SBATCH {option}" in script, option

@@ -9,11 +9,11 @@ import scipy.signal
 from omegaconf import OmegaConf
 
 from seisbert.config import build
+from seisbert.data.records import RecordSet
+from seisbert.data.synthetic import NPTS, SyntheticSource
 from seisbert.data.synthetic import catalog as cat
 from seisbert.data.synthetic import spectra as spec
 from seisbert.data.synthetic import waveforms as wav
-from seisbert.data.records import RecordSet
-from seisbert.data.synthetic import NPTS, SyntheticSource
 
 YAML = "configs/data/synthetic.yaml"
 
@@ -110,7 +110,9 @@ def test_catalogue_rates():
     day = (ev["hour_local"] >= 7) & (ev["hour_local"] < 19)
     assert day[blast].mean() == pytest.approx(1 - cfg.p_blast_off_hours, abs=0.015)
     assert day[~blast].mean() == pytest.approx(0.5, abs=0.02)
-    local = pd.Timestamp(cfg.catalog_start) + pd.to_timedelta(ev["utc_s"] / 3600 - cfg.utc_minus_local_h, "h")
+    local = pd.Timestamp(cfg.catalog_start) + pd.to_timedelta(
+        ev["utc_s"] / 3600 - cfg.utc_minus_local_h, "h"
+    )
     assert (local[blast].dayofweek < 5).all()
     assert (local[~blast].dayofweek >= 5).mean() == pytest.approx(2 / 7, abs=0.02)
     eq_mag = ev["mag"][ev["kind"] == cat.EQ]
@@ -156,8 +158,14 @@ def test_blasts_have_higher_high_frequency_p_to_s(medium):
     meta, x = medium.metadata, medium.waveforms[:, 0].astype(np.float64)
     p0 = meta["trace_p_onset_sample"].to_numpy()
     s0 = meta["trace_s_arrival_sample"].to_numpy()
-    ok = (meta["glitch"] == "none").to_numpy() & (meta["trace_snr_db"] > 10).to_numpy() & (s0 + 128 < NPTS)
-    ratio = np.log10(_band_power(x[ok], p0[ok], 128, (8, 20)) / _band_power(x[ok], s0[ok], 128, (8, 20)))
+    ok = (
+        (meta["glitch"] == "none").to_numpy()
+        & (meta["trace_snr_db"] > 10).to_numpy()
+        & (s0 + 128 < NPTS)
+    )
+    ratio = np.log10(
+        _band_power(x[ok], p0[ok], 128, (8, 20)) / _band_power(x[ok], s0[ok], 128, (8, 20))
+    )
     blast = meta["label_true"].to_numpy()[ok] == 1
     eq_mean, blast_mean = ratio[~blast].mean(), ratio[blast].mean()
     assert blast_mean - eq_mean > 0.2  # log10 power; the spec adds up to 0.6 above 6 Hz
@@ -167,7 +175,9 @@ def test_rg_only_from_shallow_sources():
     """Switching Rg off lowers 0.5-2.5 Hz power at the Rg arrival of blasts, not of deep events."""
     power = {}
     for level in (3.0, 0.0):
-        rec = SyntheticSource(n_events=120, seed=4, rg_level=level, p_gap=0.0, p_spike=0.0).load(progress=False)
+        rec = SyntheticSource(n_events=120, seed=4, rg_level=level, p_gap=0.0, p_spike=0.0).load(
+            progress=False
+        )
         start = np.minimum(rec.metadata["trace_rg_arrival_sample"].to_numpy(), NPTS - 800)
         lf = _band_power(rec.waveforms[:, 0].astype(np.float64), start, 800, (0.5, 2.5))
         power[level] = rec.metadata.assign(lf=lf).set_index(["event_id", "station_id"])
@@ -212,7 +222,9 @@ def test_pre_event_noise_between_peterson_models(medium):
     acc_db = 10 * np.log10(pv[:, sel] * (2 * np.pi * f[sel]) ** 2)  # velocity -> acceleration PSD
     low, high = spec.peterson_db(f[sel], spec.NLNM), spec.peterson_db(f[sel], spec.NHNM)
     lo_pct, hi_pct = np.percentile(acc_db, [2, 98], axis=0)
-    assert (lo_pct > low - 3).all() and (hi_pct < high + 6).all()  # +3 dB day-time boost, estimator scatter
+    assert (lo_pct > low - 3).all() and (
+        hi_pct < high + 6
+    ).all()  # +3 dB day-time boost, estimator scatter
     assert (np.median(acc_db, axis=0) > low + 5).all()
 
 
@@ -238,7 +250,9 @@ def test_glitches_corrupt_but_keep_records():
         assert np.abs(waves[i]).max() < np.abs(clean[i]).max()
     for i in np.flatnonzero(kinds == "dc_step"):
         step = np.unique(np.round(waves[i] - clean[i], 3))
-        assert len(step) == 2 and 0.0 in step and np.abs(step).max() > 15  # 0 before, 20 sigma after
+        assert (
+            len(step) == 2 and 0.0 in step and np.abs(step).max() > 15
+        )  # 0 before, 20 sigma after
 
 
 def test_no_glitches_when_disabled():
@@ -252,15 +266,20 @@ def test_no_glitches_when_disabled():
 
 @pytest.mark.parametrize(
     ("override", "match"),
-    [({"label_noise": 1.5}, r"data\.label_noise=1\.5 is out of range"),
-     ({"p_blast": -0.1}, r"data\.p_blast=-0\.1 is out of range"),
-     ({"min_sta": 7}, r"data\.min_sta=7 exceeds data\.max_sta=6"),
-     ({"eq_mag_range": [3.0, 1.0]}, r"data\.eq_mag_range=\[3\.0, 1\.0\] must be \[lo, hi\]"),
-     ({"mines": [[40.0, -112.0, 1.0]]}, r"data\.mines must be"),
-     ({"mie_mine": 9}, r"data\.mie_mine=9 is out of range"),
-     ({"catalog_start": "yesterday"}, r"data\.catalog_start='yesterday' is not an ISO date"),
-     ({"p_gap": 0.6, "p_spike": 0.6}, r"data\.p_gap \+ p_spike"),
-     ({"coda_band_centers_hz": [1.0, 2.0]}, r"data\.coda_band_centers_hz needs one centre per band")],
+    [
+        ({"label_noise": 1.5}, r"data\.label_noise=1\.5 is out of range"),
+        ({"p_blast": -0.1}, r"data\.p_blast=-0\.1 is out of range"),
+        ({"min_sta": 7}, r"data\.min_sta=7 exceeds data\.max_sta=6"),
+        ({"eq_mag_range": [3.0, 1.0]}, r"data\.eq_mag_range=\[3\.0, 1\.0\] must be \[lo, hi\]"),
+        ({"mines": [[40.0, -112.0, 1.0]]}, r"data\.mines must be"),
+        ({"mie_mine": 9}, r"data\.mie_mine=9 is out of range"),
+        ({"catalog_start": "yesterday"}, r"data\.catalog_start='yesterday' is not an ISO date"),
+        ({"p_gap": 0.6, "p_spike": 0.6}, r"data\.p_gap \+ p_spike"),
+        (
+            {"coda_band_centers_hz": [1.0, 2.0]},
+            r"data\.coda_band_centers_hz needs one centre per band",
+        ),
+    ],
 )
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(ValueError, match=match):

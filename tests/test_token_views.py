@@ -18,7 +18,9 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 @pytest.fixture(scope="module")
 def fitted():
     features, metadata = standin_features(n_records=300, seed=1)
-    tok, tokens = fit_tokenizer(features, metadata, TokenizerConfig(vocab_size=32, n_iter=10, device="cpu"))
+    tok, tokens = fit_tokenizer(
+        features, metadata, TokenizerConfig(vocab_size=32, n_iter=10, device="cpu")
+    )
     return features, tokens, tok.centroids, metadata
 
 
@@ -76,10 +78,12 @@ def test_pick_tokens_spreads_over_kinds(fitted):
 def test_views_write_pngs(fitted, tmp_path):
     _, tokens, centroids, _ = fitted
     layout = token_views.token_layout(tokens, 32)
-    paths = [token_views.plot_occurrence(layout, tmp_path / "occ.png"),
-             token_views.plot_token_kinds(layout, tmp_path / "kinds.png", n_tokens=20),
-             token_views.plot_centroid_spectra(centroids, tmp_path / "spectra.png", layout),
-             token_views.plot_centroid_spectra(centroids, tmp_path / "spectra_plain.png")]
+    paths = [
+        token_views.plot_occurrence(layout, tmp_path / "occ.png"),
+        token_views.plot_token_kinds(layout, tmp_path / "kinds.png", n_tokens=20),
+        token_views.plot_centroid_spectra(centroids, tmp_path / "spectra.png", layout),
+        token_views.plot_centroid_spectra(centroids, tmp_path / "spectra_plain.png"),
+    ]
     assert all(is_png(p) for p in paths)
 
 
@@ -87,7 +91,9 @@ def test_views_write_pngs(fitted, tmp_path):
 def test_umap_view_writes_png(fitted, tmp_path):
     features, tokens, _, _ = fitted
     layout = token_views.token_layout(tokens, 32)
-    assert is_png(token_views.plot_umap_map(features, tokens, layout, tmp_path / "umap.png", sample=800))
+    assert is_png(
+        token_views.plot_umap_map(features, tokens, layout, tmp_path / "umap.png", sample=800)
+    )
 
 
 def test_plot_tokens_script_over_an_artifact(fitted, tmp_path):
@@ -104,5 +110,9 @@ def test_plot_tokens_script_over_an_artifact(fitted, tmp_path):
     finally:
         sys.path.remove(str(SCRIPTS))
     out = plot_tokens.main([str(art), "--out", str(tmp_path / "views"), "--skip-umap"])
-    assert [p.name for p in out] == ["token_occurrence.png", "token_kinds.png", "centroid_spectra.png"]
+    assert [p.name for p in out] == [
+        "token_occurrence.png",
+        "token_kinds.png",
+        "centroid_spectra.png",
+    ]
     assert all(is_png(p) for p in out)

@@ -10,10 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seisbert.analysis.vocabulary import (ReportConfig, phase_bins, pnmi, purity, usage_stats,
-                                          vocabulary_report, write_report)
-from seisbert.tokenizer import (Tokenizer, TokenizerConfig, fit_tokenizer, standin_features,
-                                training_windows)
+from seisbert.tokenizer import (
+    Tokenizer,
+    TokenizerConfig,
+    fit_tokenizer,
+    standin_features,
+    training_windows,
+)
+from seisbert.vocabulary import (
+    ReportConfig,
+    phase_bins,
+    pnmi,
+    purity,
+    usage_stats,
+    vocabulary_report,
+    write_report,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -28,7 +40,9 @@ def small_cfg(**kw) -> TokenizerConfig:
 
 
 def brute_force_ids(windows: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    d2 = ((windows[:, None, :].astype(np.float64) - centroids[None].astype(np.float64)) ** 2).sum(-1)  # (n, K)
+    d2 = ((windows[:, None, :].astype(np.float64) - centroids[None].astype(np.float64)) ** 2).sum(
+        -1
+    )  # (n, K)
     return d2.argmin(axis=1), d2
 
 
@@ -96,18 +110,26 @@ def test_vocab_sizes_8_and_150(standin, k):
 
 @pytest.mark.parametrize("bad", [7, 151, 200])
 def test_bad_vocab_size_names_the_key(bad):
-    with pytest.raises(ValueError, match=rf"tokenizer\.vocab_size={bad} is out of range; allowed \[8, 150\]"):
+    with pytest.raises(
+        ValueError, match=rf"tokenizer\.vocab_size={bad} is out of range; allowed \[8, 150\]"
+    ):
         TokenizerConfig(vocab_size=bad)
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("method", "pca", r"tokenizer\.method='pca' is not allowed"),
-    ("device", "tpu", r"tokenizer\.device='tpu' is not allowed"),
-    ("init", "kmeans", r"tokenizer\.init='kmeans' is not allowed"),
-    ("max_fit_windows", 10, r"tokenizer\.max_fit_windows=10 is out of range"),
-    ("report", {"_target_": "seisbert.analysis.vocabulary.ReportConfig", "tiny": 1},
-     r"tokenizer\.report\.tiny is not a known key"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("method", "pca", r"tokenizer\.method='pca' is not allowed"),
+        ("device", "tpu", r"tokenizer\.device='tpu' is not allowed"),
+        ("init", "kmeans", r"tokenizer\.init='kmeans' is not allowed"),
+        ("max_fit_windows", 10, r"tokenizer\.max_fit_windows=10 is out of range"),
+        (
+            "report",
+            {"_target_": "seisbert.vocabulary.ReportConfig", "tiny": 1},
+            r"tokenizer\.report\.tiny is not a known key",
+        ),
+    ],
+)
 def test_bad_options_name_the_key(key, value, match):
     with pytest.raises(ValueError, match=match):
         TokenizerConfig(**{key: value})
@@ -132,7 +154,9 @@ def test_cuda_without_gpu_fails_with_hint(standin):
     if faiss.get_num_gpus() > 0:
         pytest.skip("a GPU is visible; this checks the CPU-only message")
     features, metadata = standin
-    with pytest.raises(ValueError, match="tokenizer.device='cuda' but FAISS sees no GPU; install faiss-gpu"):
+    with pytest.raises(
+        ValueError, match="tokenizer.device='cuda' but FAISS sees no GPU; install faiss-gpu"
+    ):
         fit_tokenizer(features, metadata, small_cfg(device="cuda"))
 
 
@@ -141,8 +165,14 @@ def test_save_load_round_trip_exact(standin, tmp_path):
     tok, tokens = fit_tokenizer(features, metadata, small_cfg())
     back = Tokenizer.load(tok.save(tmp_path / "tok"))
     np.testing.assert_array_equal(back.centroids, tok.centroids)
-    assert back.cfg == tok.cfg and back.inertia == tok.inertia and back.n_fit_windows == tok.n_fit_windows
-    np.testing.assert_array_equal(back.assign(features.reshape(-1, features.shape[2])), tokens.ravel())
+    assert (
+        back.cfg == tok.cfg
+        and back.inertia == tok.inertia
+        and back.n_fit_windows == tok.n_fit_windows
+    )
+    np.testing.assert_array_equal(
+        back.assign(features.reshape(-1, features.shape[2])), tokens.ravel()
+    )
     np.testing.assert_array_equal(back.tokenize(features), tokens)
 
 
@@ -174,7 +204,10 @@ def test_fit_rejects_nan_and_too_few_windows():
     x[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         Tokenizer(small_cfg()).fit(x)
-    with pytest.raises(ValueError, match=r"tokenizer\.vocab_size=16 needs at least that many training windows; got 10"):
+    with pytest.raises(
+        ValueError,
+        match=r"tokenizer\.vocab_size=16 needs at least that many training windows; got 10",
+    ):
         Tokenizer(small_cfg()).fit(np.ones((10, 4), np.float32))
 
 
@@ -235,14 +268,24 @@ def test_usage_stats():
 
 def test_phase_bins_follow_picks():
     cfg = ReportConfig()
-    meta = pd.DataFrame({"trace_p_arrival_sample": [1000, 1000, 1000],
-                         "trace_s_arrival_sample": [1000 + 700, 1000 + 230, np.nan]})
+    meta = pd.DataFrame(
+        {
+            "trace_p_arrival_sample": [1000, 1000, 1000],
+            "trace_s_arrival_sample": [1000 + 700, 1000 + 230, np.nan],
+        }
+    )
     bins = phase_bins(meta, 90, cfg)
     p, s, c = 1, 2, 3
     assert (bins[:, :10] == 0).all()
-    np.testing.assert_array_equal(bins[0, 10:40], [p] * 5 + [c] * 2 + [s] * 15 + [c] * 8)  # S at 17 s
-    np.testing.assert_array_equal(bins[1, 10:30], [p] * 2 + [s] * 15 + [c] * 3)  # S at 12 s cuts P short
-    np.testing.assert_array_equal(bins[2, 10:31], [p] * 5 + [s] * 15 + [c])  # no S pick: fixed 15-29
+    np.testing.assert_array_equal(
+        bins[0, 10:40], [p] * 5 + [c] * 2 + [s] * 15 + [c] * 8
+    )  # S at 17 s
+    np.testing.assert_array_equal(
+        bins[1, 10:30], [p] * 2 + [s] * 15 + [c] * 3
+    )  # S at 12 s cuts P short
+    np.testing.assert_array_equal(
+        bins[2, 10:31], [p] * 5 + [s] * 15 + [c]
+    )  # no S pick: fixed 15-29
     no_s = phase_bins(meta.drop(columns="trace_s_arrival_sample"), 90, cfg)
     np.testing.assert_array_equal(no_s[0], bins[2])
 
@@ -250,13 +293,19 @@ def test_phase_bins_follow_picks():
 def test_vocabulary_report(standin, tmp_path):
     features, metadata = standin
     tok, tokens = fit_tokenizer(features, metadata, small_cfg(max_fit_windows=None))
-    report = vocabulary_report(features, tokens, tok.centroids, metadata, ReportConfig(sample_windows=3000))
+    report = vocabulary_report(
+        features, tokens, tok.centroids, metadata, ReportConfig(sample_windows=3000)
+    )
     train = (metadata["split"] == "train").to_numpy()
-    assert report["vocab_size"] == 16 and report["n_windows"] == tokens[train].size  # train rows only
+    assert (
+        report["vocab_size"] == 16 and report["n_windows"] == tokens[train].size
+    )  # train rows only
     # the fit saw the same train windows (all of them: max_fit_windows=None)
     assert report["inertia"] == pytest.approx(tok.inertia, rel=1e-4)
     assert report["davies_bouldin"] > 0 and report["calinski_harabasz"] > 0
-    assert 0 < report["class_pnmi"] < report["phase_pnmi"] < 1  # stand-in tokens know time, not class
+    assert (
+        0 < report["class_pnmi"] < report["phase_pnmi"] < 1
+    )  # stand-in tokens know time, not class
     assert sum(report["phase_fractions"].values()) == pytest.approx(1.0)
     path = write_report(report, tmp_path / "r" / "vocabulary_report.json")
     assert json.loads(path.read_text())["vocab_size"] == 16
@@ -266,8 +315,23 @@ def test_bench_script_runs_small(capsys):
     import runpy
 
     main = runpy.run_path(str(CONFIGS.parent / "scripts" / "bench_tokenizer.py"))["main"]
-    out = main(["--n-a", "20000", "--n-b", "18000", "--n-iter", "3", "--k", "16", "--max-fit-windows", "5000"])
+    out = main(
+        [
+            "--n-a",
+            "20000",
+            "--n-b",
+            "18000",
+            "--n-iter",
+            "3",
+            "--k",
+            "16",
+            "--max-fit-windows",
+            "5000",
+        ]
+    )
     same = out["a"][0]
-    assert same["init"] == "same initial centroids" and same["inertia_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert same["init"] == "same initial centroids" and same["inertia_ratio"] == pytest.approx(
+        1.0, abs=1e-4
+    )
     assert [r["max_fit_windows"] for r in out["b"]] == [5000, None]
     assert "target >= 8x" in capsys.readouterr().out

@@ -14,15 +14,20 @@ import torch
 
 from seisbert.data.sequences import TokenDataModule
 from seisbert.pipeline import TokenSet, prepare
-from seisbert.run import run_task, validate, write_run_info
-from seisbert.tasks.finetune_run import build_finetuning
+from seisbert.train.finetune import build_finetuning
+from seisbert.train.job import train_job, validate, write_run_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cli_composes_the_documented_command():
-    out = subprocess.run([sys.executable, "train.py", "experiment=mlm_nsp", "model.layers=12", "--cfg", "job"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=mlm_nsp", "model.layers=12", "--cfg", "job"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "layers: 12" in out and "source_linking: true" in out
 
 
@@ -30,7 +35,7 @@ def test_cli_composes_the_documented_command():
 def test_fast_dev_run(tiny_cfg, experiment):
     cfg = tiny_cfg(f"experiment={experiment}", "debug=fdr", "model=tiny")
     validate(cfg)
-    metrics = run_task(cfg)
+    metrics = train_job(cfg)
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text()) == metrics
     test_rows = len(TokenSet.load(prepare(cfg)["tokens"]).metadata.query("split == 'test'"))
     one_batch = min(cfg.task.params.batch_size, test_rows)  # fast_dev_run: one test batch
@@ -39,19 +44,24 @@ def test_fast_dev_run(tiny_cfg, experiment):
         assert tn + fp + fn + tp == metrics["test/n"] == one_batch
         assert metrics["test/accuracy"] == pytest.approx((tn + tp) / one_batch)
         assert metrics["test/balanced_accuracy"] == pytest.approx(
-            np.mean([r[i] / sum(r) for i, r in enumerate(metrics["test/confusion_matrix"]) if sum(r)]))
+            np.mean(
+                [r[i] / sum(r) for i, r in enumerate(metrics["test/confusion_matrix"]) if sum(r)]
+            )
+        )
         return
     assert metrics["test/baseline_random_acc"] == pytest.approx(1 / 16)
     assert metrics["test/mlm_top5"] >= metrics["test/mlm_acc"]  # the top-1 guess is among the top 5
     assert ("test/sl_acc" in metrics) == (experiment == "mlm_nsp")
     if experiment == "mlm_nsp":  # a fraction of the batch's pairs
-        assert (metrics["test/sl_acc"] * one_batch) == pytest.approx(round(metrics["test/sl_acc"] * one_batch))
+        assert (metrics["test/sl_acc"] * one_batch) == pytest.approx(
+            round(metrics["test/sl_acc"] * one_batch)
+        )
 
 
 def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(tiny_cfg):
     pre = tiny_cfg("experiment=mlm", "model=tiny", "trainer.max_epochs=1")
     write_run_info(pre)
-    metrics = run_task(pre)
+    metrics = train_job(pre)
     ckpt = Path(metrics["checkpoint"])
     assert json.loads((ckpt.parent / "model.json").read_text())["vocab_size"] == 16
     # the cache holds the run's best checkpoint, and the reported dev score is the best epoch's
@@ -71,15 +81,21 @@ def test_finetune_starts_from_the_pretrained_encoder_and_refuses_other_tokens(ti
     for name, tensor in module.encoder.state_dict().items():
         assert torch.equal(tensor, saved[f"encoder.{name}"]), name
 
-    other = tiny_cfg("experiment=finetune", "model=tiny", "tokenizer.vocab_size=8",
-                     f"task.params.checkpoint={ckpt}")
-    with pytest.raises(ValueError, match=r"pretrained on tokens .* \(K=16\) but this run's tokens are .* \(K=8\)"):
+    other = tiny_cfg(
+        "experiment=finetune",
+        "model=tiny",
+        "tokenizer.vocab_size=8",
+        f"task.params.checkpoint={ckpt}",
+    )
+    with pytest.raises(
+        ValueError, match=r"pretrained on tokens .* \(K=16\) but this run's tokens are .* \(K=8\)"
+    ):
         build_finetuning(other, TokenSet.load(prepare(other)["tokens"]))
 
 
 def test_finetune_without_a_base_model_says_what_to_run(tiny_cfg, tmp_path):
     from seisbert.config import build
-    from seisbert.tasks.finetune_run import find_base_checkpoint
+    from seisbert.train.finetune import find_base_checkpoint
 
     cfg = tiny_cfg("experiment=finetune", "model=tiny", "task.params.pretrain_task=mlm_nsp")
     tset = TokenSet.load(prepare(cfg)["tokens"])
@@ -104,7 +120,10 @@ def predict_test(module, dm, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows and blast probabilities of the test split, computed here, not by the module's hooks."""
     module.eval()
     rows, probs = [], []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(precision).startswith("bf16")):
+    with (
+        torch.no_grad(),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(precision).startswith("bf16")),
+    ):
         for batch in dm.test_dataloader():
             probs.append(module(batch["ids"], batch["segments"]).float().softmax(-1)[:, 1])
             rows.append(batch["row"])
@@ -118,14 +137,22 @@ def test_finetune_metrics_are_those_of_its_best_checkpoint(tiny_cfg):
     from seisbert.tasks.finetune import FinetuneModule
 
     # 8 epochs at 2e-3: predictions of both classes and a dev score that changes between epochs
-    cfg = tiny_cfg("experiment=scratch", "model=tiny", "trainer.max_epochs=8", "task.params.lr=2e-3",
-                   "task.params.masked_eval=false", "logger=csv")
-    run_task(cfg)
+    cfg = tiny_cfg(
+        "experiment=scratch",
+        "model=tiny",
+        "trainer.max_epochs=8",
+        "task.params.lr=2e-3",
+        "task.params.masked_eval=false",
+        "logger=csv",
+    )
+    train_job(cfg)
     out = Path(cfg.paths.output_dir)
     saved = json.loads((out / "metrics.json").read_text())
     tset = TokenSet.load(prepare(cfg)["tokens"])
     _, dm = build_finetuning(cfg, tset)
-    module = FinetuneModule.load_from_checkpoint(out / "checkpoints" / "best.ckpt", weights_only=True)
+    module = FinetuneModule.load_from_checkpoint(
+        out / "checkpoints" / "best.ckpt", weights_only=True
+    )
     rows, prob = predict_test(module, dm, cfg.trainer.precision)
     meta = tset.metadata.iloc[rows]
     y, pred = meta["label"].to_numpy(), (prob >= 0.5).astype(int)
@@ -134,10 +161,14 @@ def test_finetune_metrics_are_those_of_its_best_checkpoint(tiny_cfg):
     assert saved["test/balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
     assert saved["test/roc_auc"] == pytest.approx(skm.roc_auc_score(y, prob), abs=1e-6)
     # per event: the mean probability of its stations against the event's label
-    events = pd.DataFrame({"event": meta["event_id"].to_numpy(), "y": y, "p": prob}).groupby("event")
+    events = pd.DataFrame({"event": meta["event_id"].to_numpy(), "y": y, "p": prob}).groupby(
+        "event"
+    )
     assert (events["y"].nunique() == 1).all()  # labels are per event
     ey, ep = events["y"].first().to_numpy(), events["p"].mean().to_numpy()
-    assert saved["test/event_balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(ey, ep >= 0.5))
+    assert saved["test/event_balanced_accuracy"] == pytest.approx(
+        skm.balanced_accuracy_score(ey, ep >= 0.5)
+    )
     # the dev score returned to a sweeper is the best epoch's, as logged
     logged = pd.read_csv(next((out / "csv").rglob("metrics.csv")))["val/balanced_accuracy"].dropna()
     assert len(logged) == cfg.trainer.max_epochs
@@ -145,8 +176,14 @@ def test_finetune_metrics_are_those_of_its_best_checkpoint(tiny_cfg):
 
 
 def fit_and_test(module, dm, epochs: int) -> dict:
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, dm)
     return trainer.test(module, dm, verbose=False)[0]
 
@@ -162,7 +199,9 @@ def test_tiny_classifier_beats_the_constant_predictor_on_an_easy_set(easy_tokens
     params = dataclasses.asdict(FinetuneConfig(init="scratch", lr=3e-3, masked_eval=False))
     m = fit_and_test(FinetuneModule(TINY_MODEL, params, "easy"), dm, epochs=8)
     assert m["test/n"] == len(dm.rows["test"])
-    assert m["test/balanced_accuracy"] >= 0.9 and m["test/roc_auc"] >= 0.95  # constant predictor: 0.5, 0.5
+    assert (
+        m["test/balanced_accuracy"] >= 0.9 and m["test/roc_auc"] >= 0.95
+    )  # constant predictor: 0.5, 0.5
 
 
 def test_tiny_mlm_beats_the_trivial_baselines_on_an_easy_set(easy_tokens):
@@ -171,9 +210,13 @@ def test_tiny_mlm_beats_the_trivial_baselines_on_an_easy_set(easy_tokens):
     L.seed_everything(0)
     dm = TokenDataModule(*easy_tokens("copy"), vocab_size=16, batch_size=32)
     params = dataclasses.asdict(PretrainConfig(lr=3e-3, batch_size=32))
-    m = fit_and_test(PretrainModule(TINY_MODEL, params, "easy", dm.step_mode().tolist()), dm, epochs=8)
+    m = fit_and_test(
+        PretrainModule(TINY_MODEL, params, "easy", dm.step_mode().tolist()), dm, epochs=8
+    )
     trivial = max(m["test/baseline_random_acc"], m["test/baseline_step_mode_acc"])
-    assert trivial < 0.1 and m["test/baseline_left_neighbour_acc"] > 0.95  # the set is what it claims
+    assert (
+        trivial < 0.1 and m["test/baseline_left_neighbour_acc"] > 0.95
+    )  # the set is what it claims
     assert m["test/mlm_acc_all_masked"] > 4 * trivial and m["test/mlm_top5"] > 0.9
 
 
@@ -183,13 +226,40 @@ def test_bench_encoder_times_the_training_step_beside_hf_fp32(capsys):
     import runpy
 
     bench = runpy.run_path(str(ROOT / "scripts" / "bench_encoder.py"))
-    rows = bench["main"](["--presets", "small", "--batch", "small=2", "--steps", "small=1", "--rounds", "1",
-                          "--threads", "1", "--variants", "ours:fp32", "--ours-precision", "bf16"])
+    rows = bench["main"](
+        [
+            "--presets",
+            "small",
+            "--batch",
+            "small=2",
+            "--steps",
+            "small=1",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+            "--variants",
+            "ours:fp32",
+            "--ours-precision",
+            "bf16",
+        ]
+    )
     by = {r["model"]: r for r in rows}
-    assert set(by) == {"ours:fp32", "ours_masked:bf16", "hf_bert:fp32"}  # the headline pair is always timed
-    assert [r["model"] for r in rows if r["headline"]] == ["ours_masked:bf16"] and by["hf_bert:fp32"]["over_hf_fp32"] == 1
+    assert set(by) == {
+        "ours:fp32",
+        "ours_masked:bf16",
+        "hf_bert:fp32",
+    }  # the headline pair is always timed
+    assert [r["model"] for r in rows if r["headline"]] == ["ours_masked:bf16"] and by[
+        "hf_bert:fp32"
+    ]["over_hf_fp32"] == 1
     for r in rows:
-        assert r["over_hf_fp32"] == pytest.approx(r["tokens_per_s"] / by["hf_bert:fp32"]["tokens_per_s"])
-    assert "seisbert training step (ours_masked:bf16) / HF BertForMaskedLM fp32 = " in capsys.readouterr().out
+        assert r["over_hf_fp32"] == pytest.approx(
+            r["tokens_per_s"] / by["hf_bert:fp32"]["tokens_per_s"]
+        )
+    assert (
+        "seisbert training step (ours_masked:bf16) / HF BertForMaskedLM fp32 = "
+        in capsys.readouterr().out
+    )
     with pytest.raises(SystemExit, match="'hf_bert:fp16'.*precision one of \\['fp32', 'bf16'\\]"):
         bench["parse_variants"]("hf_bert:fp16")

@@ -60,17 +60,34 @@ def restamped(tr: obspy.Trace, station: str, network: str = "XX", **stats) -> ob
 
 # ------------------------------------------------------------------------ real data
 def test_real_local_event_gives_the_feature_window(tmp_path):
-    catalog = csv_catalog(tmp_path / "cat.csv", [
-        {"event_id": "uh-a", "origin_time": str(UH_ORIGIN), "event_type": "earthquake",
-         "station_id": "BW.UH4", "p_time": str(UH_P)},
-        {"event_id": "uh-b", "origin_time": "2010-05-27T16:27:30", "event_type": "earthquake",
-         "station_id": "BW.UH4", "p_time": "2010-05-27T16:27:31.44"}])
-    rs = WaveformSource(waveform_dir=str(link(UH4, tmp_path / "wf").parent),
-                        catalog=catalog).load(progress=False)
+    catalog = csv_catalog(
+        tmp_path / "cat.csv",
+        [
+            {
+                "event_id": "uh-a",
+                "origin_time": str(UH_ORIGIN),
+                "event_type": "earthquake",
+                "station_id": "BW.UH4",
+                "p_time": str(UH_P),
+            },
+            {
+                "event_id": "uh-b",
+                "origin_time": "2010-05-27T16:27:30",
+                "event_type": "earthquake",
+                "station_id": "BW.UH4",
+                "p_time": "2010-05-27T16:27:31.44",
+            },
+        ],
+    )
+    rs = WaveformSource(waveform_dir=str(link(UH4, tmp_path / "wf").parent), catalog=catalog).load(
+        progress=False
+    )
     assert rs.waveforms.shape == (2, 1, 12000) and rs.waveforms.dtype == np.float32
     a, b = rs.metadata.iloc[0], rs.metadata.iloc[1]
     assert (a.trace_p_arrival_sample, a.trace_npts) == (2000, 12000)
-    assert a.trace_start_time == "2010-05-27T16:24:14.160000Z" and a.trace_p_pick_origin == "catalog"
+    assert (
+        a.trace_start_time == "2010-05-27T16:24:14.160000Z" and a.trace_p_pick_origin == "catalog"
+    )
     z = rs.waveforms[0, 0]
     assert np.isfinite(z).all()
     noise, onset = np.std(z[1000:1900]), np.std(z[2000:2200])
@@ -78,9 +95,13 @@ def test_real_local_event_gives_the_feature_window(tmp_path):
     # The second event ends 22.6 s after P: kept with NaN padding; features reject it.
     last = UTCDateTime("2010-05-27T16:27:54")  # the recording's last sample
     assert b.trace_npts == round((last - UTCDateTime(b.trace_start_time)) * 100) + 1
-    assert np.isnan(rs.waveforms[1, 0, b.trace_npts:]).all()
-    feats, reasons = featurize_chunk(rs.waveforms, rs.metadata.trace_p_arrival_sample.to_numpy(),
-                                     rs.metadata.trace_npts.to_numpy(), FeatureConfig())
+    assert np.isnan(rs.waveforms[1, 0, b.trace_npts :]).all()
+    feats, reasons = featurize_chunk(
+        rs.waveforms,
+        rs.metadata.trace_p_arrival_sample.to_numpy(),
+        rs.metadata.trace_npts.to_numpy(),
+        FeatureConfig(),
+    )
     assert feats.shape == (2, 90, 20) and list(reasons) == ["", Reason.TOO_SHORT]
     assert np.isfinite(feats[0]).all()
 
@@ -88,11 +109,20 @@ def test_real_local_event_gives_the_feature_window(tmp_path):
 def tohoku_quakeml(path: Path, with_pick: bool) -> str:
     sac = obspy.read(str(TLY))[0].stats.sac
     ref = obspy.read(str(TLY))[0].stats.starttime - sac.b
-    event = Event(event_type="earthquake", origins=[Origin(
-        time=ref + sac.o, latitude=sac.evla, longitude=sac.evlo, depth=sac.evdp)])
+    event = Event(
+        event_type="earthquake",
+        origins=[Origin(time=ref + sac.o, latitude=sac.evla, longitude=sac.evlo, depth=sac.evdp)],
+    )
     if with_pick:
-        event.picks = [Pick(time=ref + sac.a, phase_hint="P", waveform_id=WaveformStreamID(
-            network_code="II", station_code="TLY", channel_code="BHZ"))]
+        event.picks = [
+            Pick(
+                time=ref + sac.a,
+                phase_hint="P",
+                waveform_id=WaveformStreamID(
+                    network_code="II", station_code="TLY", channel_code="BHZ"
+                ),
+            )
+        ]
     Catalog([event]).write(str(path), format="QUAKEML")
     return str(path)
 
@@ -100,13 +130,23 @@ def tohoku_quakeml(path: Path, with_pick: bool) -> str:
 def test_tohoku_20hz_is_too_slow_by_default_and_taup_matches_the_analyst_pick(tmp_path):
     wf = link(TLY, tmp_path / "wf").parent
     picked = WaveformSource(waveform_dir=str(wf), catalog=tohoku_quakeml(tmp_path / "a.xml", True))
-    with pytest.raises(ValueError, match=r"no usable record from 1 catalogue events \(rejected "
-                       r"\{'unexpected sampling rate': 1\}\).*BHZ at 20.0 Hz < data.min_sampling"):
+    with pytest.raises(
+        ValueError,
+        match=r"no usable record from 1 catalogue events \(rejected "
+        r"\{'unexpected sampling rate': 1\}\).*BHZ at 20.0 Hz < data.min_sampling",
+    ):
         picked.load(progress=False)
     picked.min_sampling_rate_hz = 20.0
     by_pick = picked.load(progress=False).metadata.iloc[0]
-    by_taup = WaveformSource(waveform_dir=str(wf), catalog=tohoku_quakeml(tmp_path / "b.xml", False),
-                             min_sampling_rate_hz=20.0).load(progress=False).metadata.iloc[0]
+    by_taup = (
+        WaveformSource(
+            waveform_dir=str(wf),
+            catalog=tohoku_quakeml(tmp_path / "b.xml", False),
+            min_sampling_rate_hz=20.0,
+        )
+        .load(progress=False)
+        .metadata.iloc[0]
+    )
     assert by_pick.trace_p_pick_origin == "catalog" and by_taup.trace_p_pick_origin == "taup"
     assert by_taup.path_ep_distance_km == pytest.approx(3342.5, abs=5)  # SAC header: dist
     p_pick = UTCDateTime(by_pick.trace_start_time) + by_pick.trace_p_arrival_sample / 100
@@ -131,8 +171,9 @@ def test_real_quakeml_quarry_blast_is_label_1(tmp_path, uh4):
     tr.stats.starttime = event.origin_time - 20
     tr.stats.sac = obspy.core.AttribDict(stla=event.latitude + 0.45, stlo=event.longitude)
     tr.write(str(tmp_path / "cix.sac"), format="SAC")
-    rs = WaveformSource(waveform_dir=str(tmp_path), file_glob="*.sac",
-                        catalog=str(USGS_BLAST)).load(progress=False)
+    rs = WaveformSource(
+        waveform_dir=str(tmp_path), file_glob="*.sac", catalog=str(USGS_BLAST)
+    ).load(progress=False)
     row = rs.metadata.iloc[0]
     assert (row.source_type, row.label, row.trace_p_pick_origin) == ("blast", 1, "taup")
     assert row.path_ep_distance_km == pytest.approx(50, abs=1)
@@ -153,9 +194,16 @@ def test_every_bad_input_is_rejected_and_counted_while_good_records_go_on(tmp_pa
     restamped(late.copy().decimate(2), "MIX").write(str(wf / "mix2.mseed"), format="MSEED")
     restamped(uh4.copy().decimate(5), "LOW").write(str(wf / "low.mseed"), format="MSEED")
     restamped(uh4, "NOP").write(str(wf / "nop.mseed"), format="MSEED")
-    picks = [{"event_id": "good", "origin_time": str(UH_ORIGIN), "event_type": "Earthquake",
-              "station_id": f"{s}", "p_time": str(UH_P)}
-             for s in ("BW.UH4", "XX.GAP", "XX.OVL", "XX.MIX", "XX.LOW")]
+    picks = [
+        {
+            "event_id": "good",
+            "origin_time": str(UH_ORIGIN),
+            "event_type": "Earthquake",
+            "station_id": f"{s}",
+            "p_time": str(UH_P),
+        }
+        for s in ("BW.UH4", "XX.GAP", "XX.OVL", "XX.MIX", "XX.LOW")
+    ]
     ufo = {"event_id": "ufo", "origin_time": str(UH_ORIGIN + 60), "event_type": "sonic boom"}
     catalog = csv_catalog(tmp_path / "cat.csv", picks + [ufo])
     with caplog.at_level(logging.INFO, logger="seisbert.data.waveforms"):
@@ -163,8 +211,16 @@ def test_every_bad_input_is_rejected_and_counted_while_good_records_go_on(tmp_pa
     assert sorted(rs.metadata.station_id) == ["BW.UH4", "XX.OVL"]  # identical overlap merges
     np.testing.assert_array_equal(rs.waveforms[0], rs.waveforms[1])
     reasons = dict(zip(rs.rejected.reason, rs.rejected.detail))
-    assert sorted(reasons) == sorted([Reason.UNREADABLE, Reason.GAP, Reason.MIXED_RATE,
-                                      Reason.BAD_RATE, Reason.MISSING_PICK, Reason.UNKNOWN_TYPE])
+    assert sorted(reasons) == sorted(
+        [
+            Reason.UNREADABLE,
+            Reason.GAP,
+            Reason.MIXED_RATE,
+            Reason.BAD_RATE,
+            Reason.MISSING_PICK,
+            Reason.UNKNOWN_TYPE,
+        ]
+    )
     assert "junk.mseed" in reasons[Reason.UNREADABLE]
     assert "sonic boom" in reasons[Reason.UNKNOWN_TYPE]
     assert "[50.0, 100.0]" in reasons[Reason.MIXED_RATE]
@@ -175,19 +231,32 @@ def test_every_bad_input_is_rejected_and_counted_while_good_records_go_on(tmp_pa
 
 
 def test_no_pick_without_taup_is_a_missing_pick(tmp_path):
-    catalog = csv_catalog(tmp_path / "cat.csv", [
-        {"event_id": "e", "origin_time": str(UH_ORIGIN), "event_type": "earthquake"}])
-    source = WaveformSource(waveform_dir=str(link(UH4, tmp_path / "wf").parent), catalog=catalog,
-                            p_from_taup=False)
-    with pytest.raises(ValueError, match=r"\{'missing pick': 1\}.*e BW.UH4: no P pick and "
-                       "data.p_from_taup=false"):
+    catalog = csv_catalog(
+        tmp_path / "cat.csv",
+        [{"event_id": "e", "origin_time": str(UH_ORIGIN), "event_type": "earthquake"}],
+    )
+    source = WaveformSource(
+        waveform_dir=str(link(UH4, tmp_path / "wf").parent), catalog=catalog, p_from_taup=False
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"\{'missing pick': 1\}.*e BW.UH4: no P pick and "
+        "data.p_from_taup=false",
+    ):
         source.load(progress=False)
 
 
 # ------------------------------------------------------------------------ Z/R/T, response
-RJOB_EVENT = dict(event_id="rjob", origin_time="2009-08-24T00:19:58", event_type="earthquake",
-                  latitude=47.45, longitude=12.2, depth_km=8.0, station_id="BW.RJOB",
-                  p_time="2009-08-24T00:20:05")
+RJOB_EVENT = dict(
+    event_id="rjob",
+    origin_time="2009-08-24T00:19:58",
+    event_type="earthquake",
+    latitude=47.45,
+    longitude=12.2,
+    depth_km=8.0,
+    station_id="BW.RJOB",
+    p_time="2009-08-24T00:20:05",
+)
 
 
 def rjob_source(tmp_path, stream, **kwargs) -> WaveformSource:
@@ -195,15 +264,21 @@ def rjob_source(tmp_path, stream, **kwargs) -> WaveformSource:
     stream.write(str(tmp_path / "rjob.mseed"), format="MSEED")
     inventory = kwargs.pop("inventory", obspy.read_inventory())
     inventory.write(str(tmp_path / "rjob.xml"), format="STATIONXML")
-    return WaveformSource(waveform_dir=str(tmp_path), file_glob="*.mseed",
-                          catalog=csv_catalog(tmp_path / "cat.csv", [RJOB_EVENT]),
-                          inventory=str(tmp_path / "rjob.xml"), **kwargs)
+    return WaveformSource(
+        waveform_dir=str(tmp_path),
+        file_glob="*.mseed",
+        catalog=csv_catalog(tmp_path / "cat.csv", [RJOB_EVENT]),
+        inventory=str(tmp_path / "rjob.xml"),
+        **kwargs,
+    )
 
 
 def preprocessed(stream) -> obspy.Stream:
     for tr in stream:  # what WaveformSource does before rotating (all linear)
         tr.data = tr.data.astype(np.float64)
-        tr.detrend("demean").detrend("linear").taper(max_percentage=0.5, max_length=5.0, type="hann")
+        tr.detrend("demean").detrend("linear").taper(
+            max_percentage=0.5, max_length=5.0, type="hann"
+        )
     return stream
 
 
@@ -230,7 +305,9 @@ def test_zrt_from_1_2_horizontals_uses_the_inventory_orientation(tmp_path):
             obj.stats.channel = new
         else:
             obj.code = new
-    renamed = rjob_source(tmp_path, stream, channels="ZRT", inventory=inventory).load(progress=False)
+    renamed = rjob_source(tmp_path, stream, channels="ZRT", inventory=inventory).load(
+        progress=False
+    )
     plain = rjob_source(tmp_path / "plain", obspy.read(), channels="ZRT").load(progress=False)
     np.testing.assert_allclose(renamed.waveforms, plain.waveforms, rtol=1e-5, atol=1e-3)
 
@@ -262,9 +339,18 @@ def test_sds_archive_gives_the_same_record_as_files(tmp_path, uh4):
     day = tmp_path / "sds/2010/BW/UH4/EHZ.D"
     day.mkdir(parents=True)
     uh4.write(str(day / "BW.UH4..EHZ.D.2010.147"), format="MSEED")
-    catalog = csv_catalog(tmp_path / "cat.csv", [
-        {"event_id": "uh-a", "origin_time": str(UH_ORIGIN), "event_type": "earthquake",
-         "station_id": "BW.UH4", "p_time": str(UH_P)}])
+    catalog = csv_catalog(
+        tmp_path / "cat.csv",
+        [
+            {
+                "event_id": "uh-a",
+                "origin_time": str(UH_ORIGIN),
+                "event_type": "earthquake",
+                "station_id": "BW.UH4",
+                "p_time": str(UH_P),
+            }
+        ],
+    )
     sds = WaveformSource(archive="sds", waveform_dir=str(tmp_path / "sds"), catalog=catalog)
     files = WaveformSource(waveform_dir=str(link(UH4, tmp_path / "wf").parent), catalog=catalog)
     a, b = sds.load(progress=False), files.load(progress=False)
@@ -274,28 +360,54 @@ def test_sds_archive_gives_the_same_record_as_files(tmp_path, uh4):
 
 def test_quakeml_p_comes_from_arrivals_hints_and_the_earliest_pick(tmp_path):
     wid = WaveformStreamID(network_code="XX", station_code="A")
-    picks = [Pick(time=UTCDateTime(10), waveform_id=wid),  # no hint: its arrival says Pg
-             Pick(time=UTCDateTime(12), phase_hint="P", waveform_id=wid),
-             Pick(time=UTCDateTime(5), phase_hint="S", waveform_id=WaveformStreamID("XX", "B")),
-             Pick(time=UTCDateTime(20), phase_hint="Pn", waveform_id=WaveformStreamID("XX", "B"))]
-    origin = Origin(time=UTCDateTime(0), latitude=1, longitude=2, depth=3000,
-                    arrivals=[Arrival(pick_id=picks[0].resource_id, phase="Pg")])
+    picks = [
+        Pick(time=UTCDateTime(10), waveform_id=wid),  # no hint: its arrival says Pg
+        Pick(time=UTCDateTime(12), phase_hint="P", waveform_id=wid),
+        Pick(time=UTCDateTime(5), phase_hint="S", waveform_id=WaveformStreamID("XX", "B")),
+        Pick(time=UTCDateTime(20), phase_hint="Pn", waveform_id=WaveformStreamID("XX", "B")),
+    ]
+    origin = Origin(
+        time=UTCDateTime(0),
+        latitude=1,
+        longitude=2,
+        depth=3000,
+        arrivals=[Arrival(pick_id=picks[0].resource_id, phase="Pg")],
+    )
     Catalog([Event(event_type="quarry blast", picks=picks, origins=[origin])]).write(
-        str(tmp_path / "c.xml"), format="QUAKEML")
+        str(tmp_path / "c.xml"), format="QUAKEML"
+    )
     [event] = read_catalog(tmp_path / "c.xml")
     assert event.p_picks == {"XX.A": UTCDateTime(10), "XX.B": UTCDateTime(20)}
     assert (event.depth_km, event.event_type) == (3.0, "quarry blast")
 
 
 def test_csv_catalogue_with_renamed_columns_and_a_picks_file(tmp_path):
-    pd.DataFrame({"id": ["ci1", "ci2"], "time": ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"],
-                  "latitude": [35.0, 36.0], "longitude": [-117.0, -118.0], "depth": [1.0, 9.0],
-                  "mag": [1.2, 2.0], "type": ["quarry blast", "earthquake"]}).to_csv(tmp_path / "c.csv")
-    pd.DataFrame({"event_id": ["ci1", "ci1", "nope"], "station_id": ["CI.A", "CI.A", "CI.B"],
-                  "p_time": ["2020-01-01T00:00:09Z", "2020-01-01T00:00:08Z", "2020-01-01T00:00:01Z"],
-                  "phase": ["P", "Pg", "P"]}).to_csv(tmp_path / "p.csv")
-    columns = {"event_id": "id", "origin_time": "time", "depth_km": "depth", "magnitude": "mag",
-               "event_type": "type"}
+    pd.DataFrame(
+        {
+            "id": ["ci1", "ci2"],
+            "time": ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"],
+            "latitude": [35.0, 36.0],
+            "longitude": [-117.0, -118.0],
+            "depth": [1.0, 9.0],
+            "mag": [1.2, 2.0],
+            "type": ["quarry blast", "earthquake"],
+        }
+    ).to_csv(tmp_path / "c.csv")
+    pd.DataFrame(
+        {
+            "event_id": ["ci1", "ci1", "nope"],
+            "station_id": ["CI.A", "CI.A", "CI.B"],
+            "p_time": ["2020-01-01T00:00:09Z", "2020-01-01T00:00:08Z", "2020-01-01T00:00:01Z"],
+            "phase": ["P", "Pg", "P"],
+        }
+    ).to_csv(tmp_path / "p.csv")
+    columns = {
+        "event_id": "id",
+        "origin_time": "time",
+        "depth_km": "depth",
+        "magnitude": "mag",
+        "event_type": "type",
+    }
     ev1, ev2 = read_catalog(tmp_path / "c.csv", csv_columns=columns, picks_csv=tmp_path / "p.csv")
     assert ev1.p_picks == {"CI.A": UTCDateTime("2020-01-01T00:00:08Z")} and not ev2.p_picks
     assert (ev2.depth_km, ev2.magnitude, ev2.event_type) == (9.0, 2.0, "earthquake")
@@ -313,16 +425,26 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="data.catalog is not set"):
         WaveformSource(waveform_dir=str(tmp_path)).load()
     with pytest.raises(ValueError, match="data.file_glob='\\*.sac' matches no files"):
-        WaveformSource(waveform_dir=str(tmp_path), file_glob="*.sac",
-                       catalog=csv_catalog(tmp_path / "c.csv", [RJOB_EVENT])).load()
+        WaveformSource(
+            waveform_dir=str(tmp_path),
+            file_glob="*.sac",
+            catalog=csv_catalog(tmp_path / "c.csv", [RJOB_EVENT]),
+        ).load()
 
 
 def test_pairs_beyond_max_distance_are_left_out_and_logged(tmp_path, caplog):
-    source = WaveformSource(waveform_dir=str(link(TLY, tmp_path / "wf").parent), max_distance_km=1000.0,
-                            catalog=tohoku_quakeml(tmp_path / "a.xml", False), min_sampling_rate_hz=20.0)
+    source = WaveformSource(
+        waveform_dir=str(link(TLY, tmp_path / "wf").parent),
+        max_distance_km=1000.0,
+        catalog=tohoku_quakeml(tmp_path / "a.xml", False),
+        min_sampling_rate_hz=20.0,
+    )
     with caplog.at_level(logging.INFO, logger="seisbert.data.waveforms"):
-        with pytest.raises(ValueError, match=r"\(rejected \{\}, 1 pairs farther than "
-                           r"data.max_distance_km=1000\); nothing was cached\.$"):
+        with pytest.raises(
+            ValueError,
+            match=r"\(rejected \{\}, 1 pairs farther than "
+            r"data.max_distance_km=1000\); nothing was cached\.$",
+        ):
             source.load(progress=False)
     assert "1 event-station pairs farther than data.max_distance_km=1000 left out" in caplog.text
 
@@ -336,48 +458,68 @@ def test_worker_processes_and_streaming_give_the_same_records_rejections_and_lis
             tr.stats.starttime += 3600 * e
             wf.mkdir(exist_ok=True)
             tr.write(str(wf / f"e{e}s{s}.mseed"), format="MSEED")
-            rows.append({"event_id": f"e{e}", "origin_time": str(UH_ORIGIN + 3600 * e),
-                         "event_type": "earthquake", "station_id": f"XX.S{s}",
-                         "p_time": str(UH_P + 3600 * e)})
+            rows.append(
+                {
+                    "event_id": f"e{e}",
+                    "origin_time": str(UH_ORIGIN + 3600 * e),
+                    "event_type": "earthquake",
+                    "station_id": f"XX.S{s}",
+                    "p_time": str(UH_P + 3600 * e),
+                }
+            )
     (wf / "junk.mseed").write_text("not a seismogram")
     lone = restamped(uh4, "LONE")
     lone.stats.starttime += 86400
     lone.write(str(wf / "lone.mseed"), format="MSEED")
     rows.append({**rows[0], "station_id": "XX.NONE"})
     catalog = csv_catalog(tmp_path / "cat.csv", rows)
-    serial, parallel = (WaveformSource(waveform_dir=str(wf), catalog=catalog, num_workers=n).load(
-        progress=False) for n in (0, 2))
+    serial, parallel = (
+        WaveformSource(waveform_dir=str(wf), catalog=catalog, num_workers=n).load(progress=False)
+        for n in (0, 2)
+    )
     # streamed to disk as read (the records stage's path): the same array, memory-mapped
     streamed = WaveformSource(waveform_dir=str(wf), catalog=catalog, num_workers=2).load(
-        progress=False, waveform_path=tmp_path / "waveforms.npy")
+        progress=False, waveform_path=tmp_path / "waveforms.npy"
+    )
     assert len(serial) == 9 and isinstance(streamed.waveforms, np.memmap)
     np.testing.assert_array_equal(serial.waveforms, parallel.waveforms)
     np.testing.assert_array_equal(serial.waveforms, streamed.waveforms)
     pd.testing.assert_frame_equal(serial.metadata, parallel.metadata)
     pd.testing.assert_frame_equal(serial.rejected, parallel.rejected)
-    assert sorted(serial.rejected.reason) == sorted([Reason.UNREADABLE, Reason.NO_WAVEFORM,
-                                                     Reason.UNUSED_FILE])
+    assert sorted(serial.rejected.reason) == sorted(
+        [Reason.UNREADABLE, Reason.NO_WAVEFORM, Reason.UNUSED_FILE]
+    )
 
 
 def test_taup_on_a_1_km_grid_is_within_10_ms_and_runs_once_per_node():
     from seisbert.data.geometry import _p_at_node, gridded_p_seconds
 
     rng = np.random.default_rng(0)
-    near = zip(rng.uniform(0.2, 12, 8), rng.uniform(0, 4, 8))  # near the source the curve bends most
+    near = zip(
+        rng.uniform(0.2, 12, 8), rng.uniform(0, 4, 8)
+    )  # near the source the curve bends most
     far = zip(rng.uniform(90, 200, 8), rng.uniform(0, 30, 8))  # and across the Pg/Pn crossover
     for dist, depth in [*near, *far]:
-        assert abs(gridded_p_seconds(dist, depth, "ak135", 1.0) - taup_p_seconds(dist, depth)) < 0.010
+        assert (
+            abs(gridded_p_seconds(dist, depth, "ak135", 1.0) - taup_p_seconds(dist, depth)) < 0.010
+        )
     _p_at_node.cache_clear()
-    for dist, depth in zip(np.linspace(100.1, 100.9, 30), np.linspace(8.1, 8.9, 30)):  # one grid cell
+    for dist, depth in zip(
+        np.linspace(100.1, 100.9, 30), np.linspace(8.1, 8.9, 30)
+    ):  # one grid cell
         gridded_p_seconds(dist, depth, "ak135", 1.0)
     assert (_p_at_node.cache_info().misses, _p_at_node.cache_info().hits) == (4, 4 * 30 - 4)
     assert gridded_p_seconds(100.0, 8.0, "ak135", None) == taup_p_seconds(100.0, 8.0)
-    assert gridded_p_seconds(100.0, 8.0, "ak135", 1.0) == pytest.approx(taup_p_seconds(100.0, 8.0), abs=1e-9)
+    assert gridded_p_seconds(100.0, 8.0, "ak135", 1.0) == pytest.approx(
+        taup_p_seconds(100.0, 8.0), abs=1e-9
+    )
 
 
 def test_short_event_ids_fall_back_to_uris_only_where_they_clash():
     from seisbert.data.catalog import CatalogEvent, _unique_short_ids, short_event_id
 
     uris = ["smi:a/event/1", "smi:b/event/1", "smi:a/event/2"]
-    events = _unique_short_ids([CatalogEvent(short_event_id(u), "earthquake", event_uri=u) for u in uris])
+    events = _unique_short_ids(
+        [CatalogEvent(short_event_id(u), "earthquake", event_uri=u) for u in uris]
+    )
     assert [e.event_id for e in events] == ["smi:a/event/1", "smi:b/event/1", "2"]

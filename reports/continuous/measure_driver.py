@@ -1,5 +1,5 @@
-# Driver of the issue-15 quick measurement (docs/model.md), as run: /tmp paths, a snapshot of HEAD as ROOT.
-"""Issue 15 quick measurement: psd-input vs token-input SeisBert, pretrained vs scratch, lr chosen on dev."""
+# Driver of the input x target quick measurement (docs/model.md), as run: /tmp paths, a snapshot of HEAD as ROOT.
+"""Input x target quick measurement: psd-input vs token-input SeisBert, pretrained vs scratch, lr chosen on dev."""
 import json, subprocess, sys, time
 from pathlib import Path
 ROOT = Path("/tmp/measure15/src2"); OUT = Path("/tmp/measure15/runs")

@@ -1,10 +1,6 @@
-"""Analysis of what the model learned: vocabulary quality, token views, attention.
-
-Modules import heavy dependencies (scikit-learn, matplotlib, umap) inside functions,
-so importing the package is cheap and does no work. Analysis sits on top: the stages
-(data, features, tokenizer, model, tasks) never import it.
+"""Analysis of what the model learned: token views, attention, masked-token confusion, gap
+filling. It reads the stages, the model and the tasks; training, inference and the study may
+use it; none of the layers below ever import it (tests/test_layout.py checks the direction).
+Heavy dependencies (scikit-learn, matplotlib, umap) are imported inside functions, so
+importing the package is cheap and does no work.
 """
-
-from seisbert.figures import save_figure
-
-__all__ = ["save_figure"]

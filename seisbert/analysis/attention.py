@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seisbert import artifacts
+from seisbert.artifacts import paths as artifacts
+from seisbert.model.encoder import Encoder, EncoderConfig
+from seisbert.pipeline import TokenSet, load_records
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,16 @@ def load_encoder(checkpoint: str | Path):
     """
     import torch
 
-    from seisbert.model.encoder import Encoder, EncoderConfig
-
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = ckpt.get("hyper_parameters", {})
     if "model" not in hparams:
-        raise ValueError(f"{checkpoint} has no 'model' hyperparameters; is it a seisbert checkpoint?")
+        raise ValueError(
+            f"{checkpoint} has no 'model' hyperparameters; is it a seisbert checkpoint?"
+        )
     encoder = Encoder(EncoderConfig(**hparams["model"]))
-    state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    state = {
+        k[len("encoder.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")
+    }
     encoder.load_state_dict(state)
     return encoder.eval()
 
@@ -60,7 +64,9 @@ def attention_maps(encoder, tokens: np.ndarray) -> np.ndarray:
     # The layout of seisbert.data.sequences.record_input, built here because importing that
     # module imports Lightning (seconds); a test checks the two agree.
     cfg = encoder.cfg
-    ids = torch.from_numpy(np.concatenate([[cfg.cls_id], np.asarray(tokens), [cfg.sep_id]]).astype(np.int64))
+    ids = torch.from_numpy(
+        np.concatenate([[cfg.cls_id], np.asarray(tokens), [cfg.sep_id]]).astype(np.int64)
+    )
     encoder.eval()  # attention dropout off: the maps are the model's, not a noisy sample
     with torch.no_grad():
         _, att = encoder(ids[None], torch.zeros_like(ids)[None], return_attention=True)
@@ -117,7 +123,9 @@ def _taup_model(name: str):
     return TauPyModel(name)
 
 
-def taup_arrivals(depth_km: float, distance_km: float, phases=DEFAULT_PHASES, model: str = "ak135") -> dict:
+def taup_arrivals(
+    depth_km: float, distance_km: float, phases=DEFAULT_PHASES, model: str = "ak135"
+) -> dict:
     """Travel times (s after origin) of the first arrival of each phase name TauP returns.
 
     Phases TauP finds no ray for at this depth and distance are absent (e.g. Pn short
@@ -125,9 +133,11 @@ def taup_arrivals(depth_km: float, distance_km: float, phases=DEFAULT_PHASES, mo
     """
     from obspy.geodetics import kilometer2degrees
 
-    found = _taup_model(model).get_travel_times(source_depth_in_km=max(float(depth_km), 0.0),
-                                                distance_in_degree=kilometer2degrees(float(distance_km)),
-                                                phase_list=list(phases))
+    found = _taup_model(model).get_travel_times(
+        source_depth_in_km=max(float(depth_km), 0.0),
+        distance_in_degree=kilometer2degrees(float(distance_km)),
+        phase_list=list(phases),
+    )
     times: dict[str, float] = {}
     for arrival in found:  # sorted by time, so the first of each name is kept
         times.setdefault(arrival.name, float(arrival.time))
@@ -162,9 +172,16 @@ def arrivals_after_p(times: dict) -> dict:
 def metadata_arrivals(meta: pd.Series, sampling_rate_hz: float) -> dict:
     """Arrivals the record's metadata knows (synthetic truth), in s after its P pick."""
     pick = float(meta["trace_p_arrival_sample"])
-    cols = {"P onset": "trace_p_onset_sample", "S": "trace_s_arrival_sample", "Rg": "trace_rg_arrival_sample"}
-    return {name: (float(meta[c]) - pick) / sampling_rate_hz for name, c in cols.items()
-            if c in meta and pd.notna(meta[c])}
+    cols = {
+        "P onset": "trace_p_onset_sample",
+        "S": "trace_s_arrival_sample",
+        "Rg": "trace_rg_arrival_sample",
+    }
+    return {
+        name: (float(meta[c]) - pick) / sampling_rate_hz
+        for name, c in cols.items()
+        if c in meta and pd.notna(meta[c])
+    }
 
 
 # ------------------------------------------------------------------------ record view
@@ -209,7 +226,9 @@ class RecordView:
 
     def step_of(self, seconds_after_p: float) -> int:
         """0-based time step containing a time (s after P), clipped to the record."""
-        return int(np.clip(np.floor((seconds_after_p + self.pre_s) / self.window_s), 0, self.n_steps - 1))
+        return int(
+            np.clip(np.floor((seconds_after_p + self.pre_s) / self.window_s), 0, self.n_steps - 1)
+        )
 
     def title(self) -> str:
         m = self.meta
@@ -243,9 +262,9 @@ class Artifacts:
     vocab_size: int | None = None  # K of the tokenizer, checked against the checkpoint
 
     @classmethod
-    def load(cls, tokens_dir: Path, features_dir: Path | None = None, records_dir: Path | None = None):
-        from seisbert.pipeline import TokenSet, load_records
-
+    def load(
+        cls, tokens_dir: Path, features_dir: Path | None = None, records_dir: Path | None = None
+    ):
         tset = TokenSet.load(tokens_dir)
         art = cls(np.asarray(tset.tokens), tset.metadata, vocab_size=int(tset.vocab_size))
         if features_dir is not None:
@@ -253,7 +272,10 @@ class Artifacts:
             freqs = Path(features_dir) / "frequencies_hz.npy"
             art.frequencies_hz = np.load(freqs) if freqs.exists() else None
             fcfg = artifacts.recorded_config(features_dir).get("features", {})
-            art.window_s, art.pre_s = float(fcfg.get("window_s", 1.0)), float(fcfg.get("pre_s", 10.0))
+            art.window_s, art.pre_s = (
+                float(fcfg.get("window_s", 1.0)),
+                float(fcfg.get("pre_s", 10.0)),
+            )
         if records_dir is not None:
             records = load_records(Path(records_dir))
             art.waveforms, art.waveform_metadata = records.waveforms, records.metadata
@@ -261,8 +283,12 @@ class Artifacts:
         return art
 
 
-def select_row(metadata: pd.DataFrame, row: int | None = None, event_id: str | None = None,
-               station_id: str | None = None) -> int:
+def select_row(
+    metadata: pd.DataFrame,
+    row: int | None = None,
+    event_id: str | None = None,
+    station_id: str | None = None,
+) -> int:
     """Row of one record, by row index or by event id (and station id, else its first station)."""
     if row is not None:
         if not 0 <= row < len(metadata):
@@ -275,16 +301,23 @@ def select_row(metadata: pd.DataFrame, row: int | None = None, event_id: str | N
         hit &= metadata["station_id"].astype(str) == str(station_id)
     rows = np.flatnonzero(hit.to_numpy())
     if not len(rows):
-        raise ValueError(f"no record with event_id={event_id!r}" +
-                         (f" and station_id={station_id!r}" if station_id is not None else ""))
+        raise ValueError(
+            f"no record with event_id={event_id!r}"
+            + (f" and station_id={station_id!r}" if station_id is not None else "")
+        )
     return int(rows[0])
 
 
-def pick_rows(metadata: pd.DataFrame, per_class: int, split: str | None = "test", seed: int = 0) -> list[int]:
+def pick_rows(
+    metadata: pd.DataFrame, per_class: int, split: str | None = "test", seed: int = 0
+) -> list[int]:
     """``per_class`` seeded rows of each class (by ``label``), from ``split`` when it has them."""
     rng = np.random.default_rng(seed)
-    pool = metadata if split is None or split not in set(metadata.get("split", [])) else \
-        metadata[metadata["split"] == split]
+    pool = (
+        metadata
+        if split is None or split not in set(metadata.get("split", []))
+        else metadata[metadata["split"] == split]
+    )
     rows = []
     for _, group in pool.groupby("label", sort=True):
         take = min(per_class, len(group))
@@ -292,20 +325,38 @@ def pick_rows(metadata: pd.DataFrame, per_class: int, split: str | None = "test"
     return [int(r) for r in rows]
 
 
-META_KEYS = ("event_id", "station_id", "label", "source_type", "split", "source_depth_km",
-             "path_ep_distance_km", "source_magnitude", "trace_snr_db")
+META_KEYS = (
+    "event_id",
+    "station_id",
+    "label",
+    "source_type",
+    "split",
+    "source_depth_km",
+    "path_ep_distance_km",
+    "source_magnitude",
+    "trace_snr_db",
+)
 
 
-def record_view(encoder, art: Artifacts, row: int, phases=DEFAULT_PHASES, model: str = "ak135") -> RecordView:
+def record_view(
+    encoder, art: Artifacts, row: int, phases=DEFAULT_PHASES, model: str = "ak135"
+) -> RecordView:
     """Attention of one record plus its waveform, PSD windows and TauP arrivals."""
     if art.vocab_size is not None and art.vocab_size != encoder.cfg.vocab_size:
-        raise ValueError(f"the tokens have K={art.vocab_size} but the checkpoint's "
-                         f"model.vocab_size={encoder.cfg.vocab_size}; pass the matching --tokens")
+        raise ValueError(
+            f"the tokens have K={art.vocab_size} but the checkpoint's "
+            f"model.vocab_size={encoder.cfg.vocab_size}; pass the matching --tokens"
+        )
     meta = art.metadata.iloc[row]
-    view = RecordView(attention_maps(encoder, art.tokens[row]), np.asarray(art.tokens[row]),
-                      {k: _plain(meta[k]) for k in META_KEYS if k in meta} | {"row": int(row)},
-                      art.window_s, art.pre_s, sampling_rate_hz=art.sampling_rate_hz,
-                      frequencies_hz=art.frequencies_hz)
+    view = RecordView(
+        attention_maps(encoder, art.tokens[row]),
+        np.asarray(art.tokens[row]),
+        {k: _plain(meta[k]) for k in META_KEYS if k in meta} | {"row": int(row)},
+        art.window_s,
+        art.pre_s,
+        sampling_rate_hz=art.sampling_rate_hz,
+        frequencies_hz=art.frequencies_hz,
+    )
     if art.psd is not None:
         view.psd = np.asarray(art.psd[row], dtype=np.float32)
     if art.waveforms is not None and "record_index" in meta:
@@ -314,10 +365,12 @@ def record_view(encoder, art: Artifacts, row: int, phases=DEFAULT_PHASES, model:
         view.p_sample = float(art.waveform_metadata.iloc[rec]["trace_p_arrival_sample"])
     if "trace_p_arrival_sample" in meta:
         view.truth = metadata_arrivals(meta, art.sampling_rate_hz)
-    if {"source_depth_km", "path_ep_distance_km"} <= set(meta.index) and \
-            np.isfinite([meta["source_depth_km"], meta["path_ep_distance_km"]]).all():
-        view.arrivals = arrivals_after_p(taup_arrivals(meta["source_depth_km"], meta["path_ep_distance_km"],
-                                                       phases, model))
+    if {"source_depth_km", "path_ep_distance_km"} <= set(meta.index) and np.isfinite(
+        [meta["source_depth_km"], meta["path_ep_distance_km"]]
+    ).all():
+        view.arrivals = arrivals_after_p(
+            taup_arrivals(meta["source_depth_km"], meta["path_ep_distance_km"], phases, model)
+        )
     return view
 
 

@@ -19,24 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from seisbert.analysis.attention import RecordView
-
-from seisbert.analysis import save_figure  # noqa: E402
+from seisbert.figures import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
 RATIO_RANGE = (1 / 8, 8.0)  # colour scale of attention / uniform: a factor 8 either way
 BERTVIZ_HINT = "pip install bertviz (or pip install -e .[viz])"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never open a window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 
 
 # ------------------------------------------------------------------------ drawing parts
@@ -64,7 +52,9 @@ def _ratio_cmap():
     """Blue (low) - grey (uniform) - red (high): the middle stays visible on white, unlike coolwarm."""
     from matplotlib.colors import LinearSegmentedColormap
 
-    return LinearSegmentedColormap.from_list("attention", ["#1f4e9c", "#6f8fc4", "#8c8c8c", "#d9735f", "#b40f20"])
+    return LinearSegmentedColormap.from_list(
+        "attention", ["#1f4e9c", "#6f8fc4", "#8c8c8c", "#d9735f", "#b40f20"]
+    )
 
 
 def display_trace(view: RecordView, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +69,13 @@ def display_trace(view: RecordView, max_points: int | None = None) -> tuple[np.n
     t = (np.arange(len(view.waveform)) - view.p_sample) / view.sampling_rate_hz
     f = view.frequencies_hz if view.frequencies_hz is not None else np.array([1.0, 20.0])
     nyq = view.sampling_rate_hz / 2
-    sos = butter(4, [max(f.min(), 0.05), min(f.max(), 0.9 * nyq)], "bandpass", fs=view.sampling_rate_hz,
-                 output="sos")
+    sos = butter(
+        4,
+        [max(f.min(), 0.05), min(f.max(), 0.9 * nyq)],
+        "bandpass",
+        fs=view.sampling_rate_hz,
+        output="sos",
+    )
     y = sosfiltfilt(sos, np.nan_to_num(view.waveform - np.nanmean(view.waveform)))  # NaN: no data
     keep = (t >= lo) & (t < hi)
     t, y = t[keep], y[keep] / max(np.abs(y[keep]).max(), 1e-30)
@@ -103,10 +98,16 @@ def _waveform_line(ax, view: RecordView, values: np.ndarray, max_points: int | N
         y = np.zeros_like(t)
     else:
         t, y = display_trace(view, max_points)
-    step = np.clip(((t[:-1] + view.pre_s) // view.window_s).astype(int), 0, view.n_steps - 1)  # (S-1,)
+    step = np.clip(
+        ((t[:-1] + view.pre_s) // view.window_s).astype(int), 0, view.n_steps - 1
+    )  # (S-1,)
     points = np.stack([t, y], 1)[:, None, :]  # (S, 1, 2)
-    lines = LineCollection(np.concatenate([points[:-1], points[1:]], 1), cmap=_ratio_cmap(),
-                           norm=_ratio_norm(), linewidth=0.8)
+    lines = LineCollection(
+        np.concatenate([points[:-1], points[1:]], 1),
+        cmap=_ratio_cmap(),
+        norm=_ratio_norm(),
+        linewidth=0.8,
+    )
     lines.set_array(values[step])
     lines.step_index = step  # the animation recolours with values[step]
     ax.add_collection(lines)
@@ -119,15 +120,25 @@ def _waveform_line(ax, view: RecordView, values: np.ndarray, max_points: int | N
 
 
 def _psd_image(ax, view: RecordView, cax=None):
-    plt = _pyplot()
+    plt = pyplot()
     lo, hi = _extent_s(view)
     freqs = view.frequencies_hz
     f_ok = freqs is not None and len(freqs) == view.psd.shape[1] and np.all(np.diff(freqs) > 0)
     ylo, yhi = (freqs[0] - 0.5, freqs[-1] + 0.5) if f_ok else (-0.5, view.psd.shape[1] - 0.5)
-    im = ax.imshow(view.psd.T, origin="lower", aspect="auto", extent=(lo, hi, ylo, yhi), cmap="viridis",
-                   interpolation="nearest")
+    im = ax.imshow(
+        view.psd.T,
+        origin="lower",
+        aspect="auto",
+        extent=(lo, hi, ylo, yhi),
+        cmap="viridis",
+        interpolation="nearest",
+    )
     ax.set_ylabel("frequency (Hz)" if f_ok else "PSD bin", fontsize=8)
-    cbar = plt.colorbar(im, cax=cax) if cax is not None else plt.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
+    cbar = (
+        plt.colorbar(im, cax=cax)
+        if cax is not None
+        else plt.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
+    )
     cbar.set_label("scaled PSD", fontsize=8)
     return im
 
@@ -152,8 +163,17 @@ def _arrival_lines(ax, view: RecordView, label: bool):
     if not label:
         return
     for t, text in _label_groups(view.arrivals, min_gap_s=2.5 * view.window_s):
-        ax.text(t, 1.02, text, transform=ax.get_xaxis_transform(), fontsize=7, ha="left", va="bottom",
-                rotation=30, rotation_mode="anchor")
+        ax.text(
+            t,
+            1.02,
+            text,
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            ha="left",
+            va="bottom",
+            rotation=30,
+            rotation_mode="anchor",
+        )
     trans = ax.get_xaxis_transform()
     for name, t in view.truth.items():
         ax.plot([t], [1.0], "v", color="m", ms=6, transform=trans, clip_on=False)
@@ -163,7 +183,9 @@ def _arrival_lines(ax, view: RecordView, label: bool):
 def _query_band(ax, view: RecordView, query: int, animated: bool = False):
     """A translucent band over the query window; returned so the animation can move it."""
     start = view.step_start_s[query]
-    return ax.axvspan(start, start + view.window_s, color="gold", alpha=0.5, lw=0, zorder=0, animated=animated)
+    return ax.axvspan(
+        start, start + view.window_s, color="gold", alpha=0.5, lw=0, zorder=0, animated=animated
+    )
 
 
 def _legend_text(view: RecordView) -> str:
@@ -180,10 +202,20 @@ def _query_label(view: RecordView, query: int) -> str:
 # -------------------------------------------------------------------------- bulk view
 def _stacked_axes(ratios: list[float], height: float, dpi: int = 100):
     """A column of x-sharing axes plus a narrow right column for colour bars (aligned x)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(11, height), dpi=dpi)
-    gs = fig.add_gridspec(len(ratios), 2, height_ratios=ratios, width_ratios=[60, 1], hspace=0.3, wspace=0.02,
-                          left=0.08, right=0.93, top=1 - 1.1 / height, bottom=0.6 / height)
+    gs = fig.add_gridspec(
+        len(ratios),
+        2,
+        height_ratios=ratios,
+        width_ratios=[60, 1],
+        hspace=0.3,
+        wspace=0.02,
+        left=0.08,
+        right=0.93,
+        top=1 - 1.1 / height,
+        bottom=0.6 / height,
+    )
     axes = [fig.add_subplot(gs[0, 0])]
     axes += [fig.add_subplot(gs[i, 0], sharex=axes[0]) for i in range(1, len(ratios))]
     for ax in axes[:-1]:
@@ -191,13 +223,20 @@ def _stacked_axes(ratios: list[float], height: float, dpi: int = 100):
     return fig, axes, gs
 
 
-def _bulk_figure(view: RecordView, query: int, dpi: int = 100, max_points: int | None = None,
-                 animated: bool = False):
+def _bulk_figure(
+    view: RecordView,
+    query: int,
+    dpi: int = 100,
+    max_points: int | None = None,
+    animated: bool = False,
+):
     """Fig. 10 layout; returns (figure, update(query) -> changed artists) for the animation.
 
     With ``animated`` the changing artists are left out of ``canvas.draw()`` (blitting).
     """
-    total = view.spectral.sum(axis=(0, 1)) * view.n_steps / np.prod(view.attention.shape[:2])  # (T, T) / uniform
+    total = (
+        view.spectral.sum(axis=(0, 1)) * view.n_steps / np.prod(view.attention.shape[:2])
+    )  # (T, T) / uniform
     roll = view.rollout() * view.n_steps  # (T, T) / uniform
     has_psd = view.psd is not None
     fig, axes, gs = _stacked_axes([3, 3, 2] + [2] * has_psd, 8.5 if has_psd else 6.5, dpi)
@@ -246,8 +285,9 @@ def plot_bulk_attention(view: RecordView, query: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: int = 72,
-                           max_points: int = 2000) -> Path:
+def animate_bulk_attention(
+    view: RecordView, path: Path, fps: float = 4.0, dpi: int = 72, max_points: int = 2000
+) -> Path:
     """GIF of the bulk view, one frame per query step t = 1..T.
 
     Blitted: the static parts are drawn once and each frame redraws only the moving
@@ -256,7 +296,7 @@ def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: 
     """
     from PIL import Image
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, update = _bulk_figure(view, 0, dpi=dpi, max_points=max_points, animated=True)
     fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox)
@@ -265,8 +305,11 @@ def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: 
         fig.canvas.restore_region(background)
         for artist in update(q):
             fig.draw_artist(artist)
-        frames.append(Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba())
-                      .convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE))
+        frames.append(
+            Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba())
+            .convert("RGB")
+            .quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+        )
     plt.close(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,28 +321,43 @@ def animate_bulk_attention(view: RecordView, path: Path, fps: float = 4.0, dpi: 
 # --------------------------------------------------------------------------- head grid
 def plot_head_grid(view: RecordView, layer: int, query: int, path: Path) -> Path:
     """Fig. 9: every head of ``layer`` attending from ``query`` (0-based), over waveform and PSD."""
-    plt = _pyplot()
+    plt = pyplot()
     att = view.spectral[layer, :, query]  # (heads, T)
     share = view.attention[layer, :, query + 1][:, [0, -1]].sum(-1)  # (heads,) on [CLS]/[SEP]
     n_heads, has_psd = len(att), view.psd is not None
-    fig, axes, gs = _stacked_axes([2.5] + [2] * has_psd + [1] * n_heads, 3 + 0.9 * n_heads + 2 * has_psd)
+    fig, axes, gs = _stacked_axes(
+        [2.5] + [2] * has_psd + [1] * n_heads, 3 + 0.9 * n_heads + 2 * has_psd
+    )
     _waveform_line(axes[0], view, att.sum(0) * view.n_steps / n_heads).set_color("0.2")
     if has_psd:
         _psd_image(axes[1], view, fig.add_subplot(gs[1, 1]))
     centres = view.step_start_s + view.window_s / 2
     top = att.max() * 1.1
-    for h, ax in enumerate(axes[1 + has_psd:]):
-        ax.bar(centres, att[h], width=view.window_s * 0.9, color=plt.cm.Reds(0.35 + 0.65 * att[h] / top))
+    for h, ax in enumerate(axes[1 + has_psd :]):
+        ax.bar(
+            centres,
+            att[h],
+            width=view.window_s * 0.9,
+            color=plt.cm.Reds(0.35 + 0.65 * att[h] / top),
+        )
         ax.set_ylim(0, top)
-        ax.set_ylabel(f"head {h}\n({share[h]:.0%} on\n[CLS]/[SEP])", rotation=0, ha="right", va="center",
-                      fontsize=7)
+        ax.set_ylabel(
+            f"head {h}\n({share[h]:.0%} on\n[CLS]/[SEP])",
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
         ax.tick_params(labelsize=7)
     for i, ax in enumerate(axes):
         _query_band(ax, view, query)
         _arrival_lines(ax, view, label=i == 0)
-    axes[0].set_title(f"{view.title()}\nlayer {layer}, all heads, {_query_label(view, query)}; "
-                      "bars: attention weight over the T windows (renormalised without [CLS]/[SEP])",
-                      fontsize=9, pad=24)
+    axes[0].set_title(
+        f"{view.title()}\nlayer {layer}, all heads, {_query_label(view, query)}; "
+        "bars: attention weight over the T windows (renormalised without [CLS]/[SEP])",
+        fontsize=9,
+        pad=24,
+    )
     axes[-1].set_xlabel("time after P pick (s)", fontsize=9)
     fig.text(0.08, 0.01, _legend_text(view), fontsize=7, color="0.3")
     return save_figure(fig, path)
@@ -307,26 +365,41 @@ def plot_head_grid(view: RecordView, layer: int, query: int, path: Path) -> Path
 
 def plot_attention_matrices(view: RecordView, path: Path) -> Path:
     """Every layer x head attention matrix over the T windows (query rows, key columns)."""
-    plt = _pyplot()
+    plt = pyplot()
     att = view.spectral  # (layers, heads, T, T)
     n_layers, n_heads = att.shape[:2]
     lo, hi = _extent_s(view)
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.3 * n_heads + 1, 2.3 * n_layers + 0.6),
-                             sharex=True, sharey=True, squeeze=False, layout="constrained")
-    for (l, h), ax in np.ndenumerate(axes):
-        im = ax.imshow(att[l, h] * view.n_steps, origin="upper", extent=(lo, hi, hi, lo), cmap="coolwarm",
-                       norm=_ratio_norm(), interpolation="nearest")
+    fig, axes = plt.subplots(
+        n_layers,
+        n_heads,
+        figsize=(2.3 * n_heads + 1, 2.3 * n_layers + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for (layer, h), ax in np.ndenumerate(axes):
+        im = ax.imshow(
+            att[layer, h] * view.n_steps,
+            origin="upper",
+            extent=(lo, hi, hi, lo),
+            cmap="coolwarm",
+            norm=_ratio_norm(),
+            interpolation="nearest",
+        )
         for t in [0.0, *view.arrivals.values()]:
             ax.axvline(t, color="k", lw=0.4, alpha=0.6)
-        ax.set_title(f"layer {l} head {h}", fontsize=8)
+        ax.set_title(f"layer {layer} head {h}", fontsize=8)
         ax.tick_params(labelsize=6)
     for ax in axes[-1]:
         ax.set_xlabel("key: s after P", fontsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("query: s after P", fontsize=7)
     _ratio_colorbar(fig, im, ax=axes, fraction=0.02)
-    fig.suptitle(f"{view.title()}: attention of every layer and head (lines: P pick and TauP arrivals)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{view.title()}: attention of every layer and head (lines: P pick and TauP arrivals)",
+        fontsize=10,
+    )
     return save_figure(fig, path, dpi=110)
 
 
@@ -341,7 +414,9 @@ def _bertviz():
     try:
         import bertviz
     except ImportError as err:
-        raise ImportError(f"the bertviz export needs the optional package bertviz: {BERTVIZ_HINT}") from err
+        raise ImportError(
+            f"the bertviz export needs the optional package bertviz: {BERTVIZ_HINT}"
+        ) from err
     return bertviz
 
 
@@ -359,21 +434,34 @@ def export_bertviz(view: RecordView, out_dir: Path) -> list[Path]:
         page = fn(attention=attention, tokens=labels, html_action="return").data
         path = Path(out_dir) / f"{name}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(view.title())}"
-                        f"</title></head><body><h3>{html.escape(view.title())}</h3>{page}</body></html>")
+        path.write_text(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(view.title())}"
+            f"</title></head><body><h3>{html.escape(view.title())}</h3>{page}</body></html>"
+        )
         out.append(path)
         log.debug("wrote %s", path)
     return out
 
 
 # ------------------------------------------------------------------------------ batch
-def write_record_views(view: RecordView, out_dir: Path, layer: int, query: int, animate: bool = True,
-                       bertviz: bool = True, fps: float = 4.0) -> dict[str, Path]:
+def write_record_views(
+    view: RecordView,
+    out_dir: Path,
+    layer: int,
+    query: int,
+    animate: bool = True,
+    bertviz: bool = True,
+    fps: float = 4.0,
+) -> dict[str, Path]:
     """All views of one record into ``out_dir``; bertviz skipped (logged) when not installed."""
     out_dir = Path(out_dir)
-    files = {"bulk": plot_bulk_attention(view, query, out_dir / f"bulk_t{query + 1:02d}.png"),
-             "heads": plot_head_grid(view, layer, query, out_dir / f"heads_l{layer}_t{query + 1:02d}.png"),
-             "matrices": plot_attention_matrices(view, out_dir / "matrices.png")}
+    files = {
+        "bulk": plot_bulk_attention(view, query, out_dir / f"bulk_t{query + 1:02d}.png"),
+        "heads": plot_head_grid(
+            view, layer, query, out_dir / f"heads_l{layer}_t{query + 1:02d}.png"
+        ),
+        "matrices": plot_attention_matrices(view, out_dir / "matrices.png"),
+    }
     if animate:
         files["animation"] = animate_bulk_attention(view, out_dir / "bulk.gif", fps)
     if bertviz:
@@ -382,8 +470,13 @@ def write_record_views(view: RecordView, out_dir: Path, layer: int, query: int, 
             files.update(head_view=head, model_view=model)
         except ImportError as err:
             _warn_once(str(err))
-    (out_dir / "view.json").write_text(json.dumps({"meta": view.meta, "taup_after_p_s": view.arrivals,
-                                                   "metadata_after_p_s": view.truth}, indent=2, default=str))
+    (out_dir / "view.json").write_text(
+        json.dumps(
+            {"meta": view.meta, "taup_after_p_s": view.arrivals, "metadata_after_p_s": view.truth},
+            indent=2,
+            default=str,
+        )
+    )
     return files
 
 
@@ -393,19 +486,46 @@ def write_index(entries: list[tuple[RecordView, dict[str, Path]]], out_dir: Path
     rows = []
     for view, files in entries:
         m = view.meta
-        links = " · ".join(f"<a href='{html.escape(str(p.relative_to(out_dir)))}'>{k.replace('_', ' ')}</a>"
-                           for k, p in files.items())
+        links = " · ".join(
+            f"<a href='{html.escape(str(p.relative_to(out_dir)))}'>{k.replace('_', ' ')}</a>"
+            for k, p in files.items()
+        )
         thumb = html.escape(str(files["bulk"].relative_to(out_dir)))
-        cells = [m.get("source_type", m.get("label")), m.get("event_id"), m.get("station_id"),
-                 _fmt(m.get("path_ep_distance_km")), _fmt(m.get("source_depth_km")), _fmt(m.get("source_magnitude"))]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-                    + f"<td>{links}</td><td><a href='{thumb}'><img src='{thumb}' width='360'></a></td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("class", "event", "station", "distance (km)", "depth (km)",
-                                             "magnitude", "views", "bulk attention"))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>seisbert attention</title>"
-            "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd;font-family:sans-serif;font-size:13px}"
-            "</style></head><body><h2>Attention views</h2><table><tr>" + head + "</tr>"
-            + "\n".join(rows) + "</table></body></html>")
+        cells = [
+            m.get("source_type", m.get("label")),
+            m.get("event_id"),
+            m.get("station_id"),
+            _fmt(m.get("path_ep_distance_km")),
+            _fmt(m.get("source_depth_km")),
+            _fmt(m.get("source_magnitude")),
+        ]
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            + f"<td>{links}</td><td><a href='{thumb}'><img src='{thumb}' width='360'></a></td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "class",
+            "event",
+            "station",
+            "distance (km)",
+            "depth (km)",
+            "magnitude",
+            "views",
+            "bulk attention",
+        )
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>seisbert attention</title>"
+        "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd;font-family:sans-serif;font-size:13px}"
+        "</style></head><body><h2>Attention views</h2><table><tr>"
+        + head
+        + "</tr>"
+        + "\n".join(rows)
+        + "</table></body></html>"
+    )
     path = out_dir / "index.html"
     path.write_text(page)
     log.info("wrote %s", path)
@@ -413,4 +533,6 @@ def write_index(entries: list[tuple[RecordView, dict[str, Path]]], out_dir: Path
 
 
 def _fmt(value) -> str:
-    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+    return (
+        f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+    )

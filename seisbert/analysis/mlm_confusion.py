@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from seisbert.analysis import save_figure  # noqa: E402
-from seisbert.data.masking import select_positions  # noqa: E402
+from seisbert.data.masking import select_positions
+from seisbert.figures import pyplot, save_figure
 
 
 @torch.no_grad()
@@ -50,6 +46,7 @@ def plot_confusions(mats: dict, accs: dict, path: Path, order: np.ndarray | None
     With ``order`` (e.g. :func:`time_order`) both axes list tokens in that order, so
     confusions between tokens of the same part of the event sit near the diagonal.
     """
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(mats), figsize=(5 * len(mats), 4.6), squeeze=False)
     for ax, (mode, m) in zip(axes[0], mats.items()):
         if order is not None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seisbert.analysis import token_views, vocabulary
+from seisbert import vocabulary
+from seisbert.analysis import token_views
 from seisbert.config import build
 from seisbert.features import FeatureConfig
 from seisbert.tokenizer import TokenizerConfig, fit_tokenizer, standin_features
@@ -34,14 +35,21 @@ def load_artifact(folder: Path):
     else:  # a folder put together by hand: the window grid is checked against the tokens' T
         log.warning("%s has no artifact.json: assuming the default features config", folder)
         fcfg = FeatureConfig()
-    return (np.load(folder / "features.npy", mmap_mode="r"), np.load(folder / "tokens.npy"),
-            np.load(folder / "centroids.npy"), pd.read_parquet(folder / "metadata.parquet"), fcfg)
+    return (
+        np.load(folder / "features.npy", mmap_mode="r"),
+        np.load(folder / "tokens.npy"),
+        np.load(folder / "centroids.npy"),
+        pd.read_parquet(folder / "metadata.parquet"),
+        fcfg,
+    )
 
 
 def demo_artifact(n_records: int, vocab_size: int, seed: int):
     fcfg = FeatureConfig()
     features, metadata = standin_features(n_records, seed=seed, features=fcfg)
-    tokenizer, tokens = fit_tokenizer(features, metadata, TokenizerConfig(vocab_size=vocab_size, seed=seed))
+    tokenizer, tokens = fit_tokenizer(
+        features, metadata, TokenizerConfig(vocab_size=vocab_size, seed=seed)
+    )
     return features, tokens, tokenizer.centroids, metadata, fcfg
 
 
@@ -51,12 +59,20 @@ def median_s_window(metadata: pd.DataFrame, n_windows: int, fcfg: FeatureConfig)
     bins = vocabulary.phase_bins(metadata, n_windows, cfg, fcfg)  # (N, T)
     has_s = (bins == 2).any(axis=1)
     first_s = np.argmax(bins == 2, axis=1)[has_s]
-    return int(np.median(first_s)) if len(first_s) else vocabulary.phase_layout(cfg, fcfg).s_start_window
+    return (
+        int(np.median(first_s))
+        if len(first_s)
+        else vocabulary.phase_layout(cfg, fcfg).s_start_window
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("artifact", nargs="?", type=Path, help="folder with features/tokens/centroids/metadata")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "artifact", nargs="?", type=Path, help="folder with features/tokens/centroids/metadata"
+    )
     ap.add_argument("--demo", action="store_true", help="use stand-in features and a fresh fit")
     ap.add_argument("--demo-records", type=int, default=1500)
     ap.add_argument("--vocab-size", type=int, default=150, help="K for --demo")
@@ -74,15 +90,29 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> list[Path]:
     args = parse_args(argv)
-    features, tokens, centroids, metadata, fcfg = (demo_artifact(args.demo_records, args.vocab_size, args.seed)
-                                                   if args.demo else load_artifact(args.artifact))
+    features, tokens, centroids, metadata, fcfg = (
+        demo_artifact(args.demo_records, args.vocab_size, args.seed)
+        if args.demo
+        else load_artifact(args.artifact)
+    )
     p_window = vocabulary.phase_layout(features=fcfg).p_window
-    layout = token_views.token_layout(tokens, len(centroids), args.n_kinds, p_window,
-                                      median_s_window(metadata, tokens.shape[1], fcfg), fcfg.window_s)
-    out = [token_views.plot_occurrence(layout, args.out / "token_occurrence.png"),
-           token_views.plot_token_kinds(layout, args.out / "token_kinds.png", args.n_tokens),
-           token_views.plot_centroid_spectra(centroids, args.out / "centroid_spectra.png", layout)]
+    layout = token_views.token_layout(
+        tokens,
+        len(centroids),
+        args.n_kinds,
+        p_window,
+        median_s_window(metadata, tokens.shape[1], fcfg),
+        fcfg.window_s,
+    )
+    out = [
+        token_views.plot_occurrence(layout, args.out / "token_occurrence.png"),
+        token_views.plot_token_kinds(layout, args.out / "token_kinds.png", args.n_tokens),
+        token_views.plot_centroid_spectra(centroids, args.out / "centroid_spectra.png", layout),
+    ]
     if not args.skip_umap:
-        out.append(token_views.plot_umap_map(features, tokens, layout, args.out / "token_umap.png",
-                                             args.umap_sample, args.seed))
+        out.append(
+            token_views.plot_umap_map(
+                features, tokens, layout, args.out / "token_umap.png", args.umap_sample, args.seed
+            )
+        )
     return out

@@ -1,6 +1,6 @@
 """Non-transformer baselines with one tuning protocol: fit on a labelled subset, choose on dev.
 
-DESIGN.md's "How to compare honestly": every arm gets the same labelled subset (from
+How arms are compared honestly: every arm gets the same labelled subset (from
 ``seisbert.data.subsets.label_subsets``), its main knob is chosen on the dev split,
 the report says what was tried, and test metrics come from
 ``seisbert.metrics.classification_metrics`` with event ids. ``fit_baseline`` is that
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from seisbert.config import build
 from seisbert.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,12 @@ class BaselineResult:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out.update({k: None if v is None else np.asarray(v).tolist() for k, v in
-                    (("test_rows", self.test_rows), ("test_prob", self.test_prob))})
+        out.update(
+            {
+                k: None if v is None else np.asarray(v).tolist()
+                for k, v in (("test_rows", self.test_rows), ("test_prob", self.test_prob))
+            }
+        )
         return out
 
 
@@ -99,31 +104,53 @@ def fit_baseline(
     grid = cfg.grid() if grid is None else [dict(p) for p in grid]
     if not grid:
         raise ValueError(f"baseline {name!r}: the grid to try is empty")
-    model, chosen, tried, dev = _select_on_dev(cfg, grid, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx],
-                                               events[dev_idx], seed)
-    train = classification_metrics(y[train_idx], cfg.predict_proba(model, x[train_idx]), events[train_idx])
+    model, chosen, tried, dev = _select_on_dev(
+        cfg, grid, x[train_idx], y[train_idx], x[dev_idx], y[dev_idx], events[dev_idx], seed
+    )
+    train = classification_metrics(
+        y[train_idx], cfg.predict_proba(model, x[train_idx]), events[train_idx]
+    )
     test_prob = cfg.predict_proba(model, x[test_idx])
     test = classification_metrics(y[test_idx], test_prob, events[test_idx])
     seconds = time.perf_counter() - start
-    log.info("%s on %d labels: chose %s; test balanced acc %.3f (event %.3f) in %.0f s", name, len(train_idx),
-             chosen, test["balanced_accuracy"], test["event_balanced_accuracy"], seconds)
-    return BaselineResult(name, chosen, tried, cfg.selection_metric, train, dev, test, len(train_idx), seed, seconds,
-                          test_idx, np.asarray(test_prob, dtype=float))
+    log.info(
+        "%s on %d labels: chose %s; test balanced acc %.3f (event %.3f) in %.0f s",
+        name,
+        len(train_idx),
+        chosen,
+        test["balanced_accuracy"],
+        test["event_balanced_accuracy"],
+        seconds,
+    )
+    return BaselineResult(
+        name,
+        chosen,
+        tried,
+        cfg.selection_metric,
+        train,
+        dev,
+        test,
+        len(train_idx),
+        seed,
+        seconds,
+        test_idx,
+        np.asarray(test_prob, dtype=float),
+    )
 
 
 def baseline_config(name: str, cfg):
     """``cfg`` as baseline ``name``'s dataclass, built from a dict/DictConfig if needed."""
     cls = config_class(name)
     if not dataclasses.is_dataclass(cfg):
-        from seisbert.config import build
-
         cfg = build(cfg, "baseline")
     if not isinstance(cfg, cls):
         raise ValueError(f"baseline={name!r} needs a {cls.__name__}; got {type(cfg).__name__}")
     return cfg
 
 
-def _split_rows(metadata: pd.DataFrame, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split_rows(
+    metadata: pd.DataFrame, train_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check the labelled rows are training rows; return them with the dev and test rows."""
     split = metadata["split"].to_numpy()
     train_idx = np.asarray(train_idx, dtype=np.int64)
@@ -131,10 +158,14 @@ def _split_rows(metadata: pd.DataFrame, train_idx: np.ndarray) -> tuple[np.ndarr
         raise ValueError("train_idx is empty; pass rows from label_subsets")
     outside = train_idx[split[train_idx] != "train"]
     if len(outside):
-        raise ValueError(f"train_idx holds {len(outside)} rows outside the train split (e.g. row {outside[0]})")
+        raise ValueError(
+            f"train_idx holds {len(outside)} rows outside the train split (e.g. row {outside[0]})"
+        )
     dev_idx, test_idx = np.flatnonzero(split == "dev"), np.flatnonzero(split == "test")
     if len(dev_idx) == 0 or len(test_idx) == 0:
-        raise ValueError(f"need dev and test rows to choose and score; got {len(dev_idx)} dev, {len(test_idx)} test")
+        raise ValueError(
+            f"need dev and test rows to choose and score; got {len(dev_idx)} dev, {len(test_idx)} test"
+        )
     return train_idx, dev_idx, test_idx
 
 
@@ -150,8 +181,16 @@ def _select_on_dev(cfg, grid: list[dict], x_train, y_train, x_dev, y_dev, events
         model = cfg.fit(cfg, params, x_train, y_train, x_dev, y_dev, seed)
         dev = classification_metrics(y_dev, cfg.predict_proba(model, x_dev), events_dev)
         score = dev[cfg.selection_metric]
-        tried.append({"params": params, "dev": {cfg.selection_metric: score}, "seconds": time.perf_counter() - start})
-        log.debug("  %s: dev %s %.4f", params, cfg.selection_metric, score)  # the chosen one is logged
+        tried.append(
+            {
+                "params": params,
+                "dev": {cfg.selection_metric: score},
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        log.debug(
+            "  %s: dev %s %.4f", params, cfg.selection_metric, score
+        )  # the chosen one is logged
         rank = -np.inf if np.isnan(score) else score  # NaN (one-class dev) never beats a number
         if best is None or rank > best[0]:
             best = (rank, model, params, dev)

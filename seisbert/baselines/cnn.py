@@ -46,7 +46,9 @@ class CNNConfig:
     max_steps: int = 1500
     max_epochs: int = 100  # caps small subsets: 50 records are one batch, so 100 steps
     val_every_steps: int = 50
-    patience: int | None = None  # stop after this many dev checks without a better score; None: never
+    patience: int | None = (
+        None  # stop after this many dev checks without a better score; None: never
+    )
     class_weight: str | None = "balanced"
     accelerator: str = "cpu"
     deterministic: bool = True
@@ -74,10 +76,16 @@ class CNNConfig:
         return [{"lr": float(lr)} for lr in self.lr_grid]
 
     @staticmethod
-    def inputs(cfg: CNNConfig, features: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+    def inputs(
+        cfg: CNNConfig, features: np.ndarray | None, tokens: np.ndarray | None
+    ) -> np.ndarray:
         if features is None:
-            raise ValueError("baseline cnn needs PSD features (N, T, F); run the features stage first")
-        return np.asarray(features, dtype=np.float32)  # (N, T, F); the channel axis is added per batch
+            raise ValueError(
+                "baseline cnn needs PSD features (N, T, F); run the features stage first"
+            )
+        return np.asarray(
+            features, dtype=np.float32
+        )  # (N, T, F); the channel axis is added per batch
 
     @staticmethod
     def fit(cfg: CNNConfig, params: dict, x_train, y_train, x_dev, y_dev, seed: int) -> PSDConvNet:
@@ -91,16 +99,28 @@ class CNNConfig:
 class PSDConvNet(pl.LightningModule):
     """Conv blocks over (time, frequency) -> mean pool -> linear blast logit."""
 
-    def __init__(self, n_freq: int = 20, channels: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3,
-                 dropout: float = 0.1, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 class_weights: tuple[float, float] = (1.0, 1.0), selection_metric: str = "balanced_accuracy",
-                 patience: int | None = None):
+    def __init__(
+        self,
+        n_freq: int = 20,
+        channels: tuple[int, ...] = (16, 32, 64),
+        kernel_size: int = 3,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        class_weights: tuple[float, float] = (1.0, 1.0),
+        selection_metric: str = "balanced_accuracy",
+        patience: int | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
         blocks, c_in = [], 1
         for c_out in channels:
-            blocks += [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2), nn.BatchNorm2d(c_out),
-                       nn.GELU(), nn.MaxPool2d(2, ceil_mode=True)]  # ceil: F=20 survives 3+ halvings
+            blocks += [
+                nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+                nn.BatchNorm2d(c_out),
+                nn.GELU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]  # ceil: F=20 survives 3+ halvings
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in, 1))
@@ -124,7 +144,9 @@ class PSDConvNet(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         weights = self.class_weights[y.long()]
-        loss = (weights * F.binary_cross_entropy_with_logits(self(x), y, reduction="none")).sum() / weights.sum()
+        loss = (
+            weights * F.binary_cross_entropy_with_logits(self(x), y, reduction="none")
+        ).sum() / weights.sum()
         self.log("train/loss", loss, prog_bar=False)
         return loss
 
@@ -143,18 +165,26 @@ class PSDConvNet(pl.LightningModule):
         else:
             self.checks_since_best += 1
         if self.hparams.patience is not None and self.checks_since_best >= self.hparams.patience:
-            self.trainer.should_stop = True  # early stopping; the best weights are restored after fit
+            self.trainer.should_stop = (
+                True  # early stopping; the best weights are restored after fit
+            )
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
 
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """P(blast) for ``(N, T, F)`` windows, in eval mode."""
         was_training = self.training
         self.eval()
-        probs = [torch.sigmoid(self(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(self.device)))
-                 for i in range(0, len(x), batch_size)]
+        probs = [
+            torch.sigmoid(
+                self(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(self.device))
+            )
+            for i in range(0, len(x), batch_size)
+        ]
         self.train(was_training)
         return torch.cat(probs).cpu().numpy()
 
@@ -163,19 +193,39 @@ def train_cnn(cfg: CNNConfig, lr: float, x_train, y_train, x_dev, y_dev, seed: i
     """Train one CNN (``max_steps`` or ``max_epochs``, whichever ends first); return it with
     its best dev weights loaded."""
     pl.seed_everything(seed, workers=True, verbose=False)
-    model = PSDConvNet(x_train.shape[-1], tuple(cfg.channels), cfg.kernel_size, cfg.dropout, lr, cfg.weight_decay,
-                       _class_weights(y_train, cfg.class_weight), cfg.selection_metric, cfg.patience)
+    model = PSDConvNet(
+        x_train.shape[-1],
+        tuple(cfg.channels),
+        cfg.kernel_size,
+        cfg.dropout,
+        lr,
+        cfg.weight_decay,
+        _class_weights(y_train, cfg.class_weight),
+        cfg.selection_metric,
+        cfg.patience,
+    )
     model.set_input_scaling(x_train)
     with _quiet_lightning(), _torch_threads(cfg.n_jobs):
         # check_val_every_n_epoch=None: validate every val_every_steps batches across epochs.
         trainer = pl.Trainer(
-            accelerator=cfg.accelerator, devices=1, max_steps=cfg.max_steps, max_epochs=cfg.max_epochs,
-            val_check_interval=cfg.val_every_steps, check_val_every_n_epoch=None,
-            deterministic=cfg.deterministic, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0,
+            accelerator=cfg.accelerator,
+            devices=1,
+            max_steps=cfg.max_steps,
+            max_epochs=cfg.max_epochs,
+            val_check_interval=cfg.val_every_steps,
+            check_val_every_n_epoch=None,
+            deterministic=cfg.deterministic,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
         )
-        trainer.fit(model, _loader(x_train, y_train, cfg.batch_size, shuffle=True),
-                    _loader(x_dev, y_dev, 1024, shuffle=False))
+        trainer.fit(
+            model,
+            _loader(x_train, y_train, cfg.batch_size, shuffle=True),
+            _loader(x_dev, y_dev, 1024, shuffle=False),
+        )
     if model.best_state is not None:
         model.load_state_dict(model.best_state)
     return model
@@ -189,9 +239,12 @@ def _class_weights(y: np.ndarray, mode: str | None) -> tuple[float, float]:
     return tuple(float(len(y) / (2 * c)) if c > 0 else 1.0 for c in counts)
 
 
-def _loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader:
-    data = torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
-                                          torch.from_numpy(y.astype(np.float32)))
+def _loader(
+    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool
+) -> torch.utils.data.DataLoader:
+    data = torch.utils.data.TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.float32))
+    )
     return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle)
 
 

@@ -28,7 +28,9 @@ TOKEN_FEATURES = ("sequence", "histogram", "sequence+histogram")
 
 def check_n_jobs(n_jobs: int) -> None:
     if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"baseline.n_jobs={n_jobs} is not allowed; use -1 (all cores) or a positive count")
+        raise ValueError(
+            f"baseline.n_jobs={n_jobs} is not allowed; use -1 (all cores) or a positive count"
+        )
 
 
 def check_grid(key: str, values: list, lo: float, hi: float) -> None:
@@ -66,7 +68,9 @@ class ForestConfig:
         return [{"max_depth": int(d)} for d in self.max_depth_grid]
 
     @staticmethod
-    def inputs(cfg: ForestConfig, features: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+    def inputs(
+        cfg: ForestConfig, features: np.ndarray | None, tokens: np.ndarray | None
+    ) -> np.ndarray:
         if tokens is None:
             raise ValueError("baseline rf needs tokens (N, T); run the tokenizer stage first")
         return token_inputs(tokens, cfg.features)
@@ -76,8 +80,12 @@ class ForestConfig:
         from sklearn.ensemble import RandomForestClassifier
 
         model = RandomForestClassifier(
-            n_estimators=cfg.n_estimators, max_depth=params["max_depth"], max_features=cfg.max_features,
-            min_samples_leaf=cfg.min_samples_leaf, class_weight=cfg.class_weight, n_jobs=cfg.n_jobs,
+            n_estimators=cfg.n_estimators,
+            max_depth=params["max_depth"],
+            max_features=cfg.max_features,
+            min_samples_leaf=cfg.min_samples_leaf,
+            class_weight=cfg.class_weight,
+            n_jobs=cfg.n_jobs,
             random_state=seed,
         )
         return model.fit(x_train, y_train)
@@ -115,9 +123,13 @@ class BoostingConfig:
         return [{"learning_rate": float(lr), "max_leaf_nodes": int(leaves)} for lr, leaves in pairs]
 
     @staticmethod
-    def inputs(cfg: BoostingConfig, features: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+    def inputs(
+        cfg: BoostingConfig, features: np.ndarray | None, tokens: np.ndarray | None
+    ) -> np.ndarray:
         if features is None:
-            raise ValueError("baseline hgb needs PSD features (N, T, F); run the features stage first")
+            raise ValueError(
+                "baseline hgb needs PSD features (N, T, F); run the features stage first"
+            )
         return np.asarray(features, dtype=np.float32).reshape(len(features), -1)  # (N, T*F)
 
     @staticmethod
@@ -128,10 +140,14 @@ class BoostingConfig:
         # No early stopping: its internal split would take labels from a 50-record subset;
         # the dev split already chooses the knobs. Without it the fit does not use the seed.
         boosting = HistGradientBoostingClassifier(
-            learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"],
-            max_iter=cfg.max_iter, min_samples_leaf=cfg.min_samples_leaf,
-            l2_regularization=cfg.l2_regularization, class_weight=cfg.class_weight,
-            early_stopping=False, random_state=seed,
+            learning_rate=params["learning_rate"],
+            max_leaf_nodes=params["max_leaf_nodes"],
+            max_iter=cfg.max_iter,
+            min_samples_leaf=cfg.min_samples_leaf,
+            l2_regularization=cfg.l2_regularization,
+            class_weight=cfg.class_weight,
+            early_stopping=False,
+            random_state=seed,
         )
         binner = QuantileBinner(_MAX_BINS).fit(x_train)
         # OpenMP threads beyond the free cores slow boosting several-fold on a shared machine.

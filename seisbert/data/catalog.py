@@ -60,8 +60,15 @@ DEFAULT_CSV_COLUMNS = {
     "p_time": "p_time",
     "phase": "phase",
 }
-CSV_EVENT_ROLES = ("event_id", "origin_time", "latitude", "longitude", "depth_km",
-                   "magnitude", "event_type")
+CSV_EVENT_ROLES = (
+    "event_id",
+    "origin_time",
+    "latitude",
+    "longitude",
+    "depth_km",
+    "magnitude",
+    "event_type",
+)
 
 
 @dataclass
@@ -109,9 +116,14 @@ class CatalogRead:
     unused_columns: list = field(default_factory=list)  # a misnamed pick column shows here
 
 
-def load_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
-                 picks_csv: str | Path | None = None, p_phases=("P", "Pg", "Pn"),
-                 key: str = "data.catalog") -> CatalogRead:
+def load_catalog(
+    path: str | Path,
+    fmt: str = "auto",
+    csv_columns: dict | None = None,
+    picks_csv: str | Path | None = None,
+    p_phases=("P", "Pg", "Pn"),
+    key: str = "data.catalog",
+) -> CatalogRead:
     """Events of a QuakeML or CSV catalogue with their P picks (``fmt``: auto|quakeml|csv).
 
     Bad rows are rejected (``CatalogRead.rejected``), the rest go on; an empty file, a
@@ -133,17 +145,32 @@ def load_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None =
             raise ValueError(f"{key}={str(path)!r} holds no events (an empty QuakeML catalogue)")
     out.events = merged_by_id(rows, path.name, unit, out.rejected)
     if picks_csv is not None:
-        add_csv_picks(out.events, read_csv_table(Path(picks_csv), "data.picks_csv"), columns,
-                      p_phases, Path(picks_csv).name, out.rejected)
+        add_csv_picks(
+            out.events,
+            read_csv_table(Path(picks_csv), "data.picks_csv"),
+            columns,
+            p_phases,
+            Path(picks_csv).name,
+            out.rejected,
+        )
     n_picks = sum(len(e.p_picks) for e in out.events)
-    log.info("catalog %s: %d events, %d P picks, %d rows rejected", path.name, len(out.events),
-             n_picks, len(out.rejected))
+    log.info(
+        "catalog %s: %d events, %d P picks, %d rows rejected",
+        path.name,
+        len(out.events),
+        n_picks,
+        len(out.rejected),
+    )
     return out
 
 
-def read_catalog(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
-                 picks_csv: str | Path | None = None,
-                 p_phases=("P", "Pg", "Pn")) -> list[CatalogEvent]:
+def read_catalog(
+    path: str | Path,
+    fmt: str = "auto",
+    csv_columns: dict | None = None,
+    picks_csv: str | Path | None = None,
+    p_phases=("P", "Pg", "Pn"),
+) -> list[CatalogEvent]:
     """The events of ``load_catalog`` (its rejections are logged only)."""
     return load_catalog(path, fmt, csv_columns, picks_csv, p_phases).events
 
@@ -168,8 +195,14 @@ def merged_by_id(rows: list, name: str, unit: str, rejected: list) -> list[Catal
                 types.setdefault(ev.event_type, []).append(str(n))
         if len(types) > 1:
             said = " and ".join(f"{t!r} ({unit} {', '.join(ns)})" for t, ns in types.items())
-            rejected.append(rejection(eid, SOURCE, Reason.CONFLICTING_TYPE,
-                                      f"{name}: event {eid} is written as {said}"))
+            rejected.append(
+                rejection(
+                    eid,
+                    SOURCE,
+                    Reason.CONFLICTING_TYPE,
+                    f"{name}: event {eid} is written as {said}",
+                )
+            )
             continue
         first = group[0][1]
         first.event_type = next(iter(types), "")
@@ -188,10 +221,18 @@ def _same_origin_rows(eid: str, group: list, name: str, unit: str, rejected: lis
         if _same_origin(first, ev):
             kept.append((n, ev))
             continue
-        rejected.append(rejection(f"{eid} ({unit} {n})", SOURCE, Reason.DUPLICATE_EVENT, (
-            f"{name}: {unit} {n} reuses the event id {eid!r} of {unit} {n0} with another origin "
-            f"({_origin_text(ev)} vs. {_origin_text(first)}); kept {unit} {n0}, "
-            f"skipped {unit} {n}")))
+        rejected.append(
+            rejection(
+                f"{eid} ({unit} {n})",
+                SOURCE,
+                Reason.DUPLICATE_EVENT,
+                (
+                    f"{name}: {unit} {n} reuses the event id {eid!r} of {unit} {n0} with another origin "
+                    f"({_origin_text(ev)} vs. {_origin_text(first)}); kept {unit} {n0}, "
+                    f"skipped {unit} {n}"
+                ),
+            )
+        )
     return kept
 
 
@@ -201,14 +242,18 @@ def _same_origin(a: CatalogEvent, b: CatalogEvent) -> bool:
     if a.origin_time is not None and b.origin_time is not None:
         if abs(a.origin_time - b.origin_time) > 1e-3:
             return False
-    pairs = ((a.latitude, b.latitude, 1e-6), (a.longitude, b.longitude, 1e-6),
-             (a.depth_km, b.depth_km, 1e-6))
-    return all(not (math.isfinite(x) and math.isfinite(y)) or abs(x - y) <= tol
-               for x, y, tol in pairs)
+    pairs = (
+        (a.latitude, b.latitude, 1e-6),
+        (a.longitude, b.longitude, 1e-6),
+        (a.depth_km, b.depth_km, 1e-6),
+    )
+    return all(
+        not (math.isfinite(x) and math.isfinite(y)) or abs(x - y) <= tol for x, y, tol in pairs
+    )
 
 
 def _origin_text(ev: CatalogEvent) -> str:
-    return (f"{ev.origin_time} at {ev.latitude:g}, {ev.longitude:g}, {ev.depth_km:g} km")
+    return f"{ev.origin_time} at {ev.latitude:g}, {ev.longitude:g}, {ev.depth_km:g} km"
 
 
 # ----------------------------------------------------------------------------- QuakeML
@@ -222,10 +267,14 @@ def read_quakeml(path: Path, p_phases, key: str = "data.catalog") -> list[Catalo
     except Exception as e:  # obspy raises many types for a file it cannot parse
         bad_byte = None if _declared_encoding(path) else utf8_problem(path)
         if bad_byte is not None:  # obspy says only "Unknown format"
-            raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML: {bad_byte}, and its "
-                             f"XML declaration names no other encoding; {UTF8_HINT}") from None
-        raise ValueError(f"{key}={str(path)!r} cannot be read as QuakeML ({type(e).__name__}: "
-                         f"{e}); set data.catalog_format=csv if it is a CSV table") from None
+            raise ValueError(
+                f"{key}={str(path)!r} cannot be read as QuakeML: {bad_byte}, and its "
+                f"XML declaration names no other encoding; {UTF8_HINT}"
+            ) from None
+        raise ValueError(
+            f"{key}={str(path)!r} cannot be read as QuakeML ({type(e).__name__}: "
+            f"{e}); set data.catalog_format=csv if it is a CSV table"
+        ) from None
     events = [_quakeml_event(ev, p_phases) for ev in catalog]
     return _unique_short_ids(events)
 
@@ -254,7 +303,9 @@ def _quakeml_event(ev, p_phases) -> CatalogEvent:
     origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
     magnitude = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
     uri = str(ev.resource_id)
-    out = CatalogEvent(event_id=short_event_id(uri), event_type=normalize_type(ev.event_type), event_uri=uri)
+    out = CatalogEvent(
+        event_id=short_event_id(uri), event_type=normalize_type(ev.event_type), event_uri=uri
+    )
     if origin is not None:
         out.origin_time = origin.time
         out.latitude, out.longitude = _num(origin.latitude), _num(origin.longitude)
@@ -297,8 +348,10 @@ def utf8_problem(path: str | Path) -> str | None:
         data.decode("utf-8")
     except UnicodeDecodeError as e:
         line, line_start = data.count(b"\n", 0, e.start) + 1, data.rfind(b"\n", 0, e.start) + 1
-        return (f"byte 0x{data[e.start]:02x} at offset {e.start} (line {line}, column "
-                f"{e.start - line_start + 1}) is not UTF-8")
+        return (
+            f"byte 0x{data[e.start]:02x} at offset {e.start} (line {line}, column "
+            f"{e.start - line_start + 1}) is not UTF-8"
+        )
     return None
 
 
@@ -317,44 +370,62 @@ def read_csv_table(path: Path, key: str) -> pd.DataFrame:
     try:
         table = read_csv_utf8(path, key, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{key}={str(path)!r} is empty (0 bytes); give a CSV table with a "
-                         "header row and one row per event or pick") from None
+        raise ValueError(
+            f"{key}={str(path)!r} is empty (0 bytes); give a CSV table with a "
+            "header row and one row per event or pick"
+        ) from None
     if table.empty:
-        raise ValueError(f"{key}={str(path)!r} has a header {list(table.columns)} but no rows, "
-                         "so it holds no events")
+        raise ValueError(
+            f"{key}={str(path)!r} has a header {list(table.columns)} but no rows, "
+            "so it holds no events"
+        )
     return table
 
 
-def csv_row_events(table: pd.DataFrame, columns: dict, p_phases, name: str,
-                   rejected: list) -> list[tuple[int, CatalogEvent]]:
+def csv_row_events(
+    table: pd.DataFrame, columns: dict, p_phases, name: str, rejected: list
+) -> list[tuple[int, CatalogEvent]]:
     """``(row number, event)`` per good CSV row (1 = first data row); bad rows are rejected."""
     missing = [columns[r] for r in ("event_id", "origin_time") if columns[r] not in table]
     if missing:
-        raise ValueError(f"catalog CSV lacks columns {missing}; have {list(table.columns)}. "
-                         "Map yours with data.csv_columns.<role>=<your column>")
+        raise ValueError(
+            f"catalog CSV lacks columns {missing}; have {list(table.columns)}. "
+            "Map yours with data.csv_columns.<role>=<your column>"
+        )
     out = []
     for i, row in enumerate(table.to_dict("records"), start=1):
         try:
             out.append((i, _csv_event(row, columns, p_phases)))
         except BadValue as e:
-            rejected.append(rejection(f"{name} row {i}", SOURCE, Reason.BAD_VALUE,
-                                      f"{name} row {i} (line {i + 1}), {e}; row skipped"))
+            rejected.append(
+                rejection(
+                    f"{name} row {i}",
+                    SOURCE,
+                    Reason.BAD_VALUE,
+                    f"{name} row {i} (line {i + 1}), {e}; row skipped",
+                )
+            )
     return out
 
 
 def _csv_event(row: dict, columns: dict, p_phases) -> CatalogEvent:
     """One CSV row as an event, with the row's P pick when it carries one."""
+
     def get(role):
         return str(row.get(columns[role], "")).strip(), columns[role]
 
     event_id = get("event_id")
     if not event_id[0]:
         raise BadValue(event_id[1], event_id[0], "an event id")
-    ev = CatalogEvent(event_id=event_id[0], event_type=normalize_type(get("event_type")[0]),
-                      origin_time=parse_time(*get("origin_time")),
-                      latitude=_number(*get("latitude"), lo=-90.0, hi=90.0),
-                      longitude=_number(*get("longitude"), lo=-180.0, hi=360.0),
-                      depth_km=_number(*get("depth_km")), magnitude=_number(*get("magnitude")))
+    ev = CatalogEvent(
+        event_id=event_id[0],
+        event_type=normalize_type(get("event_type")[0]),
+        origin_time=parse_time(*get("origin_time")),
+        latitude=_number(*get("latitude"), lo=-90.0, hi=90.0),
+        longitude=_number(*get("longitude"), lo=-180.0, hi=360.0),
+        depth_km=_number(*get("depth_km")),
+        magnitude=_number(*get("magnitude")),
+    )
     (station_id, _), (p_time, p_col) = get("station_id"), get("p_time")
     phase_ok = columns["phase"] not in row or get("phase")[0] in p_phases
     if station_id and p_time and phase_ok:
@@ -396,16 +467,24 @@ def _number(value: str, column: str, lo: float = -math.inf, hi: float = math.inf
     return x
 
 
-def add_csv_picks(events: list[CatalogEvent], table: pd.DataFrame, columns: dict,
-                  p_phases, name: str = "picks", rejected: list | None = None) -> None:
+def add_csv_picks(
+    events: list[CatalogEvent],
+    table: pd.DataFrame,
+    columns: dict,
+    p_phases,
+    name: str = "picks",
+    rejected: list | None = None,
+) -> None:
     """Attach picks (event id, "NET.STA", time[, phase]) to their events; bad ones are rejected."""
     rejected = [] if rejected is None else rejected
     # A separate picks file may keep the default names while the catalogue is renamed.
     col = {r: c if c in table else r for r, c in columns.items()}
     need = [col[r] for r in ("event_id", "station_id", "p_time")]
     if any(c not in table for c in need):
-        raise ValueError(f"picks table needs columns {need}; have {list(table.columns)}. "
-                         "Map yours with data.csv_columns.<role>=<your column>")
+        raise ValueError(
+            f"picks table needs columns {need}; have {list(table.columns)}. "
+            "Map yours with data.csv_columns.<role>=<your column>"
+        )
     by_id = {e.event_id: e for e in events}
     for i, row in enumerate(table.to_dict("records"), start=1):
         if col["phase"] in row and str(row[col["phase"]]).strip() not in p_phases:
@@ -418,10 +497,18 @@ def add_csv_picks(events: list[CatalogEvent], table: pd.DataFrame, columns: dict
                     raise BadValue(c, value, "set")
             time = parse_time(p_time, need[2])
         except BadValue as e:
-            rejected.append(rejection(where, SOURCE, Reason.BAD_VALUE, f"{where} (line {i + 1}), {e}"))
+            rejected.append(
+                rejection(where, SOURCE, Reason.BAD_VALUE, f"{where} (line {i + 1}), {e}")
+            )
             continue
         if eid not in by_id:
-            rejected.append(rejection(where, SOURCE, Reason.STRAY_PICK,
-                                      f"{where}: event {eid!r} is not in the catalogue (or was rejected)"))
+            rejected.append(
+                rejection(
+                    where,
+                    SOURCE,
+                    Reason.STRAY_PICK,
+                    f"{where}: event {eid!r} is not in the catalogue (or was rejected)",
+                )
+            )
             continue
         by_id[eid].add_pick(station_id, time)

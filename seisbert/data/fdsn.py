@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seisbert.config import check_range
-from seisbert.data.catalog import short_event_id
+from seisbert.data.catalog import _quakeml_event, short_event_id
+from seisbert.data.waveforms import Rejected, taup_p_seconds
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,21 @@ class FdsnConfig:
     def __post_init__(self):
         for key in ("out", "start", "end"):
             if getattr(self, key) is None:
-                raise ValueError(f"fdsn.{key} must be set (e.g. out=/data/utah start=2012-01-01 end=2013-01-01)")
+                raise ValueError(
+                    f"fdsn.{key} must be set (e.g. out=/data/utah start=2012-01-01 end=2013-01-01)"
+                )
         if self.region is not None and len(self.region) != 4:
-            raise ValueError(f"fdsn.region={self.region} must be [min_lat, max_lat, min_lon, max_lon]")
-        for key in ("max_distance_km", "pre_s", "post_s", "retry_wait_s", "min_interval_s", "timeout_s"):
+            raise ValueError(
+                f"fdsn.region={self.region} must be [min_lat, max_lat, min_lon, max_lon]"
+            )
+        for key in (
+            "max_distance_km",
+            "pre_s",
+            "post_s",
+            "retry_wait_s",
+            "min_interval_s",
+            "timeout_s",
+        ):
             check_range(f"fdsn.{key}", getattr(self, key), 0.0)
         check_range("fdsn.retries", self.retries, 0)
 
@@ -91,9 +103,17 @@ class Polite:
                 raise NoData(str(e).splitlines()[0]) from None
             except Exception as e:  # HTTP errors, timeouts, broken answers: retry, then give up
                 if attempt == self.cfg.retries:
-                    raise RuntimeError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                                       f"(after {attempt + 1} attempts)") from None
-                log.info("request failed (%s); retry %d of %d in %.1f s", e, attempt + 1, self.cfg.retries, wait)
+                    raise RuntimeError(
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                        f"(after {attempt + 1} attempts)"
+                    ) from None
+                log.info(
+                    "request failed (%s); retry %d of %d in %.1f s",
+                    e,
+                    attempt + 1,
+                    self.cfg.retries,
+                    wait,
+                )
                 time.sleep(wait)
                 wait *= 2
 
@@ -106,8 +126,11 @@ class FdsnBuilder:
 
         self.cfg, self.out = cfg, Path(cfg.out)
         self.call = Polite(cfg)
+
         def connect(provider):
-            return self.call(Client, provider, timeout=cfg.timeout_s, _discover_services=cfg.discover_services)
+            return self.call(
+                Client, provider, timeout=cfg.timeout_s, _discover_services=cfg.discover_services
+            )
 
         self.client = connect(cfg.provider)
         same = cfg.event_provider is None or cfg.event_provider == cfg.provider
@@ -138,11 +161,18 @@ class FdsnBuilder:
         path, cfg = self.out / "catalog.xml", self.cfg
         if path.is_file():
             return obspy.read_events(str(path))
-        box = dict(zip(("minlatitude", "maxlatitude", "minlongitude", "maxlongitude"), cfg.region or ()))
+        box = dict(
+            zip(("minlatitude", "maxlatitude", "minlongitude", "maxlongitude"), cfg.region or ())
+        )
         extra = {} if cfg.min_magnitude is None else {"minmagnitude": cfg.min_magnitude}
-        cat = self.call(self.event_client.get_events, starttime=obspy.UTCDateTime(cfg.start),
-                        endtime=obspy.UTCDateTime(cfg.end), eventtype=",".join(cfg.event_types),
-                        **box, **extra)
+        cat = self.call(
+            self.event_client.get_events,
+            starttime=obspy.UTCDateTime(cfg.start),
+            endtime=obspy.UTCDateTime(cfg.end),
+            eventtype=",".join(cfg.event_types),
+            **box,
+            **extra,
+        )
         cat.write(str(path.with_suffix(".xml.tmp")), format="QUAKEML")
         path.with_suffix(".xml.tmp").replace(path)
         return cat
@@ -157,19 +187,28 @@ class FdsnBuilder:
         box = {}
         if cfg.region is not None:
             pad = cfg.max_distance_km / 111.2  # degrees of latitude
-            box = {"minlatitude": cfg.region[0] - pad, "maxlatitude": cfg.region[1] + pad,
-                   "minlongitude": cfg.region[2] - pad, "maxlongitude": cfg.region[3] + pad}
-        inv = self.call(self.client.get_stations, network=cfg.networks, station=cfg.stations,
-                        channel=cfg.channels, starttime=obspy.UTCDateTime(cfg.start),
-                        endtime=obspy.UTCDateTime(cfg.end), level=cfg.station_level, **box)
+            box = {
+                "minlatitude": cfg.region[0] - pad,
+                "maxlatitude": cfg.region[1] + pad,
+                "minlongitude": cfg.region[2] - pad,
+                "maxlongitude": cfg.region[3] + pad,
+            }
+        inv = self.call(
+            self.client.get_stations,
+            network=cfg.networks,
+            station=cfg.stations,
+            channel=cfg.channels,
+            starttime=obspy.UTCDateTime(cfg.start),
+            endtime=obspy.UTCDateTime(cfg.end),
+            level=cfg.station_level,
+            **box,
+        )
         inv.write(str(path.with_suffix(".xml.tmp")), format="STATIONXML")
         path.with_suffix(".xml.tmp").replace(path)
         return inv
 
     def event_waveforms(self, ev, inventory, folder: Path) -> tuple[int, int]:
         """One miniSEED file per station near the event; failures go to failures.csv."""
-        from seisbert.data.catalog import _quakeml_event
-
         folder.mkdir(parents=True, exist_ok=True)
         event = _quakeml_event(ev, tuple(self.cfg.p_phases))
         files, failures = 0, []
@@ -177,36 +216,55 @@ class FdsnBuilder:
             try:
                 p_time = self.p_time(event, station_id, lat, lon)
                 net, sta = station_id.split(".", 1)
-                stream = self.call(self.client.get_waveforms, net, sta, "*", self.cfg.channels,
-                                   p_time - self.cfg.pre_s, p_time + self.cfg.post_s)
+                stream = self.call(
+                    self.client.get_waveforms,
+                    net,
+                    sta,
+                    "*",
+                    self.cfg.channels,
+                    p_time - self.cfg.pre_s,
+                    p_time + self.cfg.post_s,
+                )
                 stream.write(str(folder / f"{station_id}.mseed"), format="MSEED")
                 files += 1
             except (NoData, RuntimeError, ValueError) as e:
                 stage = "dataselect" if not isinstance(e, ValueError) else "p_time"
-                failures.append((event.event_id, station_id, stage, "no data" if isinstance(e, NoData) else str(e)))
+                failures.append(
+                    (
+                        event.event_id,
+                        station_id,
+                        stage,
+                        "no data" if isinstance(e, NoData) else str(e),
+                    )
+                )
         self.record_failures(failures)
-        (folder / "done.json").write_text(json.dumps({"event_id": event.event_id, "files": files,
-                                                      "failures": len(failures)}))
+        (folder / "done.json").write_text(
+            json.dumps({"event_id": event.event_id, "files": files, "failures": len(failures)})
+        )
         return files, len(failures)
 
     def nearby(self, event, inventory) -> dict:
-        """"NET.STA" -> (lat, lon) of stations within ``max_distance_km`` (all if no epicentre)."""
+        """ "NET.STA" -> (lat, lon) of stations within ``max_distance_km`` (all if no epicentre)."""
         from obspy.geodetics import gps2dist_azimuth
 
         out = {}
         for net in inventory:
             for sta in net:
                 known = math.isfinite(event.latitude) and math.isfinite(event.longitude)
-                dist_km = gps2dist_azimuth(event.latitude, event.longitude, sta.latitude,
-                                           sta.longitude)[0] / 1000.0 if known else 0.0
+                dist_km = (
+                    gps2dist_azimuth(event.latitude, event.longitude, sta.latitude, sta.longitude)[
+                        0
+                    ]
+                    / 1000.0
+                    if known
+                    else 0.0
+                )
                 if dist_km <= self.cfg.max_distance_km:
                     out[f"{net.code}.{sta.code}"] = (sta.latitude, sta.longitude)
         return out
 
     def p_time(self, event, station_id: str, lat: float, lon: float):
         from obspy.geodetics import gps2dist_azimuth
-
-        from seisbert.data.waveforms import Rejected, taup_p_seconds
 
         if station_id in event.p_picks:
             return event.p_picks[station_id]

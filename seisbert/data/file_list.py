@@ -32,10 +32,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from seisbert.arrays import RowSink
+from seisbert.artifacts.arrays import RowSink
 from seisbert.config import check_choice
 from seisbert.data.catalog import BadValue, parse_time, read_csv_utf8
-from seisbert.data.records import RecordSet, Reason, Rejected, reason_counts, rejection
+from seisbert.data.records import Reason, RecordSet, Rejected, reason_counts, rejection
 from seisbert.data.stores import guess_format, read_checked, station_of
 from seisbert.data.traces import place_window
 from seisbert.data.waveforms import UNSET, WaveformSource, check_file
@@ -43,8 +43,13 @@ from seisbert.data.waveforms import UNSET, WaveformSource, check_file
 log = logging.getLogger(__name__)
 
 SOURCE = "file_list"
-DEFAULT_FILE_COLUMNS = {"file": "file", "p_time": "p_time", "event_id": "event_id",
-                        "station_id": "station_id", "event_type": "event_type"}
+DEFAULT_FILE_COLUMNS = {
+    "file": "file",
+    "p_time": "p_time",
+    "event_id": "event_id",
+    "station_id": "station_id",
+    "event_type": "event_type",
+}
 REQUIRED_ROLES = ("file", "p_time")
 
 
@@ -61,16 +66,23 @@ class FileListSource(WaveformSource):
             check_choice("data.file_columns key", key, DEFAULT_FILE_COLUMNS)
         self.file_columns = {**DEFAULT_FILE_COLUMNS, **self.file_columns}
         if self.channels != "Z":
-            raise ValueError(f"data.channels={self.channels!r}: data=file_list reads the vertical only "
-                             "(rotating to Z/R/T needs event and station coordinates); use data=waveforms "
-                             "with a catalogue and data.inventory for ZRT")
+            raise ValueError(
+                f"data.channels={self.channels!r}: data=file_list reads the vertical only "
+                "(rotating to Z/R/T needs event and station coordinates); use data=waveforms "
+                "with a catalogue and data.inventory for ZRT"
+            )
 
     def check_paths(self) -> None:
         if self.file_list in UNSET:
-            raise ValueError("data.file_list is not set; data=file_list needs a CSV with columns "
-                             "file, p_time, e.g. data.file_list=/path/to/records.csv")
-        check_file("data.file_list", self.file_list,
-                   "the CSV file naming one waveform file and P time per row")
+            raise ValueError(
+                "data.file_list is not set; data=file_list needs a CSV with columns "
+                "file, p_time, e.g. data.file_list=/path/to/records.csv"
+            )
+        check_file(
+            "data.file_list",
+            self.file_list,
+            "the CSV file naming one waveform file and P time per row",
+        )
 
     def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
         """One record per CSV row; bad rows are listed with their line and reason
@@ -81,25 +93,38 @@ class FileListSource(WaveformSource):
         base = Path(self.file_list).resolve().parent
         waves, rows, rejected = RowSink(waveform_path, (1, self.n_samples)), [], []
         repeats = self._repeated_rows(table, base)
-        for i, row in enumerate(tqdm(table.to_dict("records"), desc="records", unit="rec",
-                                     disable=not progress)):
+        for i, row in enumerate(
+            tqdm(table.to_dict("records"), desc="records", unit="rec", disable=not progress)
+        ):
             where = self._line(i)
             if i in repeats:
-                rejected.append(rejection(f"{where} {row[self.file_columns['file']]}", SOURCE,
-                                          Reason.DUPLICATE_ROW, repeats[i]))
+                rejected.append(
+                    rejection(
+                        f"{where} {row[self.file_columns['file']]}",
+                        SOURCE,
+                        Reason.DUPLICATE_ROW,
+                        repeats[i],
+                    )
+                )
                 continue
             try:
                 wave, meta = self._row_record(row, base)
             except Rejected as r:
-                rejected.append(rejection(f"{where} {row[self.file_columns['file']]}", SOURCE, r.reason, r.detail))
+                rejected.append(
+                    rejection(
+                        f"{where} {row[self.file_columns['file']]}", SOURCE, r.reason, r.detail
+                    )
+                )
                 continue
             waves.extend([wave])
             rows.append(meta)
         if not rows:
             counts = reason_counts(rejected)
             first = f" First: {rejected[0]['record']}: {rejected[0]['detail']}." if rejected else ""
-            raise ValueError(f"data=file_list: no usable record from the {len(table)} rows of "
-                             f"{self.file_list} (rejected {counts}); nothing was cached.{first}")
+            raise ValueError(
+                f"data=file_list: no usable record from the {len(table)} rows of "
+                f"{self.file_list} (rejected {counts}); nothing was cached.{first}"
+            )
         n_events = len({r["event_id"] for r in rows})
         return self._record_set(waves, rows, rejected, n_events, time.perf_counter() - started)
 
@@ -117,11 +142,16 @@ class FileListSource(WaveformSource):
                 p_time = parse_time(p_time, self.file_columns["p_time"]) or p_time
             except BadValue:
                 pass  # the row is rejected for it when read
-            key = (os.path.normpath(path if path.is_absolute() else base / path),
-                   self._value(row, "station_id"), str(p_time))
+            key = (
+                os.path.normpath(path if path.is_absolute() else base / path),
+                self._value(row, "station_id"),
+                str(p_time),
+            )
             if key in first:
-                out[i] = (f"repeats {self._line(first[key])} (the same file, station and P time "
-                          f"{p_time}); the record is classified once")
+                out[i] = (
+                    f"repeats {self._line(first[key])} (the same file, station and P time "
+                    f"{p_time}); the record is classified once"
+                )
             else:
                 first[key] = i
         return out
@@ -131,7 +161,9 @@ class FileListSource(WaveformSource):
         missing = [r for r in REQUIRED_ROLES if self.file_columns[r] not in table.columns]
         if missing:
             wanted = ", ".join(f"{self.file_columns[r]!r} (data.file_columns.{r})" for r in missing)
-            raise ValueError(f"{self.file_list} lacks the column(s) {wanted}; it has {list(table.columns)}")
+            raise ValueError(
+                f"{self.file_list} lacks the column(s) {wanted}; it has {list(table.columns)}"
+            )
         return table
 
     def _value(self, row: dict, role: str) -> str:
@@ -141,8 +173,11 @@ class FileListSource(WaveformSource):
         path = Path(self._value(row, "file"))
         path = path if path.is_absolute() else base / path
         if path.is_dir():
-            raise Rejected(Reason.UNREADABLE, f"{path} is a folder; column "
-                           f"{self.file_columns['file']!r} names one waveform file per row")
+            raise Rejected(
+                Reason.UNREADABLE,
+                f"{path} is a folder; column "
+                f"{self.file_columns['file']!r} names one waveform file per row",
+            )
         if not path.is_file():
             raise Rejected(Reason.UNREADABLE, f"{path} does not exist")
         try:
@@ -152,34 +187,56 @@ class FileListSource(WaveformSource):
         if p_time is None:
             raise Rejected(Reason.MISSING_PICK, f"column {self.file_columns['p_time']!r} is empty")
         t0, t1 = p_time - self.pre_s, p_time + self.post_s
-        stream = read_checked(path, fmt=guess_format(path), starttime=t0 - self.pad_s,
-                               endtime=t1 + self.pad_s)
+        stream = read_checked(
+            path, fmt=guess_format(path), starttime=t0 - self.pad_s, endtime=t1 + self.pad_s
+        )
         station_id = self._value(row, "station_id")
         if station_id:
             stream.traces = [tr for tr in stream if station_of(tr) == station_id]
         if not stream:
-            raise Rejected(Reason.TOO_SHORT, f"{path.name} has no data{' of ' + station_id if station_id else ''} "
-                           f"in [{t0}, {t1}]")
+            raise Rejected(
+                Reason.TOO_SHORT,
+                f"{path.name} has no data{' of ' + station_id if station_id else ''} "
+                f"in [{t0}, {t1}]",
+            )
         z = self._select(stream, "Z")
         station_id = station_id or station_of(z[0])
         source_type = self._row_type(row)
         data, start = self._stack({"Z": self._prepared(z, t0, t1, None)}, math.nan, None)
-        wave, p_sample, npts, start = place_window(data, start, p_time, self.pre_s, self.n_samples,
-                                                   self.sampling_rate_hz)
+        wave, p_sample, npts, start = place_window(
+            data, start, p_time, self.pre_s, self.n_samples, self.sampling_rate_hz
+        )
         event_id = self._value(row, "event_id") or path.stem
         return wave, {
-            "event_id": event_id, "event_uri": event_id, "station_id": station_id, "source_type": source_type,
-            "label": self.label_of(source_type), "trace_p_arrival_sample": p_sample, "trace_npts": npts,
-            "trace_start_time": str(start), "trace_sampling_rate_hz": self.sampling_rate_hz,
-            "trace_channel": z[0].stats.channel[:2], "trace_p_pick_origin": "file_list",
-            "source_origin_time": None, "source_latitude_deg": math.nan, "source_longitude_deg": math.nan,
-            "source_depth_km": math.nan, "source_magnitude": math.nan, "station_latitude_deg": math.nan,
-            "station_longitude_deg": math.nan, "path_ep_distance_km": math.nan, "path_back_azimuth_deg": math.nan}
+            "event_id": event_id,
+            "event_uri": event_id,
+            "station_id": station_id,
+            "source_type": source_type,
+            "label": self.label_of(source_type),
+            "trace_p_arrival_sample": p_sample,
+            "trace_npts": npts,
+            "trace_start_time": str(start),
+            "trace_sampling_rate_hz": self.sampling_rate_hz,
+            "trace_channel": z[0].stats.channel[:2],
+            "trace_p_pick_origin": "file_list",
+            "source_origin_time": None,
+            "source_latitude_deg": math.nan,
+            "source_longitude_deg": math.nan,
+            "source_depth_km": math.nan,
+            "source_magnitude": math.nan,
+            "station_latitude_deg": math.nan,
+            "station_longitude_deg": math.nan,
+            "path_ep_distance_km": math.nan,
+            "path_back_azimuth_deg": math.nan,
+        }
 
     def _row_type(self, row: dict) -> str:
         raw = self._value(row, "event_type")
         source_type = self.class_of(raw)
         if source_type is None:
-            raise Rejected(Reason.UNKNOWN_TYPE, f"event type {raw or '(unset)'!r} is not in data.event_types "
-                           "(seisbert predict classifies such records: data.unknown_type=keep)")
+            raise Rejected(
+                Reason.UNKNOWN_TYPE,
+                f"event type {raw or '(unset)'!r} is not in data.event_types "
+                "(seisbert predict classifies such records: data.unknown_type=keep)",
+            )
         return source_type

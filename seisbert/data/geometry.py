@@ -39,9 +39,11 @@ def taup_p_seconds(dist_km: float, depth_km: float, model: str = "ak135") -> flo
     """First P-type travel time (s) from TauP; sources above the datum count as depth 0."""
     from obspy.geodetics import kilometers2degrees
 
-    arrivals = _taup(model).get_travel_times(source_depth_in_km=max(depth_km, 0.0),
-                                             distance_in_degree=kilometers2degrees(dist_km),
-                                             phase_list=["ttp"])
+    arrivals = _taup(model).get_travel_times(
+        source_depth_in_km=max(depth_km, 0.0),
+        distance_in_degree=kilometers2degrees(dist_km),
+        phase_list=["ttp"],
+    )
     if not arrivals:
         raise Rejected(Reason.MISSING_PICK, f"TauP {model} has no P at {dist_km:.0f} km")
     return min(a.time for a in arrivals)
@@ -58,8 +60,9 @@ def gridded_p_seconds(dist_km: float, depth_km: float, model: str, grid_km: floa
     def node(a: int, b: int) -> float:
         return _p_at_node(a, b, grid_km, model)
 
-    return ((1 - fx) * ((1 - fz) * node(i, j) + fz * node(i, j + 1))
-            + fx * ((1 - fz) * node(i + 1, j) + fz * node(i + 1, j + 1)))
+    return (1 - fx) * ((1 - fz) * node(i, j) + fz * node(i, j + 1)) + fx * (
+        (1 - fz) * node(i + 1, j) + fz * node(i + 1, j + 1)
+    )
 
 
 @functools.lru_cache(maxsize=None)

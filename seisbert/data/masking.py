@@ -14,8 +14,9 @@ MASK_MODES = ("random", "first_half", "second_half", "span", "all")
 IGNORE = -100  # label of positions that carry no loss (torch's cross_entropy default)
 
 
-def select_positions(maskable: torch.Tensor, mode: str, mask_rate: float,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def select_positions(
+    maskable: torch.Tensor, mode: str, mask_rate: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Boolean (B, L) of positions to predict, a subset of ``maskable`` (B, L)."""
     B, L = maskable.shape
     n = maskable.sum(1, keepdim=True)  # (B, 1) spectral positions per sequence
@@ -34,11 +35,19 @@ def select_positions(maskable: torch.Tensor, mode: str, mask_rate: float,
     if mode == "span":
         start = (torch.rand(B, 1, generator=generator, device=maskable.device) * (n - k + 1)).long()
         return maskable & (rank >= start) & (rank < start + k)
-    raise ValueError(f"task.params.mask_mode={mode!r} is not allowed; choose one of {list(MASK_MODES)}")
+    raise ValueError(
+        f"task.params.mask_mode={mode!r} is not allowed; choose one of {list(MASK_MODES)}"
+    )
 
 
-def apply_mask(ids: torch.Tensor, selected: torch.Tensor, vocab_size: int, mask_id: int,
-               replace_probs=(0.8, 0.1, 0.1), generator: torch.Generator | None = None):
+def apply_mask(
+    ids: torch.Tensor,
+    selected: torch.Tensor,
+    vocab_size: int,
+    mask_id: int,
+    replace_probs=(0.8, 0.1, 0.1),
+    generator: torch.Generator | None = None,
+):
     """BERT's rule on ``selected`` positions: [MASK] / random spectral token / unchanged.
 
     Returns ``inputs`` (B, L) and ``labels`` (B, L) with ``IGNORE`` where not selected.
@@ -54,8 +63,14 @@ def apply_mask(ids: torch.Tensor, selected: torch.Tensor, vocab_size: int, mask_
     return inputs, labels
 
 
-def swap_random_windows(ids: torch.Tensor, psd: torch.Tensor, inputs: torch.Tensor, selected: torch.Tensor,
-                        vocab_size: int, generator: torch.Generator | None = None):
+def swap_random_windows(
+    ids: torch.Tensor,
+    psd: torch.Tensor,
+    inputs: torch.Tensor,
+    selected: torch.Tensor,
+    vocab_size: int,
+    generator: torch.Generator | None = None,
+):
     """BERT's "random token" share for window inputs: a random window of the batch instead.
 
     ``inputs`` comes from :func:`apply_mask`; its randomly replaced positions (selected,

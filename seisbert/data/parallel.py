@@ -27,8 +27,14 @@ def _call(fn: Callable, chunk):
     return fn(_STATE, chunk)
 
 
-def map_chunks(fn: Callable, chunks: list, state: dict, num_workers: int,
-               progress: bool = True, desc: str = "chunks") -> Iterator:
+def map_chunks(
+    fn: Callable,
+    chunks: list,
+    state: dict,
+    num_workers: int,
+    progress: bool = True,
+    desc: str = "chunks",
+) -> Iterator:
     """``fn(state, chunk)`` for every chunk, in ``num_workers`` processes (0: here), in order.
 
     A generator holding at most ``2 * num_workers`` results ahead of the caller, so a caller
@@ -42,8 +48,12 @@ def map_chunks(fn: Callable, chunks: list, state: dict, num_workers: int,
         bar.close()
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_init, initargs=(state,)) as pool:
+    with ProcessPoolExecutor(
+        num_workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init,
+        initargs=(state,),
+    ) as pool:
         ahead = deque()
         for c in chunks:
             ahead.append(pool.submit(_call, fn, c))

@@ -106,6 +106,8 @@ class Reason:
 
 def reason_counts(rejected) -> dict:
     """``{reason: count}`` of a rejected table or list of rows, most frequent first."""
-    reasons = pd.Series([r["reason"] for r in rejected] if isinstance(rejected, list)
-                        else rejected["reason"], dtype=str)
+    reasons = pd.Series(
+        [r["reason"] for r in rejected] if isinstance(rejected, list) else rejected["reason"],
+        dtype=str,
+    )
     return {str(k): int(v) for k, v in reasons.value_counts().items()}

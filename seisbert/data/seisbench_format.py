@@ -29,10 +29,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from seisbert.config import check_choice, check_range
-from seisbert.data.catalog import (DEFAULT_EVENT_TYPES, map_event_type, normalize_type,
-                                   read_csv_utf8)
-from seisbert.data.records import (CLASS_NAMES, REQUIRED_COLUMNS, RecordSet, Reason, empty_rejected,
-                                   rejection)
+from seisbert.data.catalog import DEFAULT_EVENT_TYPES, map_event_type, normalize_type, read_csv_utf8
+from seisbert.data.records import (
+    CLASS_NAMES,
+    REQUIRED_COLUMNS,
+    Reason,
+    RecordSet,
+    empty_rejected,
+    rejection,
+)
 from seisbert.data.traces import clip_problem, nyquist_problem, resampled
 from seisbert.data.waveforms import Rejected, place_window
 
@@ -41,14 +46,26 @@ log = logging.getLogger(__name__)
 SOURCE = "seisbench"
 SPLIT_VALUES = ("train", "dev", "test")
 # Columns whose values are codes: read them as text ("001" must stay "001").
-TEXT_COLUMNS = ("trace_name", "source_id", "station_network_code", "station_code",
-                "station_location_code", "trace_category", "source_type", "split",
-                "event_id", "station_id", "trace_start_time", "source_origin_time")
+TEXT_COLUMNS = (
+    "trace_name",
+    "source_id",
+    "station_network_code",
+    "station_code",
+    "station_location_code",
+    "trace_category",
+    "source_type",
+    "split",
+    "event_id",
+    "station_id",
+    "trace_start_time",
+    "source_origin_time",
+)
 
 
 # ------------------------------------------------------------------------------ export
-def export_seisbench(records: RecordSet, split=None, out_dir: str | Path = "seisbench_export",
-                     progress: bool = True) -> Path:
+def export_seisbench(
+    records: RecordSet, split=None, out_dir: str | Path = "seisbench_export", progress: bool = True
+) -> Path:
     """Write ``records`` as a SeisBench dataset in ``out_dir``; returns ``out_dir``.
 
     ``split`` is one value per record (train/dev/test; "val" is written as "dev") or
@@ -60,13 +77,20 @@ def export_seisbench(records: RecordSet, split=None, out_dir: str | Path = "seis
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = seisbench_metadata(records, split)
-    h5_tmp, csv_tmp = (out_dir / f"{name}.tmp-{os.getpid()}" for name in ("waveforms.hdf5", "metadata.csv"))
+    h5_tmp, csv_tmp = (
+        out_dir / f"{name}.tmp-{os.getpid()}" for name in ("waveforms.hdf5", "metadata.csv")
+    )
     _write_waveforms(h5_tmp, records, meta, progress)
     meta.to_csv(csv_tmp, index=False)
     os.replace(h5_tmp, out_dir / "waveforms.hdf5")
     os.replace(csv_tmp, out_dir / "metadata.csv")
-    log.info("exported %d traces (%s, %g Hz) to %s", len(meta), records.channels,
-             records.sampling_rate_hz, out_dir)
+    log.info(
+        "exported %d traces (%s, %g Hz) to %s",
+        len(meta),
+        records.channels,
+        records.sampling_rate_hz,
+        out_dir,
+    )
     return out_dir
 
 
@@ -74,14 +98,19 @@ def seisbench_metadata(records: RecordSet, split=None) -> pd.DataFrame:
     """The metadata table in seisbench's names: event id -> ``source_id``, ``station_id``
     -> network and station codes, ``source_type`` -> ``trace_category`` (kept too)."""
     meta = records.metadata.reset_index(drop=True).copy()
-    net_sta = meta["station_id"].astype(str).str.split(".", n=1, expand=True).reindex(columns=[0, 1])
+    net_sta = (
+        meta["station_id"].astype(str).str.split(".", n=1, expand=True).reindex(columns=[0, 1])
+    )
     has_net = net_sta[1].notna()
-    front = pd.DataFrame({
-        "trace_name": [f"{i:07d}_{_safe(s)}" for i, s in enumerate(meta["station_id"])],
-        "source_id": meta["event_id"].astype(str),
-        "station_network_code": net_sta[0].where(has_net, ""),
-        "station_code": net_sta[1].where(has_net, net_sta[0]),
-        "trace_category": meta["source_type"]})
+    front = pd.DataFrame(
+        {
+            "trace_name": [f"{i:07d}_{_safe(s)}" for i, s in enumerate(meta["station_id"])],
+            "source_id": meta["event_id"].astype(str),
+            "station_network_code": net_sta[0].where(has_net, ""),
+            "station_code": net_sta[1].where(has_net, net_sta[0]),
+            "trace_category": meta["source_type"],
+        }
+    )
     if split is not None:
         front.insert(1, "split", _split_values(split, len(meta)))
     if "trace_sampling_rate_hz" not in meta:
@@ -112,7 +141,9 @@ def _write_waveforms(path: Path, records: RecordSet, meta: pd.DataFrame, progres
         data = f.create_group("data")
         npts = meta["trace_npts"].to_numpy(int)
         for i, name in enumerate(tqdm(meta["trace_name"], desc="export", disable=not progress)):
-            data.create_dataset(name, data=np.asarray(records.waveforms[i, :, :npts[i]], np.float32))
+            data.create_dataset(
+                name, data=np.asarray(records.waveforms[i, :, : npts[i]], np.float32)
+            )
 
 
 def _safe(text: str) -> str:
@@ -133,17 +164,27 @@ class SeisBenchSource:
     min_power_at_fmax: float = 0.9  # resampling must keep this fraction of the PSD at fmax_hz
     type_columns: list = field(default_factory=lambda: ["trace_category", "source_type"])
     event_types: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
-    p_columns: list = field(default_factory=lambda: [
-        "trace_p_arrival_sample", "trace_P_arrival_sample", "trace_Pg_arrival_sample",
-        "trace_Pn_arrival_sample", "trace_P1_arrival_sample"])
+    p_columns: list = field(
+        default_factory=lambda: [
+            "trace_p_arrival_sample",
+            "trace_P_arrival_sample",
+            "trace_Pg_arrival_sample",
+            "trace_Pn_arrival_sample",
+            "trace_P1_arrival_sample",
+        ]
+    )
     splits: list | None = None  # keep only these split values; None keeps every row
 
     def __post_init__(self):
         check_choice("data.channels", self.channels, ("Z", "ZRT"))
         for key, value in self.event_types.items():
             check_choice(f"data.event_types.{key}", value, CLASS_NAMES)
-        for key, lo in (("pre_s", 0.0), ("post_s", 1.0), ("sampling_rate_hz", 1.0),
-                        ("min_sampling_rate_hz", 0.0)):
+        for key, lo in (
+            ("pre_s", 0.0),
+            ("post_s", 1.0),
+            ("sampling_rate_hz", 1.0),
+            ("min_sampling_rate_hz", 0.0),
+        ):
             check_range(f"data.{key}", getattr(self, key), lo)
         check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
 
@@ -155,9 +196,15 @@ class SeisBenchSource:
         """Read every chunk of the dataset into a ``RecordSet``; unusable rows are rejected."""
         if self.path is None:
             raise ValueError("data.path must be set for data=seisbench")
-        chunks = [(read_csv_utf8(meta_path, "data.path", low_memory=False,
-                                 dtype={c: str for c in TEXT_COLUMNS}), h5_path)
-                  for meta_path, h5_path in chunk_files(Path(self.path))]
+        chunks = [
+            (
+                read_csv_utf8(
+                    meta_path, "data.path", low_memory=False, dtype={c: str for c in TEXT_COLUMNS}
+                ),
+                h5_path,
+            )
+            for meta_path, h5_path in chunk_files(Path(self.path))
+        ]
         # over every row of every chunk: an event's rows may sit in other chunks or splits
         conflicts = conflicting_types([m for m, _ in chunks], self.type_columns)
         waves, rows, rejected = [], [], []
@@ -168,32 +215,45 @@ class SeisBenchSource:
         shape = (0, len(self.channels), self.n_samples)
         waveforms = np.stack(waves) if waves else np.zeros(shape, np.float32)  # (N, C, S)
         metadata = pd.DataFrame(rows, columns=list(REQUIRED_COLUMNS) if not rows else None)
-        metadata = metadata[list(REQUIRED_COLUMNS) + [c for c in metadata if c not in REQUIRED_COLUMNS]]
+        metadata = metadata[
+            list(REQUIRED_COLUMNS) + [c for c in metadata if c not in REQUIRED_COLUMNS]
+        ]
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
         counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
         if not len(metadata):  # an empty set must not be cached as if it were data
             first = rejected.drop_duplicates("reason").head(5)
             examples = "; ".join(f"{r.reason}: {r.record} {r.detail}" for r in first.itertuples())
-            raise ValueError(f"data=seisbench {self.path}: no usable record (rejected {counts}); "
-                             f"nothing was cached. First of each: {examples or 'none'}")
-        log.info("seisbench %s: %d records; rejected %d %s", self.path, len(metadata),
-                 len(rejected), counts)
+            raise ValueError(
+                f"data=seisbench {self.path}: no usable record (rejected {counts}); "
+                f"nothing was cached. First of each: {examples or 'none'}"
+            )
+        log.info(
+            "seisbench %s: %d records; rejected %d %s",
+            self.path,
+            len(metadata),
+            len(rejected),
+            counts,
+        )
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
-    def _read_chunk(self, meta: pd.DataFrame, h5_path: Path, conflicts: dict, out: tuple,
-                    progress: bool) -> None:
+    def _read_chunk(
+        self, meta: pd.DataFrame, h5_path: Path, conflicts: dict, out: tuple, progress: bool
+    ) -> None:
         """Append the chunk's records and rejections to ``out`` = (waves, rows, rejected)."""
         waves, rows, rejected = out
         with open_waveforms(h5_path) as f:
             fmt = data_format(f)
-            for _, row in tqdm(meta.iterrows(), total=len(meta), desc=h5_path.name,
-                               disable=not progress):
+            for _, row in tqdm(
+                meta.iterrows(), total=len(meta), desc=h5_path.name, disable=not progress
+            ):
                 try:
                     if _event_id(row) in conflicts:
                         raise Rejected(Reason.CONFLICTING_TYPE, conflicts[_event_id(row)])
                     wave, record = self._record(row, f, fmt)
                 except Rejected as r:
-                    rejected.append(rejection(str(row.get("trace_name")), SOURCE, r.reason, r.detail))
+                    rejected.append(
+                        rejection(str(row.get("trace_name")), SOURCE, r.reason, r.detail)
+                    )
                     continue
                 waves.append(wave)
                 rows.append(record)
@@ -205,8 +265,9 @@ class SeisBenchSource:
             raise Rejected(Reason.MISSING_PICK, f"none of {self.p_columns} is set")
         fs = _sampling_rate(row, fmt)
         if fs < self.min_sampling_rate_hz:
-            raise Rejected(Reason.BAD_RATE, f"{fs} Hz < data.min_sampling_rate_hz="
-                           f"{self.min_sampling_rate_hz}")
+            raise Rejected(
+                Reason.BAD_RATE, f"{fs} Hz < data.min_sampling_rate_hz={self.min_sampling_rate_hz}"
+            )
         problem = nyquist_problem(fs, self.sampling_rate_hz, self.fmax_hz, self.min_power_at_fmax)
         if problem is not None:
             raise Rejected(Reason.LOW_NYQUIST, problem)
@@ -217,14 +278,23 @@ class SeisBenchSource:
                 raise Rejected(Reason.CLIPPED, f"trace {row['trace_name']!r} {c}: {clipped[1]}")
         data = self._components(raw, fmt, row)  # (C, n)
         if fs != self.sampling_rate_hz:
-            data = np.stack([resampled(c, fs, self.sampling_rate_hz) for c in data.astype(np.float64)]).astype(np.float32)  # (C, n')
+            data = np.stack(
+                [resampled(c, fs, self.sampling_rate_hz) for c in data.astype(np.float64)]
+            ).astype(np.float32)  # (C, n')
             p = p * self.sampling_rate_hz / fs
         wave, p_sample, npts, offset_s = place_window(
-            data, 0.0, p / self.sampling_rate_hz, self.pre_s, self.n_samples, self.sampling_rate_hz)
+            data, 0.0, p / self.sampling_rate_hz, self.pre_s, self.n_samples, self.sampling_rate_hz
+        )
         out = row.to_dict()
-        out.update(event_id=_event_id(row), station_id=_station_id(row), source_type=source_type,
-                   label=CLASS_NAMES.index(source_type), trace_p_arrival_sample=p_sample,
-                   trace_npts=npts, trace_sampling_rate_hz=self.sampling_rate_hz)
+        out.update(
+            event_id=_event_id(row),
+            station_id=_station_id(row),
+            source_type=source_type,
+            label=CLASS_NAMES.index(source_type),
+            trace_p_arrival_sample=p_sample,
+            trace_npts=npts,
+            trace_sampling_rate_hz=self.sampling_rate_hz,
+        )
         if offset_s and isinstance(row.get("trace_start_time"), str):
             from obspy import UTCDateTime
 
@@ -232,11 +302,15 @@ class SeisBenchSource:
         return wave, out
 
     def _source_type(self, row: pd.Series) -> str:
-        raw = next((row[c] for c in self.type_columns if c in row and isinstance(row[c], str)), None)
+        raw = next(
+            (row[c] for c in self.type_columns if c in row and isinstance(row[c], str)), None
+        )
         source_type = map_event_type(raw, self.event_types)
         if source_type is None:
-            raise Rejected(Reason.UNKNOWN_TYPE, f"event type {raw!r} (columns {self.type_columns}) "
-                           "is not in data.event_types")
+            raise Rejected(
+                Reason.UNKNOWN_TYPE,
+                f"event type {raw!r} (columns {self.type_columns}) is not in data.event_types",
+            )
         return source_type
 
     def _components(self, data: np.ndarray, fmt: dict, row: pd.Series) -> np.ndarray:
@@ -251,16 +325,21 @@ class SeisBenchSource:
             n, e = (data[order.index(c)].astype(np.float64) for c in "NE")
             r, t = rotate_ne_rt(n, e, float(baz))
             return np.stack([data[order.index("Z")], r, t]).astype(np.float32)  # (3, n)
-        raise Rejected(Reason.MISSING_CHANNEL, f"component order {fmt['component_order']!r} "
-                       f"cannot give {self.channels!r} (R/T need N/E and path_back_azimuth_deg)")
+        raise Rejected(
+            Reason.MISSING_CHANNEL,
+            f"component order {fmt['component_order']!r} "
+            f"cannot give {self.channels!r} (R/T need N/E and path_back_azimuth_deg)",
+        )
 
 
 # ---------------------------------------------------------------------------- helpers
 def chunk_files(path: Path) -> list[tuple[Path, Path]]:
     """(metadata, waveforms) file pairs: the ``chunks`` file, else one dataset, else by name."""
     if path.is_file():
-        raise ValueError(f"data.path={str(path)!r} is a file; give the SeisBench dataset's "
-                         "folder (metadata.csv beside waveforms.hdf5)")
+        raise ValueError(
+            f"data.path={str(path)!r} is a file; give the SeisBench dataset's "
+            "folder (metadata.csv beside waveforms.hdf5)"
+        )
     if not path.is_dir():
         raise FileNotFoundError(f"data.path={str(path)!r} does not exist")
     if (path / "chunks").is_file():
@@ -268,7 +347,7 @@ def chunk_files(path: Path) -> list[tuple[Path, Path]]:
     elif (path / "metadata.csv").is_file():
         names = [""]
     else:
-        names = sorted(p.name[len("metadata"):-len(".csv")] for p in path.glob("metadata*.csv"))
+        names = sorted(p.name[len("metadata") : -len(".csv")] for p in path.glob("metadata*.csv"))
     if not names:
         raise ValueError(f"data.path={str(path)!r} holds no metadata.csv (not a SeisBench dataset)")
     return [(path / f"metadata{c}.csv", path / f"waveforms{c}.hdf5") for c in names]
@@ -286,8 +365,15 @@ def conflicting_types(metas: list[pd.DataFrame], type_columns: list) -> dict[str
         types = pd.Series(np.nan, index=meta.index, dtype=object)
         for c in reversed(type_columns):  # the first column wins: it is applied last
             types = _column(meta, c).combine_first(types)
-        parts.append(pd.DataFrame({"event": ids, "type": types.map(normalize_type),
-                                   "trace": _column(meta, "trace_name")}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "event": ids,
+                    "type": types.map(normalize_type),
+                    "trace": _column(meta, "trace_name"),
+                }
+            )
+        )
     rows = pd.concat(parts).dropna(subset=["event"]) if parts else pd.DataFrame()
     if not len(rows):
         return {}
@@ -295,10 +381,12 @@ def conflicting_types(metas: list[pd.DataFrame], type_columns: list) -> dict[str
     n_types = rows.groupby("event")["type"].nunique()  # vectorised: a dataset has 1M events
     out = {}
     for event, group in rows[rows["event"].isin(n_types.index[n_types > 1])].groupby(
-            "event", sort=False):
-        said = " and ".join(f"{t!r} (traces {', '.join(map(str, g['trace'][:3]))}"
-                            f"{', ...' if len(g) > 3 else ''})"
-                            for t, g in group.groupby("type", sort=False))
+        "event", sort=False
+    ):
+        said = " and ".join(
+            f"{t!r} (traces {', '.join(map(str, g['trace'][:3]))}{', ...' if len(g) > 3 else ''})"
+            for t, g in group.groupby("type", sort=False)
+        )
         out[event] = f"event {event} is written as {said}; every trace of it is skipped"
     return out
 
@@ -316,20 +404,26 @@ def open_waveforms(path: Path):
     import h5py
 
     if not path.is_file():
-        raise FileNotFoundError(f"data.path: {path} does not exist (each metadata CSV needs its "
-                                "waveforms HDF5 file beside it)")
+        raise FileNotFoundError(
+            f"data.path: {path} does not exist (each metadata CSV needs its "
+            "waveforms HDF5 file beside it)"
+        )
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise ValueError(f"data.path: {path} cannot be opened as HDF5 ({e}); a truncated or "
-                         "partly copied file? Copy it again") from None
+        raise ValueError(
+            f"data.path: {path} cannot be opened as HDF5 ({e}); a truncated or "
+            "partly copied file? Copy it again"
+        ) from None
 
 
 def data_format(f) -> dict:
     """The ``data_format`` group as plain strings/floats (datasets or attributes)."""
     if "data_format" not in f:
-        raise ValueError(f"{f.filename} has no 'data_format' group; a SeisBench waveforms file "
-                         "names dimension_order (CW or WC) and component_order (e.g. ZNE) there")
+        raise ValueError(
+            f"{f.filename} has no 'data_format' group; a SeisBench waveforms file "
+            "names dimension_order (CW or WC) and component_order (e.g. ZNE) there"
+        )
     group = f["data_format"]
     raw = {**dict(group.attrs), **{k: group[k][()] for k in group.keys()}}
     out = {}
@@ -342,8 +436,10 @@ def data_format(f) -> dict:
     if "dimension_order" not in out or "component_order" not in out:
         raise ValueError(f"{f.filename}: data_format lacks dimension_order or component_order")
     if out["dimension_order"] not in ("CW", "WC"):
-        raise ValueError(f"{f.filename}: dimension_order {out['dimension_order']!r} is not "
-                         "supported; use CW or WC")
+        raise ValueError(
+            f"{f.filename}: dimension_order {out['dimension_order']!r} is not "
+            "supported; use CW or WC"
+        )
     return out
 
 
@@ -357,8 +453,10 @@ def read_trace(f, trace_name: str, fmt: dict) -> np.ndarray:
         raise Rejected(Reason.UNREADABLE, f"trace {trace_name!r} in {f.filename}: {e}") from None
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
-        raise Rejected(Reason.NON_NUMERIC, f"trace {trace_name!r} in {f.filename} holds "
-                       f"{array.dtype} values, not numbers")
+        raise Rejected(
+            Reason.NON_NUMERIC,
+            f"trace {trace_name!r} in {f.filename} holds {array.dtype} values, not numbers",
+        )
     array = array.astype(np.float32)
     if array.ndim == 1:
         array = array[None] if fmt["dimension_order"] == "CW" else array[:, None]
@@ -382,8 +480,10 @@ def _sampling_rate(row: pd.Series, fmt: dict) -> float:
         return float(fmt["sampling_rate"])
     if _finite(row.get("trace_dt_s")):
         return 1.0 / float(row["trace_dt_s"])
-    raise Rejected(Reason.BAD_RATE, "no sampling rate (trace_sampling_rate_hz, "
-                   "data_format/sampling_rate or trace_dt_s)")
+    raise Rejected(
+        Reason.BAD_RATE,
+        "no sampling rate (trace_sampling_rate_hz, data_format/sampling_rate or trace_dt_s)",
+    )
 
 
 def _event_id(row: pd.Series) -> str:

@@ -1,6 +1,6 @@
 """Token sequences for the encoder: layouts, source-linking pairs and the DataModule.
 
-Layouts (DESIGN.md): ids 0..K-1 are spectral tokens, then [PAD]=K, [CLS]=K+1,
+Layouts: ids 0..K-1 are spectral tokens, then [PAD]=K, [CLS]=K+1,
 [SEP]=K+2, [MASK]=K+3. A record is ``[CLS] t1..tT [SEP]``; a source-linking pair is
 ``[CLS] a1..a(T/2) [SEP] b(T/2+1)..bT [SEP]`` with segment 1 on the second part.
 """
@@ -23,16 +23,20 @@ class Specials:
     vocab_size: int  # K spectral tokens
 
     @property
-    def pad(self): return self.vocab_size
+    def pad(self):
+        return self.vocab_size
 
     @property
-    def cls(self): return self.vocab_size + 1
+    def cls(self):
+        return self.vocab_size + 1
 
     @property
-    def sep(self): return self.vocab_size + 2
+    def sep(self):
+        return self.vocab_size + 2
 
     @property
-    def mask(self): return self.vocab_size + 3
+    def mask(self):
+        return self.vocab_size + 3
 
 
 def record_input(tokens: np.ndarray, sp: Specials) -> tuple[np.ndarray, np.ndarray]:
@@ -72,20 +76,32 @@ def window_stats(features: np.ndarray, rows: np.ndarray) -> dict:
     """
     x = np.asarray(features[np.sort(rows)], dtype=np.float64)  # (n, T, F)
     flat = x.reshape(-1, x.shape[-1])
-    return {"mean": flat.mean(0).tolist(), "std": np.maximum(flat.std(0), 1e-6).tolist(),
-            "step_mean": x.mean(0).tolist()}
+    return {
+        "mean": flat.mean(0).tolist(),
+        "std": np.maximum(flat.std(0), 1e-6).tolist(),
+        "step_mean": x.mean(0).tolist(),
+    }
 
 
 # Source-linking labels. 2-way: same event (other station) vs other event.
 # 3-way adds "same record" (the true second half) as its own class.
-SL_LABELS = {2: {"same_event": 0, "other_event": 1}, 3: {"same_record": 0, "same_event": 1, "other_event": 2}}
+SL_LABELS = {
+    2: {"same_event": 0, "other_event": 1},
+    3: {"same_record": 0, "same_event": 1, "other_event": 2},
+}
 
 
 class RecordDataset(Dataset):
     """One ``[CLS] t [SEP]`` sequence per record, with its class label and row index."""
 
-    def __init__(self, tokens: np.ndarray, labels: np.ndarray, rows: np.ndarray, sp: Specials,
-                 features: np.ndarray | None = None):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        labels: np.ndarray,
+        rows: np.ndarray,
+        sp: Specials,
+        features: np.ndarray | None = None,
+    ):
         self.tokens, self.labels, self.rows, self.sp = tokens, labels, rows, sp
         self.features = features
 
@@ -95,8 +111,12 @@ class RecordDataset(Dataset):
     def __getitem__(self, i):
         row = self.rows[i]
         ids, seg = record_input(np.asarray(self.tokens[row]), self.sp)
-        item = {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
-                "label": torch.tensor(int(self.labels[row])), "row": torch.tensor(int(row))}
+        item = {
+            "ids": torch.from_numpy(ids),
+            "segments": torch.from_numpy(seg),
+            "label": torch.tensor(int(self.labels[row])),
+            "row": torch.tensor(int(row)),
+        }
         if self.features is not None:
             item["psd"] = torch.from_numpy(with_specials(np.asarray(self.features[row])))
         return item
@@ -111,8 +131,18 @@ class PairDataset(Dataset):
     training pairs change every epoch.
     """
 
-    def __init__(self, tokens, event_ids, station_ids, rows, sp: Specials, n_classes: int = 2,
-                 seed: int = 0, fixed: bool = False, features: np.ndarray | None = None):
+    def __init__(
+        self,
+        tokens,
+        event_ids,
+        station_ids,
+        rows,
+        sp: Specials,
+        n_classes: int = 2,
+        seed: int = 0,
+        fixed: bool = False,
+        features: np.ndarray | None = None,
+    ):
         self.tokens, self.rows, self.sp, self.n_classes = tokens, rows, sp, n_classes
         self.features = features
         self.seed, self.fixed, self.epoch = seed, fixed, 0
@@ -150,12 +180,21 @@ class PairDataset(Dataset):
         b = np.asarray(self.tokens[self.rows[j]])
         half = len(a) // 2
         ids, seg = pair_input(a[:half], b[half:], self.sp)
-        item = {"ids": torch.from_numpy(ids), "segments": torch.from_numpy(seg),
-                "sl_label": torch.tensor(SL_LABELS[self.n_classes][kind]),
-                "row": torch.tensor(int(self.rows[i])), "partner_row": torch.tensor(int(self.rows[j]))}
+        item = {
+            "ids": torch.from_numpy(ids),
+            "segments": torch.from_numpy(seg),
+            "sl_label": torch.tensor(SL_LABELS[self.n_classes][kind]),
+            "row": torch.tensor(int(self.rows[i])),
+            "partner_row": torch.tensor(int(self.rows[j])),
+        }
         if self.features is not None:
-            fa, fb = np.asarray(self.features[self.rows[i]]), np.asarray(self.features[self.rows[j]])
-            item["psd"] = torch.from_numpy(with_specials(np.concatenate([fa[:half], fb[half:]]), half))
+            fa, fb = (
+                np.asarray(self.features[self.rows[i]]),
+                np.asarray(self.features[self.rows[j]]),
+            )
+            item["psd"] = torch.from_numpy(
+                with_specials(np.concatenate([fa[:half], fb[half:]]), half)
+            )
         return item
 
 
@@ -170,8 +209,12 @@ class EpochSampler(DistributedSampler):
     per epoch (source-linking pairs).
     """
 
-    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, with_epoch: bool = False):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    def __init__(
+        self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, with_epoch: bool = False
+    ):
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
         self.with_epoch = with_epoch
 
     def __iter__(self):
@@ -187,13 +230,30 @@ class TokenDataModule(L.LightningDataModule):
     model reads or predicts windows, adds ``psd`` to every item.
     """
 
-    def __init__(self, tokens: np.ndarray, metadata, vocab_size: int, batch_size: int = 64,
-                 pairs: bool = False, sl_classes: int = 2, seed: int = 0, num_workers: int = 0,
-                 train_rows: np.ndarray | None = None, features: np.ndarray | None = None):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        metadata,
+        vocab_size: int,
+        batch_size: int = 64,
+        pairs: bool = False,
+        sl_classes: int = 2,
+        seed: int = 0,
+        num_workers: int = 0,
+        train_rows: np.ndarray | None = None,
+        features: np.ndarray | None = None,
+    ):
         super().__init__()
         if features is not None and features.shape[:2] != tokens.shape:
-            raise ValueError(f"features {features.shape} do not match tokens {tokens.shape} row for row")
-        self.tokens, self.meta, self.sp, self.features = tokens, metadata, Specials(vocab_size), features
+            raise ValueError(
+                f"features {features.shape} do not match tokens {tokens.shape} row for row"
+            )
+        self.tokens, self.meta, self.sp, self.features = (
+            tokens,
+            metadata,
+            Specials(vocab_size),
+            features,
+        )
         self.batch_size, self.pairs, self.sl_classes = batch_size, pairs, sl_classes
         self.seed, self.num_workers, self.train_rows = seed, num_workers, train_rows
         split = metadata["split"].to_numpy()
@@ -207,12 +267,22 @@ class TokenDataModule(L.LightningDataModule):
     def _dataset(self, split: str) -> Dataset:
         rows = self.rows[split]
         if not self.pairs:
-            return RecordDataset(self.tokens, self.meta["label"].to_numpy(), rows, self.sp, self.features)
+            return RecordDataset(
+                self.tokens, self.meta["label"].to_numpy(), rows, self.sp, self.features
+            )
         if self.meta["event_id"].iloc[rows].nunique() < 2:
             raise ValueError(f"source linking needs at least two events in the {split} split")
-        return PairDataset(self.tokens, self.meta["event_id"].to_numpy(), self.meta["station_id"].to_numpy(),
-                           rows, self.sp, self.sl_classes, self.seed, fixed=split != "train",
-                           features=self.features)
+        return PairDataset(
+            self.tokens,
+            self.meta["event_id"].to_numpy(),
+            self.meta["station_id"].to_numpy(),
+            rows,
+            self.sp,
+            self.sl_classes,
+            self.seed,
+            fixed=split != "train",
+            features=self.features,
+        )
 
     def step_mode(self) -> np.ndarray:
         """Most frequent training token at each time step (T,): the paper's second baseline."""
@@ -229,9 +299,15 @@ class TokenDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, sampler=None) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)  # workers' base seed, without the global RNG
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, generator=g, drop_last=False,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=g,
+            drop_last=False,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def replicas(self) -> tuple[int, int]:
         """(world size, global rank) of the attached trainer; (1, 0) without one."""
@@ -240,7 +316,9 @@ class TokenDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         world, rank = self.replicas()
-        sampler = EpochSampler(self.datasets["train"], world, rank, self.seed, with_epoch=self.pairs)
+        sampler = EpochSampler(
+            self.datasets["train"], world, rank, self.seed, with_epoch=self.pairs
+        )
         return self._loader("train", sampler)
 
     def val_dataloader(self):

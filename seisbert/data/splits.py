@@ -35,8 +35,16 @@ class SplitConfig:
 def event_position(event_ids, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per event id, from a seeded SHA-256 of the id alone."""
     key = f"{seed}:".encode()
-    return np.array([int.from_bytes(hashlib.sha256(key + str(e).encode()).digest()[:8], "big")
-                     for e in event_ids], dtype=np.float64) / 2.0 ** 64
+    return (
+        np.array(
+            [
+                int.from_bytes(hashlib.sha256(key + str(e).encode()).digest()[:8], "big")
+                for e in event_ids
+            ],
+            dtype=np.float64,
+        )
+        / 2.0**64
+    )
 
 
 def split_by_event(event_ids, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:

@@ -51,8 +51,11 @@ def corruption_warnings(caught: list) -> list:
     """The warnings that say a file's data are damaged (the rest are logged, not rejected)."""
     from obspy.io.mseed import InternalMSEEDWarning
 
-    return [w for w in caught if issubclass(w.category, InternalMSEEDWarning)
-            or "corrupt" in str(w.message).lower()]
+    return [
+        w
+        for w in caught
+        if issubclass(w.category, InternalMSEEDWarning) or "corrupt" in str(w.message).lower()
+    ]
 
 
 class KeptWarnings:
@@ -71,7 +74,9 @@ class KeptWarnings:
 
     def log(self) -> None:
         for message, names in self.files.items():
-            log.warning("obspy warned on %d kept file(s), e.g. %s: %s", len(names), min(names), message)
+            log.warning(
+                "obspy warned on %d kept file(s), e.g. %s: %s", len(names), min(names), message
+            )
 
 
 def warning_text(caught: list) -> str:
@@ -88,8 +93,10 @@ class FileStore:
         files = sorted(p for p in Path(root).glob(pattern) if p.is_file())
         unlisted = unlisted_folders(root, pattern)
         if not files:
-            raise ValueError(f"data.file_glob={pattern!r} matches no files under {root}"
-                             + "".join(f"; cannot list {r['record']}" for r in unlisted[:3]))
+            raise ValueError(
+                f"data.file_glob={pattern!r} matches no files under {root}"
+                + "".join(f"; cannot list {r['record']}" for r in unlisted[:3])
+            )
         rows, rejected, self.formats, self.kept = [], list(unlisted), {}, KeptWarnings()
         chunks = chunked(files, num_workers)
         for out in map_chunks(_index_files, chunks, {}, num_workers, progress, desc="index files"):
@@ -98,8 +105,13 @@ class FileStore:
             self.formats.update(out[2])
             self.kept.merge(out[3])
         self._use_index(pd.DataFrame(rows, columns=INDEX_COLUMNS), rejected)
-        log.info("indexed %d traces in %d files (%d rejected %s)", len(self.index), len(files),
-                 len(self.rejected), reason_counts(self.rejected))
+        log.info(
+            "indexed %d traces in %d files (%d rejected %s)",
+            len(self.index),
+            len(files),
+            len(self.rejected),
+            reason_counts(self.rejected),
+        )
         self.kept.log()
 
     @classmethod
@@ -116,9 +128,13 @@ class FileStore:
         self._paths, self._station_of = index["path"].to_numpy(), index["station_id"].to_numpy()
         self.spans = SpanIndex(index["start"].to_numpy(float), index["end"].to_numpy(float))
         # per station: its paths and their spans, for the per-record lookup
-        self.by_station = {s: (g["path"].to_numpy(), SpanIndex(g["start"].to_numpy(float),
-                                                               g["end"].to_numpy(float)))
-                           for s, g in index.groupby("station_id")}
+        self.by_station = {
+            s: (
+                g["path"].to_numpy(),
+                SpanIndex(g["start"].to_numpy(float), g["end"].to_numpy(float)),
+            )
+            for s, g in index.groupby("station_id")
+        }
         self.named: set = set()  # files some event's window or pick reached
 
     def stations_near(self, ev, pre_s: float, search_s: float) -> list[str]:
@@ -153,9 +169,17 @@ class FileStore:
         for path, group in idx.groupby("path", sort=True):
             span = f"{_utc(group['start'].min())} - {_utc(group['end'].max())}"
             stations = ", ".join(sorted(set(group["station_id"])))
-            rows.append(rejection(path, SOURCE, Reason.UNUSED_FILE, (
-                f"{Path(path).name} ({stations}, {span}) overlaps no catalogue event's "
-                f"[origin - {pre_s:g} s, origin + {search_s:g} s] and holds no picked station's P")))
+            rows.append(
+                rejection(
+                    path,
+                    SOURCE,
+                    Reason.UNUSED_FILE,
+                    (
+                        f"{Path(path).name} ({stations}, {span}) overlaps no catalogue event's "
+                        f"[origin - {pre_s:g} s, origin + {search_s:g} s] and holds no picked station's P"
+                    ),
+                )
+            )
         return rows
 
 
@@ -206,7 +230,9 @@ class SdsStore:
             days = list(ev.p_picks.values())
         else:
             days = [ev.origin_time - pre_s, ev.origin_time + search_s]
-        return sorted({f"{n}.{s}" for d in days for n, s, _, _ in self.client.get_all_nslc(datetime=d)})
+        return sorted(
+            {f"{n}.{s}" for d in days for n, s, _, _ in self.client.get_all_nslc(datetime=d)}
+        )
 
     def read(self, station_id: str, t0, t1):
         net, sta = station_id.split(".", 1)
@@ -216,8 +242,11 @@ class SdsStore:
             except Exception as e:
                 raise Rejected(Reason.UNREADABLE, f"SDS {station_id} at {t0}: {e}") from None
         if corruption_warnings(caught):
-            raise Rejected(Reason.CORRUPT, f"SDS {station_id} at {t0}: obspy warned: "
-                           f"{warning_text(corruption_warnings(caught))}")
+            raise Rejected(
+                Reason.CORRUPT,
+                f"SDS {station_id} at {t0}: obspy warned: "
+                f"{warning_text(corruption_warnings(caught))}",
+            )
         if not stream:
             raise Rejected(Reason.TOO_SHORT, f"no data in [{t0}, {t1}]")
         return stream
@@ -241,9 +270,18 @@ def unlisted_folders(root: str, pattern: str) -> list[dict]:
     for folder, dirs, _ in os.walk(root, onerror=errors.append):
         rel = Path(folder).relative_to(root).parts
         dirs[:] = [d for d in dirs if _glob_lists(rel + (d,), parts)]
-    return [rejection(str(e.filename), SOURCE, Reason.UNREADABLE_FOLDER, (
-        f"cannot list the folder {e.filename} ({type(e).__name__}: {e.strerror}); the files "
-        f"in it that data.file_glob={pattern!r} would match were not indexed")) for e in errors]
+    return [
+        rejection(
+            str(e.filename),
+            SOURCE,
+            Reason.UNREADABLE_FOLDER,
+            (
+                f"cannot list the folder {e.filename} ({type(e).__name__}: {e.strerror}); the files "
+                f"in it that data.file_glob={pattern!r} would match were not indexed"
+            ),
+        )
+        for e in errors
+    ]
 
 
 def _glob_lists(rel: tuple, parts: tuple) -> bool:
@@ -272,8 +310,7 @@ def _index_files(state: dict, paths: list) -> tuple:
     return rows, rejected, formats, kept.files
 
 
-def read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None = None,
-                  **kwargs):
+def read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None = None, **kwargs):
     """``obspy.read``; a failure is ``unreadable file``, a damage warning ``corrupt file``.
 
     Other warnings are added to ``kept``. A plain (uncompressed) file of known format
@@ -365,14 +402,18 @@ def guess_format(path: Path) -> str | None:
     try:
         head = _head(path)
     except OSError as e:
-        raise Rejected(Reason.UNREADABLE,
-                       f"{path.name}: {type(e).__name__}: {e.strerror}") from None
+        raise Rejected(
+            Reason.UNREADABLE, f"{path.name}: {type(e).__name__}: {e.strerror}"
+        ) from None
     if _is_compressed(head):
         return None
     fmt = _format_of(path, head)
     if fmt is None:
-        raise Rejected(Reason.UNREADABLE, f"{path.name}: not a waveform file: {_head_said(head)}; "
-                       "skipped before ObsPy's format detection")
+        raise Rejected(
+            Reason.UNREADABLE,
+            f"{path.name}: not a waveform file: {_head_said(head)}; "
+            "skipped before ObsPy's format detection",
+        )
     return fmt
 
 
@@ -406,8 +447,14 @@ def _detectors() -> tuple:
     out = []
     for name, ep in ENTRY_POINTS["waveform"].items():
         try:
-            out.append((name, buffered_load_entry_point(
-                ep.dist.name, f"obspy.plugin.waveform.{ep.name}", "isFormat")))
+            out.append(
+                (
+                    name,
+                    buffered_load_entry_point(
+                        ep.dist.name, f"obspy.plugin.waveform.{ep.name}", "isFormat"
+                    ),
+                )
+            )
         except Exception:  # a plugin whose optional dependency is missing cannot read anyway
             continue
     return tuple(out)
@@ -418,10 +465,14 @@ def _head_said(head: bytes) -> str:
     if not head:
         return "it is empty (0 bytes)"
     if not any(head):
-        return (f"its first {len(head)} bytes are all zero (a zero-filled or preallocated "
-                "file, not a recording)")
-    return (f"its first bytes {head[:16]!r} match none of the formats ObsPy reads (miniSEED, "
-            "SAC, GSE2, SEISAN, SEG-Y, ...)")
+        return (
+            f"its first {len(head)} bytes are all zero (a zero-filled or preallocated "
+            "file, not a recording)"
+        )
+    return (
+        f"its first bytes {head[:16]!r} match none of the formats ObsPy reads (miniSEED, "
+        "SAC, GSE2, SEISAN, SEG-Y, ...)"
+    )
 
 
 def _utc(timestamp: float) -> str:
@@ -436,15 +487,22 @@ def station_of(tr) -> str:
 
 def _index_row(path: Path, tr) -> tuple:
     sac = tr.stats.get("sac", {})  # SAC headers may carry station coordinates
-    return (str(path), station_of(tr), float(tr.stats.starttime.timestamp),
-            float(tr.stats.endtime.timestamp), float(sac.get("stla", math.nan)),
-            float(sac.get("stlo", math.nan)))
+    return (
+        str(path),
+        station_of(tr),
+        float(tr.stats.starttime.timestamp),
+        float(tr.stats.endtime.timestamp),
+        float(sac.get("stla", math.nan)),
+        float(sac.get("stlo", math.nan)),
+    )
 
 
 def station_coordinates(inventory, store) -> dict:
-    """"NET.STA" -> (lat, lon): file headers first, the StationXML inventory wins."""
+    """ "NET.STA" -> (lat, lon): file headers first, the StationXML inventory wins."""
     known = store.index.dropna(subset=["lat", "lon"]).drop_duplicates("station_id")
-    coords = {s: (la, lo) for s, la, lo in known[["station_id", "lat", "lon"]].itertuples(index=False)}
+    coords = {
+        s: (la, lo) for s, la, lo in known[["station_id", "lat", "lon"]].itertuples(index=False)
+    }
     if inventory is not None:
         for net in inventory:
             coords.update({f"{net.code}.{sta.code}": (sta.latitude, sta.longitude) for sta in net})
@@ -461,12 +519,15 @@ def read_inventory(pattern: str, key: str = "data.inventory"):
     inventory = None
     for path in sorted(glob(pattern)) or [pattern]:
         if Path(path).is_dir():
-            raise ValueError(f"{key}={pattern!r} matches the folder {path}; give StationXML "
-                             f"file(s), e.g. {key}='{Path(path) / '*.xml'}'")
+            raise ValueError(
+                f"{key}={pattern!r} matches the folder {path}; give StationXML "
+                f"file(s), e.g. {key}='{Path(path) / '*.xml'}'"
+            )
         try:
             one = obspy.read_inventory(path)
         except Exception as e:  # obspy raises many types for a file it cannot parse
-            raise ValueError(f"{key}={pattern!r}: {path} cannot be read as StationXML "
-                             f"({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"{key}={pattern!r}: {path} cannot be read as StationXML ({type(e).__name__}: {e})"
+            ) from None
         inventory = one if inventory is None else inventory + one
     return inventory

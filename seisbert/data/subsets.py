@@ -50,8 +50,9 @@ def label_subsets(
     train = metadata.iloc[train_rows]
     events, event_of_row = np.unique(train["event_id"].astype(str).to_numpy(), return_inverse=True)
     counts = np.bincount(event_of_row, minlength=len(events))
-    order = _balanced_event_order(_event_labels(train["label"].to_numpy(), event_of_row, len(events)),
-                                  counts, seed)
+    order = _balanced_event_order(
+        _event_labels(train["label"].to_numpy(), event_of_row, len(events)), counts, seed
+    )
     cumulative = np.cumsum(counts[order])  # records in the first k+1 events of the order
     subsets = {}
     for size in sizes:
@@ -73,13 +74,18 @@ def _warn_if_unbalanced(size: int, labels: np.ndarray, max_stations: int) -> Non
     if abs(len(labels) - 2 * n_blast) > max_stations:
         log.warning(
             "label subset of %d records is unbalanced (%d earthquake, %d blast): "
-            "one class ran out of training events", size, len(labels) - n_blast, n_blast,
+            "one class ran out of training events",
+            size,
+            len(labels) - n_blast,
+            n_blast,
         )
 
 
 def _check_sizes(sizes: Sequence[int | None]) -> None:
     for size in sizes:
-        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1
+        ):
             raise ValueError(f"label subset size {size!r} must be a positive integer or None (all)")
 
 
@@ -89,7 +95,9 @@ def _event_labels(labels: np.ndarray, event_of_row: np.ndarray, n_events: int) -
     blast_fraction /= np.bincount(event_of_row, minlength=n_events)
     _, first_row = np.unique(event_of_row, return_index=True)  # every event has a row
     tie_label = labels[first_row]
-    return np.where(blast_fraction > 0.5, 1, np.where(blast_fraction < 0.5, 0, tie_label)).astype(int)
+    return np.where(blast_fraction > 0.5, 1, np.where(blast_fraction < 0.5, 0, tie_label)).astype(
+        int
+    )
 
 
 def _balanced_event_order(event_label: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:

@@ -30,7 +30,7 @@ HALF_TAPS_PER_FACTOR = 10
 MAX_RATIO_DENOMINATOR = 10000
 # Clipping: samples at the int32 limits, or a flat top: this many samples at exactly the
 # trace's maximum (or minimum), where a recorded wave peaks once ...
-INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 CLIP_SAMPLES = 5
 # ... at an amplitude a digitizer saturates at: a quiet trace of a few counts repeats its
 # extreme by quantisation, not by clipping (16-bit full scale is the smallest in use)
@@ -58,8 +58,11 @@ def merged_without_gaps(traces: list, t0, t1):
         offset_s = np.flatnonzero(mask) * tr.stats.delta + (tr.stats.starttime - t0)
         inside = (offset_s >= 0) & (offset_s <= t1 - t0)
         if inside.any():
-            raise Rejected(Reason.GAP, f"{tr.id}: {mask.sum() * tr.stats.delta:.2f} s masked "
-                           f"(gap or overlap) near {t0 + offset_s[inside][0]}")
+            raise Rejected(
+                Reason.GAP,
+                f"{tr.id}: {mask.sum() * tr.stats.delta:.2f} s masked "
+                f"(gap or overlap) near {t0 + offset_s[inside][0]}",
+            )
         tr.trim(t0, t1)  # the bad span was in the padding only
     tr.data = np.ma.filled(tr.data, 0).astype(np.float64)
     return tr
@@ -70,8 +73,9 @@ def check_finite(tr) -> None:
     bad = ~np.isfinite(tr.data)
     if bad.any():
         first = tr.stats.starttime + int(np.argmax(bad)) * tr.stats.delta
-        raise Rejected(Reason.NONFINITE, f"{tr.id}: {int(bad.sum())} NaN or inf samples, "
-                       f"the first at {first}")
+        raise Rejected(
+            Reason.NONFINITE, f"{tr.id}: {int(bad.sum())} NaN or inf samples, the first at {first}"
+        )
 
 
 def check_clipped(tr) -> None:
@@ -79,8 +83,10 @@ def check_clipped(tr) -> None:
     problem = clip_problem(tr.data)
     if problem is not None:
         where, text = problem
-        raise Rejected(Reason.CLIPPED, f"{tr.id}: {text}, the first at "
-                       f"{tr.stats.starttime + where * tr.stats.delta}")
+        raise Rejected(
+            Reason.CLIPPED,
+            f"{tr.id}: {text}, the first at {tr.stats.starttime + where * tr.stats.delta}",
+        )
 
 
 def clip_problem(data: np.ndarray) -> tuple[int, str] | None:
@@ -99,8 +105,9 @@ def clip_problem(data: np.ndarray) -> tuple[int, str] | None:
     for level in (x.max(), x.min()):
         pinned = np.flatnonzero(x == level)
         if abs(float(level)) >= CLIP_MIN_COUNTS and pinned.size >= CLIP_SAMPLES:
-            return int(pinned[0]), (f"{pinned.size} samples pinned at {float(level):.0f} "
-                                    "(a digitizer's flat top)")
+            return int(pinned[0]), (
+                f"{pinned.size} samples pinned at {float(level):.0f} (a digitizer's flat top)"
+            )
     return None
 
 
@@ -124,7 +131,7 @@ def detrended_tapered(data: np.ndarray, taper_samples: int) -> np.ndarray:
     if w > 0:
         side = _hann(2 * w if 2 * w == n else 2 * w + 1)
         x[:w] *= side[:w]
-        x[n - w:] *= side[len(side) - w:]
+        x[n - w :] *= side[len(side) - w :]
     return x
 
 
@@ -148,8 +155,9 @@ def antialias_filter(up: int, down: int) -> np.ndarray:
     from scipy.signal import firwin
 
     factor = max(up, down)
-    return firwin(2 * HALF_TAPS_PER_FACTOR * factor + 1, 1.0 / factor,
-                  window=("kaiser", KAISER_BETA))
+    return firwin(
+        2 * HALF_TAPS_PER_FACTOR * factor + 1, 1.0 / factor, window=("kaiser", KAISER_BETA)
+    )
 
 
 def resampled(data: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -184,7 +192,10 @@ def to_north_east(traces: dict, arr: dict, inventory):
 
     Without an inventory, 1 is taken as N and 2 as E (the SEED convention's intent).
     """
-    if inventory is None or (traces["N"].stats.channel[-1], traces["E"].stats.channel[-1]) == ("N", "E"):
+    if inventory is None or (traces["N"].stats.channel[-1], traces["E"].stats.channel[-1]) == (
+        "N",
+        "E",
+    ):
         return arr["N"], arr["E"]
     from obspy.signal.rotate import rotate2zne
 
@@ -197,8 +208,9 @@ def to_north_east(traces: dict, arr: dict, inventory):
     return north, east
 
 
-def place_window(data: np.ndarray, start, p_time, pre_s: float, n_samples: int,
-                 fs: float) -> tuple[np.ndarray, int, int, object]:
+def place_window(
+    data: np.ndarray, start, p_time, pre_s: float, n_samples: int, fs: float
+) -> tuple[np.ndarray, int, int, object]:
     """Cut ``(C, n)`` data whose first sample is at ``start`` to a ``(C, n_samples)`` record.
 
     Sample 0 is ``p_time - pre_s``, or the first sample if the data start later; NaN
@@ -207,16 +219,21 @@ def place_window(data: np.ndarray, start, p_time, pre_s: float, n_samples: int,
     """
     p_index = round((p_time - start) * fs)  # P in data samples
     if not 0 <= p_index < data.shape[1]:
-        raise Rejected(Reason.TOO_SHORT, f"the data ({start} + {data.shape[1] / fs:.1f} s) "
-                       f"do not contain the P arrival {p_time}")
+        raise Rejected(
+            Reason.TOO_SHORT,
+            f"the data ({start} + {data.shape[1] / fs:.1f} s) "
+            f"do not contain the P arrival {p_time}",
+        )
     first = max(0, p_index - round(pre_s * fs))
-    seg = data[:, first:first + n_samples]  # (C, npts)
+    seg = data[:, first : first + n_samples]  # (C, npts)
     out = np.full((data.shape[0], n_samples), np.nan, np.float32)  # (C, S)
-    out[:, :seg.shape[1]] = seg
+    out[:, : seg.shape[1]] = seg
     return out, p_index - first, seg.shape[1], start + first / fs
 
 
-def nyquist_problem(rate_hz: float, target_hz: float, fmax_hz: float | None, min_power: float) -> str | None:
+def nyquist_problem(
+    rate_hz: float, target_hz: float, fmax_hz: float | None, min_power: float
+) -> str | None:
     """Why a record at ``rate_hz`` cannot carry the PSD up to ``fmax_hz``, or None when it can.
 
     Resampled to ``target_hz``, the record must keep ``min_power`` of its power at ``fmax_hz``
@@ -227,5 +244,7 @@ def nyquist_problem(rate_hz: float, target_hz: float, fmax_hz: float | None, min
     gain = power_gain(rate_hz, target_hz, fmax_hz)
     if gain >= min_power:
         return None
-    return (f"at {rate_hz:g} Hz (Nyquist {rate_hz / 2:g} Hz): resampled to {target_hz:g} Hz it keeps "
-            f"{gain:.0%} of the power at features.fmax_hz={fmax_hz:g} Hz < data.min_power_at_fmax={min_power:g}")
+    return (
+        f"at {rate_hz:g} Hz (Nyquist {rate_hz / 2:g} Hz): resampled to {target_hz:g} Hz it keeps "
+        f"{gain:.0%} of the power at features.fmax_hz={fmax_hz:g} Hz < data.min_power_at_fmax={min_power:g}"
+    )

@@ -27,33 +27,73 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seisbert.arrays import RowSink
+from seisbert.artifacts.arrays import RowSink
 from seisbert.config import check_choice, check_range
-from seisbert.data.catalog import (DEFAULT_CSV_COLUMNS, DEFAULT_EVENT_TYPES, CatalogEvent,
-                                   load_catalog, map_event_type)
+from seisbert.data.catalog import (
+    DEFAULT_CSV_COLUMNS,
+    DEFAULT_EVENT_TYPES,
+    CatalogEvent,
+    load_catalog,
+    map_event_type,
+)
 from seisbert.data.geometry import distance_baz, gridded_p_seconds, taup_p_seconds
 from seisbert.data.parallel import map_chunks
-from seisbert.data.records import (CLASS_NAMES, RecordSet, Reason, Rejected, empty_rejected,
-                                   reason_counts, rejection)
-from seisbert.data.stores import (FileStore, SdsStore, chunked, read_inventory,
-                                  station_coordinates)
-from seisbert.data.traces import (check_clipped, check_finite, detrended_tapered,
-                                  merged_without_gaps, nyquist_problem, place_window, resampled,
-                                  to_north_east)
+from seisbert.data.records import (
+    CLASS_NAMES,
+    Reason,
+    RecordSet,
+    Rejected,
+    empty_rejected,
+    reason_counts,
+    rejection,
+)
+from seisbert.data.stores import FileStore, SdsStore, chunked, read_inventory, station_coordinates
+from seisbert.data.traces import (
+    check_clipped,
+    check_finite,
+    detrended_tapered,
+    merged_without_gaps,
+    nyquist_problem,
+    place_window,
+    resampled,
+    to_north_east,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "waveforms"
-__all__ = ["WaveformSource", "Rejected", "place_window", "taup_p_seconds", "distance_baz",
-           "check_fits_features"]
+__all__ = [
+    "WaveformSource",
+    "Rejected",
+    "place_window",
+    "taup_p_seconds",
+    "distance_baz",
+    "check_fits_features",
+]
 
 # Column order of the metadata table (seisbench names where they exist).
 METADATA_COLUMNS = (
-    "event_id", "event_uri", "station_id", "source_type", "label", "trace_p_arrival_sample", "trace_npts",
-    "trace_start_time", "trace_sampling_rate_hz", "trace_channel", "trace_p_pick_origin",
-    "source_origin_time", "source_latitude_deg", "source_longitude_deg", "source_depth_km",
-    "source_magnitude", "station_latitude_deg", "station_longitude_deg",
-    "path_ep_distance_km", "path_back_azimuth_deg")
+    "event_id",
+    "event_uri",
+    "station_id",
+    "source_type",
+    "label",
+    "trace_p_arrival_sample",
+    "trace_npts",
+    "trace_start_time",
+    "trace_sampling_rate_hz",
+    "trace_channel",
+    "trace_p_pick_origin",
+    "source_origin_time",
+    "source_latitude_deg",
+    "source_longitude_deg",
+    "source_depth_km",
+    "source_magnitude",
+    "station_latitude_deg",
+    "station_longitude_deg",
+    "path_ep_distance_km",
+    "path_back_azimuth_deg",
+)
 
 UNSET = (None, "", "???")
 UNKNOWN_CLASS = "unknown"  # source_type of a kept event whose type maps to no class (label -1)  # "???" is Hydra's mark of a required value nobody gave
@@ -73,7 +113,9 @@ class WaveformSource:
     p_phases: list = field(default_factory=lambda: ["P", "Pg", "Pn", "Pb", "p"])
     p_from_taup: bool = True
     taup_model: str = "ak135"
-    taup_grid_km: float | None = 1.0  # TauP at the nodes of a distance x depth grid, interpolated; None: per pair
+    taup_grid_km: float | None = (
+        1.0  # TauP at the nodes of a distance x depth grid, interpolated; None: per pair
+    )
     search_s: float = 300.0  # candidates: stations with data in [origin - pre_s, origin + search_s]
     max_distance_km: float | None = None
     pre_s: float = 20.0
@@ -89,7 +131,9 @@ class WaveformSource:
     pre_filt_hz: list | None = None  # remove_response corners, e.g. [0.3, 0.5, 40, 45]
     water_level_db: float = 60.0
     num_workers: int = 0  # worker processes reading events (0: this process); same records
-    unknown_type: str = "reject"  # reject | keep: an event whose type maps to no class (predict keeps it)
+    unknown_type: str = (
+        "reject"  # reject | keep: an event whose type maps to no class (predict keeps it)
+    )
 
     def __post_init__(self):
         check_choice("data.archive", self.archive, ("files", "sds"))
@@ -103,9 +147,17 @@ class WaveformSource:
         self.csv_columns = {**DEFAULT_CSV_COLUMNS, **self.csv_columns}
         for comp in self._components():
             if comp not in self.channel_codes:
-                raise ValueError(f"data.channel_codes lacks {comp!r}; give a pattern like '??{comp}'")
-        for key, lo in (("pre_s", 0.0), ("post_s", 1.0), ("pad_s", 0.0), ("search_s", 0.0),
-                        ("sampling_rate_hz", 1.0), ("min_sampling_rate_hz", 0.0)):
+                raise ValueError(
+                    f"data.channel_codes lacks {comp!r}; give a pattern like '??{comp}'"
+                )
+        for key, lo in (
+            ("pre_s", 0.0),
+            ("post_s", 1.0),
+            ("pad_s", 0.0),
+            ("search_s", 0.0),
+            ("sampling_rate_hz", 1.0),
+            ("min_sampling_rate_hz", 0.0),
+        ):
             check_range(f"data.{key}", getattr(self, key), lo)
         check_range("data.min_power_at_fmax", self.min_power_at_fmax, 0.0, 1.0)
         check_range("data.num_workers", self.num_workers, 0)
@@ -143,12 +195,17 @@ class WaveformSource:
         """
         for key, example in (("waveform_dir", "waveforms"), ("catalog", "events.xml")):
             if getattr(self, key) in UNSET:
-                raise ValueError(f"data.{key} is not set; data=waveforms needs it, e.g. "
-                                 f"data.{key}=/path/to/{example}")
-        check_folder("data.waveform_dir", self.waveform_dir,
-                     "the folder of waveform files (or the SDS root)")
-        for key, what in (("catalog", "a QuakeML or CSV catalogue file"),
-                          ("picks_csv", "a CSV file of picks")):
+                raise ValueError(
+                    f"data.{key} is not set; data=waveforms needs it, e.g. "
+                    f"data.{key}=/path/to/{example}"
+                )
+        check_folder(
+            "data.waveform_dir", self.waveform_dir, "the folder of waveform files (or the SDS root)"
+        )
+        for key, what in (
+            ("catalog", "a QuakeML or CSV catalogue file"),
+            ("picks_csv", "a CSV file of picks"),
+        ):
             path = getattr(self, key)
             if path not in UNSET:
                 check_file(f"data.{key}", path, what)
@@ -157,8 +214,10 @@ class WaveformSource:
             if not found:
                 raise FileNotFoundError(f"data.inventory={self.inventory!r} matches no file")
             if all(Path(f).is_dir() for f in found):
-                raise ValueError(f"data.inventory={self.inventory!r} is a folder; give StationXML "
-                                 f"file(s), e.g. data.inventory='{Path(found[0]) / '*.xml'}'")
+                raise ValueError(
+                    f"data.inventory={self.inventory!r} is a folder; give StationXML "
+                    f"file(s), e.g. data.inventory='{Path(found[0]) / '*.xml'}'"
+                )
 
     # ------------------------------------------------------------------------- load
     def load(self, progress: bool = True, waveform_path: Path | None = None) -> RecordSet:
@@ -170,19 +229,33 @@ class WaveformSource:
         """
         self.check_paths()
         started = time.perf_counter()
-        catalog = load_catalog(self.catalog, self.catalog_format, self.csv_columns,
-                               self.picks_csv, tuple(self.p_phases))
+        catalog = load_catalog(
+            self.catalog,
+            self.catalog_format,
+            self.csv_columns,
+            self.picks_csv,
+            tuple(self.p_phases),
+        )
         inventory = read_inventory(self.inventory) if self.inventory not in UNSET else None
         if self.remove_response and inventory is None:
             raise ValueError("data.remove_response=true needs data.inventory (StationXML)")
-        store = (FileStore(self.waveform_dir, self.file_glob, progress, self.num_workers)
-                 if self.archive == "files" else SdsStore(self.waveform_dir))
+        store = (
+            FileStore(self.waveform_dir, self.file_glob, progress, self.num_workers)
+            if self.archive == "files"
+            else SdsStore(self.waveform_dir)
+        )
         coords = station_coordinates(inventory, store)
         waves = RowSink(waveform_path, (len(self.channels), self.n_samples))
         rows, rejected, n_far = [], catalog.rejected + store.rejected, 0
         state = {"source": self, "store": store, "coords": coords, "inventory": inventory}
-        for out in map_chunks(_event_chunk, chunked(catalog.events, self.num_workers), state,
-                              self.num_workers, progress, desc="events"):
+        for out in map_chunks(
+            _event_chunk,
+            chunked(catalog.events, self.num_workers),
+            state,
+            self.num_workers,
+            progress,
+            desc="events",
+        ):
             waves.extend(out[0])
             rows += out[1]
             rejected += out[2]
@@ -190,16 +263,29 @@ class WaveformSource:
             store.named |= out[4]
         rejected += store.unused(self.pre_s, self.search_s)
         if n_far:
-            log.info("waveforms: %d event-station pairs farther than data.max_distance_km=%g "
-                     "left out", n_far, self.max_distance_km)
+            log.info(
+                "waveforms: %d event-station pairs farther than data.max_distance_km=%g left out",
+                n_far,
+                self.max_distance_km,
+            )
         if not rows:
-            raise ValueError(self._nothing_usable(rejected, len(catalog.events), n_far,
-                                                  catalog.unused_columns))
-        return self._record_set(waves, rows, rejected, len(catalog.events),
-                                time.perf_counter() - started)
+            raise ValueError(
+                self._nothing_usable(rejected, len(catalog.events), n_far, catalog.unused_columns)
+            )
+        return self._record_set(
+            waves, rows, rejected, len(catalog.events), time.perf_counter() - started
+        )
 
-    def _event_records(self, ev: CatalogEvent, store, coords: dict, inventory,
-                       waves: list, rows: list, rejected: list) -> int:
+    def _event_records(
+        self,
+        ev: CatalogEvent,
+        store,
+        coords: dict,
+        inventory,
+        waves: list,
+        rows: list,
+        rejected: list,
+    ) -> int:
         """Append one event's records and rejections; returns its pairs beyond max distance."""
         # first, so the files near a rejected event count as named by the catalogue
         stations = store.stations_near(ev, self.pre_s, self.search_s)
@@ -208,20 +294,36 @@ class WaveformSource:
             rejected.append(why)
             return 0
         for station_id in sorted(set(ev.p_picks) - set(stations)):
-            rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, Reason.NO_WAVEFORM,
-                                      f"P pick at {ev.p_picks[station_id]}, but data.waveform_dir "
-                                      f"holds no data of {station_id}"))
+            rejected.append(
+                rejection(
+                    f"{ev.event_id} {station_id}",
+                    SOURCE,
+                    Reason.NO_WAVEFORM,
+                    f"P pick at {ev.p_picks[station_id]}, but data.waveform_dir "
+                    f"holds no data of {station_id}",
+                )
+            )
         if not stations and not ev.p_picks:
             t = ev.origin_time
-            rejected.append(rejection(ev.event_id, SOURCE, Reason.NO_DATA, (
-                f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
-                f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick")))
+            rejected.append(
+                rejection(
+                    ev.event_id,
+                    SOURCE,
+                    Reason.NO_DATA,
+                    (
+                        f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
+                        f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick"
+                    ),
+                )
+            )
         n_far = 0
         for station_id in stations:
             try:
                 out = self._record(ev, source_type, station_id, coords, store, inventory)
             except Rejected as r:
-                rejected.append(rejection(f"{ev.event_id} {station_id}", SOURCE, r.reason, r.detail))
+                rejected.append(
+                    rejection(f"{ev.event_id} {station_id}", SOURCE, r.reason, r.detail)
+                )
                 continue
             if out is None:
                 n_far += 1
@@ -234,15 +336,21 @@ class WaveformSource:
         """The event's class, or the rejection of an event no record can come from."""
         source_type = self.class_of(ev.event_type)
         if source_type is None:
-            return None, rejection(ev.event_id, SOURCE, Reason.UNKNOWN_TYPE, (
-                f"event type {ev.event_type or '(unset)'!r} is not in data.event_types"))
+            return None, rejection(
+                ev.event_id,
+                SOURCE,
+                Reason.UNKNOWN_TYPE,
+                (f"event type {ev.event_type or '(unset)'!r} is not in data.event_types"),
+            )
         if ev.p_picks:
             return source_type, None
         located = math.isfinite(ev.latitude) and math.isfinite(ev.longitude)
         if ev.origin_time is None:
             why = f"event {ev.event_id} has no P pick and no origin time"
         elif self.p_from_taup and not located:
-            why = f"event {ev.event_id} has no P pick and no epicentre (latitude, longitude) for TauP"
+            why = (
+                f"event {ev.event_id} has no P pick and no epicentre (latitude, longitude) for TauP"
+            )
         else:
             return source_type, None
         return None, rejection(ev.event_id, SOURCE, Reason.NO_ORIGIN, why)
@@ -254,25 +362,43 @@ class WaveformSource:
             first.setdefault(r["reason"], f"{r['record']}: {r['detail']}")
         examples = "; ".join(f"{k}: {v}" for k, v in first.items())
         examples = f" First of each: {examples}." if examples else ""
-        far = (f", {n_far} pairs farther than data.max_distance_km={self.max_distance_km:g}"
-               if n_far else "")
-        hint = (f" The catalogue's columns {unused} map to no role: if one holds the P picks, "
-                "map it, e.g. data.csv_columns.p_time=<column>." if unused else "")
-        return (f"data=waveforms: no usable record from {n_events} catalogue events "
-                f"(rejected {counts}{far}); nothing was cached.{examples}{hint}")
+        far = (
+            f", {n_far} pairs farther than data.max_distance_km={self.max_distance_km:g}"
+            if n_far
+            else ""
+        )
+        hint = (
+            f" The catalogue's columns {unused} map to no role: if one holds the P picks, "
+            "map it, e.g. data.csv_columns.p_time=<column>."
+            if unused
+            else ""
+        )
+        return (
+            f"data=waveforms: no usable record from {n_events} catalogue events "
+            f"(rejected {counts}{far}); nothing was cached.{examples}{hint}"
+        )
 
     def _record_set(self, waves: RowSink, rows, rejected, n_events, seconds: float) -> RecordSet:
         waveforms = waves.array()  # (N, C, S), memory-mapped when streamed
         metadata = pd.DataFrame(rows, columns=list(METADATA_COLUMNS))
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
-        log.info("waveforms: %d records from %d events in %.1f s (%.0f records/s, %d workers); "
-                 "rejected %d %s", len(metadata), n_events, seconds, len(metadata) / seconds,
-                 self.num_workers, len(rejected), reason_counts(rejected))
+        log.info(
+            "waveforms: %d records from %d events in %.1f s (%.0f records/s, %d workers); "
+            "rejected %d %s",
+            len(metadata),
+            n_events,
+            seconds,
+            len(metadata) / seconds,
+            self.num_workers,
+            len(rejected),
+            reason_counts(rejected),
+        )
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
     # ------------------------------------------------------------------- one record
-    def _record(self, ev: CatalogEvent, source_type: str, station_id: str, coords: dict,
-                store, inventory) -> tuple[np.ndarray, dict] | None:
+    def _record(
+        self, ev: CatalogEvent, source_type: str, station_id: str, coords: dict, store, inventory
+    ) -> tuple[np.ndarray, dict] | None:
         sta_lat, sta_lon = coords.get(station_id, (math.nan, math.nan))
         dist_km, baz = distance_baz(ev, sta_lat, sta_lon)
         if self.max_distance_km is not None and dist_km > self.max_distance_km:
@@ -286,18 +412,30 @@ class WaveformSource:
             traces[comp] = self._prepared(self._select(stream, comp, like=z[0]), t0, t1, inventory)
         data, start = self._stack(traces, baz, inventory)  # (C, n), time of data[:, 0]
         wave, p_sample, npts, start = place_window(
-            data, start, p_time, self.pre_s, self.n_samples, self.sampling_rate_hz)
+            data, start, p_time, self.pre_s, self.n_samples, self.sampling_rate_hz
+        )
         return wave, {
-            "event_id": ev.event_id, "event_uri": ev.event_uri, "station_id": station_id, "source_type": source_type,
-            "label": self.label_of(source_type), "trace_p_arrival_sample": p_sample,
-            "trace_npts": npts, "trace_start_time": str(start),
+            "event_id": ev.event_id,
+            "event_uri": ev.event_uri,
+            "station_id": station_id,
+            "source_type": source_type,
+            "label": self.label_of(source_type),
+            "trace_p_arrival_sample": p_sample,
+            "trace_npts": npts,
+            "trace_start_time": str(start),
             "trace_sampling_rate_hz": self.sampling_rate_hz,
-            "trace_channel": traces["Z"].stats.channel[:2], "trace_p_pick_origin": p_origin,
+            "trace_channel": traces["Z"].stats.channel[:2],
+            "trace_p_pick_origin": p_origin,
             "source_origin_time": None if ev.origin_time is None else str(ev.origin_time),
-            "source_latitude_deg": ev.latitude, "source_longitude_deg": ev.longitude,
-            "source_depth_km": ev.depth_km, "source_magnitude": ev.magnitude,
-            "station_latitude_deg": sta_lat, "station_longitude_deg": sta_lon,
-            "path_ep_distance_km": dist_km, "path_back_azimuth_deg": baz}
+            "source_latitude_deg": ev.latitude,
+            "source_longitude_deg": ev.longitude,
+            "source_depth_km": ev.depth_km,
+            "source_magnitude": ev.magnitude,
+            "station_latitude_deg": sta_lat,
+            "station_longitude_deg": sta_lon,
+            "path_ep_distance_km": dist_km,
+            "path_back_azimuth_deg": baz,
+        }
 
     def _p_arrival(self, ev: CatalogEvent, station_id: str, dist_km: float):
         if station_id in ev.p_picks:
@@ -305,11 +443,15 @@ class WaveformSource:
         if not self.p_from_taup:
             raise Rejected(Reason.MISSING_PICK, "no P pick and data.p_from_taup=false")
         if ev.origin_time is None or not math.isfinite(dist_km):
-            raise Rejected(Reason.MISSING_PICK, "no P pick, and no event origin or station "
-                           "coordinates for TauP (give data.inventory)")
+            raise Rejected(
+                Reason.MISSING_PICK,
+                "no P pick, and no event origin or station "
+                "coordinates for TauP (give data.inventory)",
+            )
         depth = ev.depth_km if math.isfinite(ev.depth_km) else 0.0
-        return ev.origin_time + gridded_p_seconds(dist_km, depth, self.taup_model,
-                                                  self.taup_grid_km), "taup"
+        return ev.origin_time + gridded_p_seconds(
+            dist_km, depth, self.taup_model, self.taup_grid_km
+        ), "taup"
 
     def _select(self, stream, comp: str, like=None) -> list:
         """One channel's traces; of several matching channels the highest rate, then first id.
@@ -319,11 +461,18 @@ class WaveformSource:
         pattern = self.channel_codes[comp]
         traces = [tr for tr in stream if fnmatch.fnmatchcase(tr.stats.channel, pattern)]
         if like is not None:
-            traces = [tr for tr in traces if tr.stats.location == like.stats.location
-                      and tr.stats.channel[:2] == like.stats.channel[:2]]
+            traces = [
+                tr
+                for tr in traces
+                if tr.stats.location == like.stats.location
+                and tr.stats.channel[:2] == like.stats.channel[:2]
+            ]
         if not traces:
-            raise Rejected(Reason.MISSING_CHANNEL, f"no {pattern} channel (data.channel_codes."
-                           f"{comp}) among {sorted({t.id for t in stream})}")
+            raise Rejected(
+                Reason.MISSING_CHANNEL,
+                f"no {pattern} channel (data.channel_codes."
+                f"{comp}) among {sorted({t.id for t in stream})}",
+            )
         rate = {tr.id: 0.0 for tr in traces}
         for tr in traces:
             rate[tr.id] = max(rate[tr.id], tr.stats.sampling_rate)
@@ -333,8 +482,10 @@ class WaveformSource:
     def _check_rate(self, trace_id: str, rate: float) -> None:
         """Reject a rate below ``min_sampling_rate_hz`` or one whose Nyquist cannot carry fmax_hz."""
         if rate < self.min_sampling_rate_hz:
-            raise Rejected(Reason.BAD_RATE, f"{trace_id} at {rate} Hz < "
-                           f"data.min_sampling_rate_hz={self.min_sampling_rate_hz}")
+            raise Rejected(
+                Reason.BAD_RATE,
+                f"{trace_id} at {rate} Hz < data.min_sampling_rate_hz={self.min_sampling_rate_hz}",
+            )
         problem = nyquist_problem(rate, self.sampling_rate_hz, self.fmax_hz, self.min_power_at_fmax)
         if problem is not None:
             raise Rejected(Reason.LOW_NYQUIST, f"{trace_id} {problem}")
@@ -351,8 +502,13 @@ class WaveformSource:
         tr.data = detrended_tapered(tr.data, int(self.pad_s * tr.stats.sampling_rate))
         if self.remove_response:
             try:
-                tr.remove_response(inventory, output="VEL", pre_filt=self.pre_filt_hz,
-                                   water_level=self.water_level_db, taper=False)
+                tr.remove_response(
+                    inventory,
+                    output="VEL",
+                    pre_filt=self.pre_filt_hz,
+                    water_level=self.water_level_db,
+                    taper=False,
+                )
             except Exception as e:  # obspy raises many types for a bad or missing response
                 raise Rejected(Reason.RESPONSE, f"{tr.id}: {e}") from None
         if tr.stats.sampling_rate != self.sampling_rate_hz:
@@ -368,12 +524,14 @@ class WaveformSource:
         n = min(tr.stats.npts - first[c] for c, tr in traces.items())
         if n <= 0:
             raise Rejected(Reason.TOO_SHORT, "the components share no time span")
-        arr = {c: tr.data[first[c]:first[c] + n].astype(np.float64) for c, tr in traces.items()}
+        arr = {c: tr.data[first[c] : first[c] + n].astype(np.float64) for c, tr in traces.items()}
         if self.channels == "Z":
             return arr["Z"][None].astype(np.float32), start  # (1, n)
         if not math.isfinite(baz):
-            raise Rejected(Reason.MISSING_CHANNEL, "cannot rotate to R/T without event and "
-                           "station coordinates (give data.inventory)")
+            raise Rejected(
+                Reason.MISSING_CHANNEL,
+                "cannot rotate to R/T without event and station coordinates (give data.inventory)",
+            )
         north, east = to_north_east(traces, arr, inventory)
         from obspy.signal.rotate import rotate_ne_rt
 
@@ -412,12 +570,15 @@ def check_fits_features(data, features) -> None:
             raise ValueError(
                 f"data.{key}={data[key]:g} is shorter than features.{key}={features[key]:g}: "
                 "records are cut [P - data.pre_s, P + data.post_s) and the features need "
-                f"[P - features.pre_s, P + features.post_s); set data.{key} >= {features[key]:g}")
+                f"[P - features.pre_s, P + features.post_s); set data.{key} >= {features[key]:g}"
+            )
     fmax = data.get("fmax_hz")
     if fmax is not None and fmax < features["fmax_hz"]:
-        raise ValueError(f"data.fmax_hz={fmax:g} is below features.fmax_hz={features['fmax_hz']:g}: "
-                         "records would be kept whose Nyquist cannot carry the top bins; "
-                         "leave data.fmax_hz as ${features.fmax_hz}")
+        raise ValueError(
+            f"data.fmax_hz={fmax:g} is below features.fmax_hz={features['fmax_hz']:g}: "
+            "records would be kept whose Nyquist cannot carry the top bins; "
+            "leave data.fmax_hz as ${features.fmax_hz}"
+        )
 
 
 def _event_chunk(state: dict, events: list) -> tuple:
@@ -425,6 +586,7 @@ def _event_chunk(state: dict, events: list) -> tuple:
     source, store = state["source"], state["store"]
     waves, rows, rejected, n_far = [], [], [], 0
     for ev in events:
-        n_far += source._event_records(ev, store, state["coords"], state["inventory"],
-                                       waves, rows, rejected)
+        n_far += source._event_records(
+            ev, store, state["coords"], state["inventory"], waves, rows, rejected
+        )
     return waves, rows, rejected, n_far, set(store.named)

@@ -20,7 +20,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seisbert.bundle import load_bundle
 from seisbert.config import build, check_choice
+from seisbert.inference import evaluate, predict
+from seisbert.logs import hydra_log_file, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +31,21 @@ MODES = ("predict", "evaluate")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
-def run(cfg: DictConfig) -> dict:
+def apply_bundle(cfg: DictConfig) -> dict:
     """One predict or evaluate run; returns the evaluation metrics ({} for predict)."""
-    from seisbert.bundle import load_bundle
-    from seisbert.inference import evaluate, predict
-
     check_choice("mode", cfg.mode, MODES)
     pcfg = build(cfg.predict, "predict")
     bundle = load_bundle(cfg.bundle)
     with open_dict(cfg):  # the data group may interpolate ${features.*}: the bundle's features
         cfg.features = bundle.info["features"]
-        if "unknown_type" in cfg.data:  # predict classifies events of no known type; evaluate cannot
+        if (
+            "unknown_type" in cfg.data
+        ):  # predict classifies events of no known type; evaluate cannot
             if cfg.mode == "evaluate" and cfg.data.unknown_type == "keep":
-                raise ValueError("data.unknown_type=keep: evaluate needs the class of every record; "
-                                 "leave it at reject (or use seisbert predict)")
+                raise ValueError(
+                    "data.unknown_type=keep: evaluate needs the class of every record; "
+                    "leave it at reject (or use seisbert predict)"
+                )
             cfg.data.unknown_type = "keep" if cfg.mode == "predict" else "reject"
     source = build(cfg.data, "data")
     predict.check_source(bundle, source)
@@ -57,7 +61,9 @@ def run(cfg: DictConfig) -> dict:
     predict.write_predictions(out, table, events, scored.rejected)
     if cfg.mode == "predict":
         return {}
-    return evaluate.write_evaluation(out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names)
+    return evaluate.write_evaluation(
+        out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names
+    )
 
 
 def load_streamed(source, folder: Path, progress: bool):
@@ -71,7 +77,9 @@ def load_streamed(source, folder: Path, progress: bool):
 def main() -> None:
     """The ``seisbert`` console script: the first argument names the command."""
     if len(sys.argv) < 2 or sys.argv[1] not in MODES:
-        sys.stderr.write(f"usage: seisbert {{{'|'.join(MODES)}}} bundle=PATH data=... [overrides]\n")
+        sys.stderr.write(
+            f"usage: seisbert {{{'|'.join(MODES)}}} bundle=PATH data=... [overrides]\n"
+        )
         raise SystemExit(2)
     mode = sys.argv.pop(1)
     sys.argv.append(f"mode={mode}")
@@ -83,11 +91,12 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
     def entry(cfg: DictConfig) -> None:
-        from seisbert.logs import hydra_log_file, setup_logging
-
         setup_logging(hydra_log_file())  # the same console as train.py
-        metrics = run(cfg)
+        metrics = apply_bundle(cfg)
         if metrics:
-            log.info("metrics: %s", json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}))
+            log.info(
+                "metrics: %s",
+                json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}),
+            )
 
     entry()

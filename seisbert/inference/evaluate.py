@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from seisbert.figures import save_figure
 from seisbert.metrics import classification_metrics, event_level, plot_confusion
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 
 def labelled(predictions: pd.DataFrame) -> pd.DataFrame:
     if "label" not in predictions.columns:
-        raise ValueError("evaluate needs labels: the data source gives no 'label' column "
-                         "(a catalogue with event types, or data=synthetic / data=seisbench)")
+        raise ValueError(
+            "evaluate needs labels: the data source gives no 'label' column "
+            "(a catalogue with event types, or data=synthetic / data=seisbench)"
+        )
     return predictions
 
 
@@ -49,8 +52,6 @@ def plot_reliability(y: np.ndarray, p: np.ndarray, path: Path, n_bins: int, titl
     """Observed blast share against mean predicted probability per bin, with bin counts."""
     from matplotlib.figure import Figure
 
-    from seisbert.analysis import save_figure
-
     edges = np.linspace(0, 1, n_bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
@@ -63,7 +64,13 @@ def plot_reliability(y: np.ndarray, p: np.ndarray, path: Path, n_bins: int, titl
     ax.plot(mean_p, share, "o-", ms=3, label="model")
     for x, s, c in zip(mean_p, share, count[filled]):
         ax.annotate(str(c), (x, s), fontsize=5, xytext=(2, -7), textcoords="offset points")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(blast)", ylabel="observed blast share", title=title)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="predicted P(blast)",
+        ylabel="observed blast share",
+        title=title,
+    )
     ax.legend(fontsize=6, loc="upper left")
     return save_figure(fig, path)
 
@@ -71,8 +78,6 @@ def plot_reliability(y: np.ndarray, p: np.ndarray, path: Path, n_bins: int, titl
 def plot_roc(curves: dict, path: Path, title: str) -> Path:
     """ROC curves, one per level (``name -> (y, p)``), with their AUC in the legend."""
     from matplotlib.figure import Figure
-
-    from seisbert.analysis import save_figure
 
     fig = Figure(figsize=(3.6, 3.4), dpi=150)
     ax = fig.add_subplot()
@@ -87,8 +92,9 @@ def plot_roc(curves: dict, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def write_evaluation(out: Path, predictions: pd.DataFrame, threshold: float, n_bins: int,
-                     class_names) -> dict:
+def write_evaluation(
+    out: Path, predictions: pd.DataFrame, threshold: float, n_bins: int, class_names
+) -> dict:
     """metrics.json, confusion_record.png, confusion_event.png, reliability.png, roc.png."""
     metrics = evaluation_metrics(predictions, threshold)
     col = "prob_blast_shifted" if "prob_blast_shifted" in predictions else "prob_blast"
@@ -96,11 +102,20 @@ def write_evaluation(out: Path, predictions: pd.DataFrame, threshold: float, n_b
     ey, ep = event_level(y, p, predictions["event_id"].to_numpy())
     names = tuple(class_names)
     plot_confusion(metrics["confusion_matrix"], names, out / "confusion_record.png", "per record")
-    plot_confusion(metrics["event_confusion_matrix"], names, out / "confusion_event.png", "per event")
+    plot_confusion(
+        metrics["event_confusion_matrix"], names, out / "confusion_event.png", "per event"
+    )
     plot_reliability(y, p, out / "reliability.png", n_bins, "reliability, per record")
     plot_roc({"per record": (y, p), "per event": (ey, ep)}, out / "roc.png", "ROC")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    log.info("evaluate: balanced accuracy %.3f per record, %.3f per event; ROC-AUC %.3f / %.3f; "
-             "PR-AUC %.3f / %.3f", metrics["balanced_accuracy"], metrics["event_balanced_accuracy"],
-             metrics["roc_auc"], metrics["event_roc_auc"], metrics["pr_auc"], metrics["event_pr_auc"])
+    log.info(
+        "evaluate: balanced accuracy %.3f per record, %.3f per event; ROC-AUC %.3f / %.3f; "
+        "PR-AUC %.3f / %.3f",
+        metrics["balanced_accuracy"],
+        metrics["event_balanced_accuracy"],
+        metrics["roc_auc"],
+        metrics["event_roc_auc"],
+        metrics["pr_auc"],
+        metrics["event_pr_auc"],
+    )
     return metrics

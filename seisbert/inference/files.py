@@ -25,13 +25,19 @@ def _event(rows, event_id: str):
     from obspy.core.event import Event, Magnitude, Origin, ResourceIdentifier
 
     first = rows.iloc[0]
-    ev = Event(resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"),
-               event_type=QUAKEML_TYPES[first["source_type"]])
+    ev = Event(
+        resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"),
+        event_type=QUAKEML_TYPES[first["source_type"]],
+    )
     if "source_origin_time" in rows:
-        ev.origins.append(Origin(time=UTCDateTime(first["source_origin_time"]),
-                                 latitude=_get(first, "source_latitude_deg"),
-                                 longitude=_get(first, "source_longitude_deg"),
-                                 depth=_get(first, "source_depth_km", 1000.0)))
+        ev.origins.append(
+            Origin(
+                time=UTCDateTime(first["source_origin_time"]),
+                latitude=_get(first, "source_latitude_deg"),
+                longitude=_get(first, "source_longitude_deg"),
+                depth=_get(first, "source_depth_km", 1000.0),
+            )
+        )
     if not math.isnan(_get(first, "source_magnitude") or math.nan):
         ev.magnitudes.append(Magnitude(mag=float(first["source_magnitude"])))
     return ev
@@ -57,15 +63,36 @@ def write_records_as_files(records: RecordSet, folder: str | Path) -> Path:
         for i, row in rows.iterrows():
             net, sta = str(row["station_id"]).split(".", 1)
             start = UTCDateTime(row["trace_start_time"])
-            data = np.asarray(records.waveforms[i, 0, :int(row["trace_npts"])], np.float32)
-            tr = Trace(data, {"network": net, "station": sta, "channel": "HHZ", "sampling_rate": fs,
-                              "starttime": start})
-            tr.write(str(folder / "waveforms" / f"{event_id}.{row['station_id']}.mseed"),
-                     format="MSEED", encoding="FLOAT32")
-            ev.picks.append(Pick(time=start + int(row["trace_p_arrival_sample"]) / fs, phase_hint="P",
-                                 waveform_id=WaveformStreamID(net, sta, "", "HHZ")))
+            data = np.asarray(records.waveforms[i, 0, : int(row["trace_npts"])], np.float32)
+            tr = Trace(
+                data,
+                {
+                    "network": net,
+                    "station": sta,
+                    "channel": "HHZ",
+                    "sampling_rate": fs,
+                    "starttime": start,
+                },
+            )
+            tr.write(
+                str(folder / "waveforms" / f"{event_id}.{row['station_id']}.mseed"),
+                format="MSEED",
+                encoding="FLOAT32",
+            )
+            ev.picks.append(
+                Pick(
+                    time=start + int(row["trace_p_arrival_sample"]) / fs,
+                    phase_hint="P",
+                    waveform_id=WaveformStreamID(net, sta, "", "HHZ"),
+                )
+            )
         catalog.append(ev)
     path = folder / "catalog.xml"
     catalog.write(str(path), format="QUAKEML")
-    log.info("wrote %d records of %d events as miniSEED + QuakeML under %s", len(meta), len(catalog), folder)
+    log.info(
+        "wrote %d records of %d events as miniSEED + QuakeML under %s",
+        len(meta),
+        len(catalog),
+        folder,
+    )
     return path

@@ -24,12 +24,21 @@ from tqdm.auto import tqdm
 
 from seisbert.config import check_range
 from seisbert.data.records import RecordSet, empty_rejected
+from seisbert.data.sequences import Specials
+from seisbert.pipeline import feature_rejections, featurize_records
 
 log = logging.getLogger(__name__)
 
 # Metadata columns copied into predictions.csv when the source has them.
-ID_COLUMNS = ("event_id", "event_uri", "station_id", "trace_start_time", "trace_name",
-              "source_type", "label")
+ID_COLUMNS = (
+    "event_id",
+    "event_uri",
+    "station_id",
+    "trace_start_time",
+    "trace_name",
+    "source_type",
+    "label",
+)
 
 
 @dataclass
@@ -82,7 +91,11 @@ def prior_shift(prob: np.ndarray, train_prior: float, new_prior: float) -> np.nd
     model learned (``train_prior``) and q the new one (Saerens et al. 2002).
     """
     p = np.clip(np.asarray(prob, np.float64), 1e-12, 1 - 1e-12)
-    log_odds = np.log(p / (1 - p)) + np.log(new_prior / (1 - new_prior)) - np.log(train_prior / (1 - train_prior))
+    log_odds = (
+        np.log(p / (1 - p))
+        + np.log(new_prior / (1 - new_prior))
+        - np.log(train_prior / (1 - train_prior))
+    )
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 
@@ -92,14 +105,20 @@ def check_source(bundle, source) -> None:
     problems = []
     rate, channels = getattr(source, "sampling_rate_hz", None), getattr(source, "channels", None)
     if rate is not None and abs(rate - fcfg.sampling_rate_hz) > 1e-9:
-        problems.append(f"data.sampling_rate_hz={rate:g} but the bundle's features need "
-                        f"{fcfg.sampling_rate_hz:g} Hz records")
+        problems.append(
+            f"data.sampling_rate_hz={rate:g} but the bundle's features need "
+            f"{fcfg.sampling_rate_hz:g} Hz records"
+        )
     if channels is not None and channels != fcfg.channels:
-        problems.append(f"data.channels={channels!r} but the bundle's features use {fcfg.channels!r}")
+        problems.append(
+            f"data.channels={channels!r} but the bundle's features use {fcfg.channels!r}"
+        )
     for key, need in (("pre_s", fcfg.pre_s), ("post_s", fcfg.post_s)):
         have = getattr(source, key, None)
         if have is not None and have < need:
-            problems.append(f"data.{key}={have:g} is shorter than the bundle's features.{key}={need:g}")
+            problems.append(
+                f"data.{key}={have:g} is shorter than the bundle's features.{key}={need:g}"
+            )
     if problems:
         raise ValueError(f"data does not fit bundle {bundle.path}: " + "; ".join(problems))
 
@@ -130,16 +149,15 @@ def tokens_of(bundle, features: np.ndarray) -> np.ndarray:
     return tokenize(bundle.tokenizer(), features)
 
 
-def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
-                  features: np.ndarray | None = None) -> np.ndarray:
+def probabilities(
+    module, tokens: np.ndarray, batch_size: int, progress: bool, features: np.ndarray | None = None
+) -> np.ndarray:
     """P(blast) (N,) for token rows (N, T): ``[CLS] t [SEP]`` through the module, batched.
 
     A module that embeds PSD windows (``model.input`` psd/both) also gets ``features``
     (N, T, F), with zero windows at [CLS] and [SEP] as in training.
     """
     import torch
-
-    from seisbert.data.sequences import Specials
 
     sp = Specials(module.cfg.vocab_size)
     n, T = tokens.shape
@@ -150,27 +168,30 @@ def probabilities(module, tokens: np.ndarray, batch_size: int, progress: bool,
     starts = tqdm(range(0, n, batch_size), desc="classify", unit="batch", disable=not progress)
     with torch.inference_mode():
         for i in starts:
-            x = torch.from_numpy(ids[i:i + batch_size])
+            x = torch.from_numpy(ids[i : i + batch_size])
             psd = None
             if reads_psd:
-                w = np.asarray(features[i:i + batch_size], np.float32)
+                w = np.asarray(features[i : i + batch_size], np.float32)
                 psd = torch.from_numpy(np.pad(w, ((0, 0), (1, 1), (0, 0))))  # (B, T+2, F)
-            logits = module(x, torch.zeros_like(x), psd) if reads_psd else module(x, torch.zeros_like(x))
-            out[i:i + batch_size] = logits.float().softmax(-1)[:, 1].numpy()
+            logits = (
+                module(x, torch.zeros_like(x), psd) if reads_psd else module(x, torch.zeros_like(x))
+            )
+            out[i : i + batch_size] = logits.float().softmax(-1)[:, 1].numpy()
     return out
 
 
 def score_chunks(bundle, records: RecordSet, pcfg: PredictConfig) -> Iterator[Chunk]:
     """The records featurized with the bundle's config, tokenized and classified
     ``pcfg.chunk_records`` at a time: memory holds one chunk, whatever the count."""
-    from seisbert.pipeline import featurize_records
-
     fcfg, tokenizer, module = bundle.feature_config(), bundle.tokenizer(), bundle.module()
     n, step = len(records), pcfg.chunk_records
     starts = tqdm(range(0, n, step), desc="predict", unit="chunk", disable=not pcfg.show_progress)
     for start in starts:
         stop = min(start + step, n)
-        waves, meta = waveform_rows(records.waveforms, start, stop), records.metadata.iloc[start:stop]
+        waves, meta = (
+            waveform_rows(records.waveforms, start, stop),
+            records.metadata.iloc[start:stop],
+        )
         part = RecordSet(waves, meta, records.sampling_rate_hz, records.channels)
         feats, reasons = featurize_records(part, fcfg, progress=False)
         feats = feats[reasons == ""]
@@ -182,8 +203,6 @@ def score_chunks(bundle, records: RecordSet, pcfg: PredictConfig) -> Iterator[Ch
 def score(bundle, records: RecordSet, pcfg: PredictConfig) -> Scored:
     """P(blast) of every usable record, the rest listed with reasons. Each chunk's features
     and tokens are dropped once it is classified (``score_chunks`` yields them)."""
-    from seisbert.pipeline import feature_rejections
-
     reasons, probs = [np.empty(0, object)], [np.zeros(0, np.float32)]
     for chunk in score_chunks(bundle, records, pcfg):
         reasons.append(chunk.reasons)
@@ -215,8 +234,13 @@ def event_table(predictions: pd.DataFrame, pcfg: PredictConfig, class_names) -> 
     """events.csv: per event the mean probability over its records, station count, decision."""
     col = "prob_blast_shifted" if "prob_blast_shifted" in predictions else "prob_blast"
     groups = predictions.groupby("event_id", sort=False)
-    events = pd.DataFrame({"n_records": groups.size(), "n_stations": groups["station_id"].nunique(),
-                           "mean_prob_blast": groups[col].mean()}).reset_index()
+    events = pd.DataFrame(
+        {
+            "n_records": groups.size(),
+            "n_stations": groups["station_id"].nunique(),
+            "mean_prob_blast": groups[col].mean(),
+        }
+    ).reset_index()
     if "event_uri" in predictions:
         events.insert(1, "event_uri", groups["event_uri"].first().to_numpy())
     names = np.array(list(class_names))
@@ -224,13 +248,19 @@ def event_table(predictions: pd.DataFrame, pcfg: PredictConfig, class_names) -> 
     return events
 
 
-def write_predictions(out: Path, predictions: pd.DataFrame, events: pd.DataFrame,
-                      rejected: pd.DataFrame) -> None:
+def write_predictions(
+    out: Path, predictions: pd.DataFrame, events: pd.DataFrame, rejected: pd.DataFrame
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(out / "predictions.csv", index=False)
     events.to_csv(out / "events.csv", index=False)
     (rejected if len(rejected) else empty_rejected()).to_csv(out / "rejected.csv", index=False)
     counts = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
-    log.info("classified %d records of %d events; rejected %d %s; wrote %s",
-             len(predictions), len(events), len(rejected), counts, out)
-
+    log.info(
+        "classified %d records of %d events; rejected %d %s; wrote %s",
+        len(predictions),
+        len(events),
+        len(rejected),
+        counts,
+        out,
+    )

@@ -127,7 +127,9 @@ class Attention(nn.Module):
             y = F.dropout(att, p_drop, self.training) @ v  # (B, H, L, D)
         else:
             att = None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop)  # (B, H, L, D)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p_drop
+            )  # (B, H, L, D)
         y = y.transpose(1, 2).reshape(B, L, C)  # (B, L, H*D)
         return self.resid_drop(self.proj(y)), att
 
@@ -206,13 +208,17 @@ class Encoder(nn.Module):
         self.emb_drop = nn.Dropout(cfg.dropout)
         if cfg.input != "tokens":
             if cfg.n_features is None:
-                raise ValueError(f"model.input={cfg.input!r} needs model.n_features (F of a PSD window); "
-                                 "it is set from the features artifact when left null in a run")
+                raise ValueError(
+                    f"model.input={cfg.input!r} needs model.n_features (F of a PSD window); "
+                    "it is set from the features artifact when left null in a run"
+                )
             self.psd_proj = nn.Linear(cfg.n_features, cfg.d_model, bias=cfg.bias)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         # Pre-norm leaves the residual stream unnormalized; post-norm ends on a LayerNorm.
         self.norm_f = (
-            nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias) if cfg.norm == "pre" else nn.Identity()
+            nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
+            if cfg.norm == "pre"
+            else nn.Identity()
         )
         self.apply(self._init_weights)
         self._scale_residual_init()
@@ -254,8 +260,12 @@ class Encoder(nn.Module):
         """Model FLOPs utilisation: achieved training FLOP/s over ``peak_flops``."""
         return self.estimate_flops_per_token(seq_len) * tokens_per_s / peak_flops
 
-    def embed(self, tokens: torch.Tensor, segments: torch.Tensor | None = None,
-              psd: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        tokens: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        psd: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Input embeddings (B, L, d) after LayerNorm and dropout.
 
         With ``model.input`` psd/both, ``psd`` (B, L, F) holds each position's window; it is
@@ -264,11 +274,15 @@ class Encoder(nn.Module):
         L = tokens.shape[1]
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} exceeds model.max_len={self.cfg.max_len}")
-        seg = self.seg_emb.weight[0] if segments is None else self.seg_emb(segments)  # (d,) or (B, L, d)
+        seg = (
+            self.seg_emb.weight[0] if segments is None else self.seg_emb(segments)
+        )  # (d,) or (B, L, d)
         x = self.tok_emb(tokens)  # (B, L, d): specials, and spectral tokens for input=tokens|both
         if self.cfg.input != "tokens":
             if psd is None:
-                raise ValueError(f"model.input={self.cfg.input!r} needs the PSD windows (batch['psd'])")
+                raise ValueError(
+                    f"model.input={self.cfg.input!r} needs the PSD windows (batch['psd'])"
+                )
             spectral = (tokens < self.cfg.vocab_size).unsqueeze(-1)  # (B, L, 1)
             proj = self.psd_proj(psd.to(x.dtype))  # (B, L, d)
             x = torch.where(spectral, proj + (x if self.cfg.input == "both" else 0.0), x)

@@ -59,8 +59,9 @@ class PSDHead(nn.Module):
         return self.out(self.norm(F.gelu(self.dense(hidden))))
 
 
-def pool_hidden(hidden: torch.Tensor, how: str, spectral: torch.Tensor | None,
-                query: torch.Tensor | None = None) -> torch.Tensor:
+def pool_hidden(
+    hidden: torch.Tensor, how: str, spectral: torch.Tensor | None, query: torch.Tensor | None = None
+) -> torch.Tensor:
     """(B, L, d) -> (B, d): [CLS] (position 0), or the mean / ``query``-attention over ``spectral``."""
     if how == "cls":
         return hidden[:, 0]
@@ -81,8 +82,13 @@ class SequenceHead(nn.Module):
     positions, ``attention`` weighs them by a learned query (one head).
     """
 
-    def __init__(self, cfg: EncoderConfig, n_classes: int, dropout: float | None = None,
-                 pool: str | None = None):
+    def __init__(
+        self,
+        cfg: EncoderConfig,
+        n_classes: int,
+        dropout: float | None = None,
+        pool: str | None = None,
+    ):
         super().__init__()
         check_range("n_classes", n_classes, 2, None)
         self.pool = cfg.pool if pool is None else pool
@@ -95,5 +101,7 @@ class SequenceHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, spectral: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (B, L, d_model) -> logits (B, n_classes); spectral (B, L) bool for mean/attention."""
-        pooled = torch.tanh(self.pooler(pool_hidden(hidden, self.pool, spectral, self.query)))  # (B, d)
+        pooled = torch.tanh(
+            self.pooler(pool_hidden(hidden, self.pool, spectral, self.query))
+        )  # (B, d)
         return self.classifier(self.drop(pooled))  # (B, n_classes)

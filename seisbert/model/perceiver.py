@@ -40,7 +40,9 @@ class CrossAttention(nn.Module):
         B, N, C = x.shape
         M, H = ctx.shape[1], self.heads
         q = self.q(self.ln_q(x)).view(B, N, H, C // H).transpose(1, 2)  # (B, H, N, D)
-        k, v = self.kv(self.ln_kv(ctx)).view(B, M, 2, H, C // H).permute(2, 0, 3, 1, 4)  # 2 x (B, H, M, D)
+        k, v = (
+            self.kv(self.ln_kv(ctx)).view(B, M, 2, H, C // H).permute(2, 0, 3, 1, 4)
+        )  # 2 x (B, H, M, D)
         p = self.attn_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, D)
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, N, C)))  # (B, N, C)
@@ -69,8 +71,12 @@ class Perceiver(Encoder):
 
     def __init__(self, cfg: EncoderConfig):
         if cfg.norm != "pre":
-            raise ValueError(f"model.arch=perceiver uses pre-norm blocks; model.norm={cfg.norm!r} is not allowed")
-        super().__init__(cfg)  # embeddings, `layers` self-attention blocks (on the latents), final norm
+            raise ValueError(
+                f"model.arch=perceiver uses pre-norm blocks; model.norm={cfg.norm!r} is not allowed"
+            )
+        super().__init__(
+            cfg
+        )  # embeddings, `layers` self-attention blocks (on the latents), final norm
         self.latents = nn.Parameter(torch.randn(cfg.latents, cfg.d_model) * cfg.init_std)  # (N, d)
         self.read = CrossBlock(cfg)  # latents <- sequence
         self.write = CrossBlock(cfg)  # positions <- latents

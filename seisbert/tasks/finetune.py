@@ -55,14 +55,18 @@ class FinetuneConfig:
 
 
 class FinetuneModule(L.LightningModule):
-    def __init__(self, model: dict, params: dict, tokenizer_digest: str, class_weight: list | None = None):
+    def __init__(
+        self, model: dict, params: dict, tokenizer_digest: str, class_weight: list | None = None
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = EncoderConfig(**model)
         self.p = FinetuneConfig(**params)
         self.encoder = build_encoder(self.cfg)
         self.head = SequenceHead(self.cfg, 2, self.p.head_dropout)
-        self.register_buffer("class_weight", torch.tensor(class_weight or [1.0, 1.0]), persistent=False)
+        self.register_buffer(
+            "class_weight", torch.tensor(class_weight or [1.0, 1.0]), persistent=False
+        )
         if self.p.freeze_encoder:
             self.encoder.requires_grad_(False)
         self._outputs: list = []
@@ -97,7 +101,9 @@ class FinetuneModule(L.LightningModule):
         rows, y, prob = (torch.cat(t) for t in zip(*self._outputs))
         self._outputs.clear()
         if self.trainer.world_size > 1:
-            rows, y, prob = (self.all_gather(t.to(self.device)).flatten().cpu() for t in (rows, y, prob))
+            rows, y, prob = (
+                self.all_gather(t.to(self.device)).flatten().cpu() for t in (rows, y, prob)
+            )
         rows, first = np.unique(rows.numpy(), return_index=True)
         return rows, y.numpy()[first], prob.numpy()[first]
 
@@ -123,7 +129,8 @@ class FinetuneModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.p.warmup_frac * total)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: cosine_schedule(s, total, warmup, self.p.min_lr_frac))
+            opt, lambda s: cosine_schedule(s, total, warmup, self.p.min_lr_frac)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -136,7 +143,9 @@ def layer_depth(name: str, n_layers: int) -> int:
     return n_layers + 1
 
 
-def layerwise_groups(module: FinetuneModule, lr: float, weight_decay: float, decay: float) -> list[dict]:
+def layerwise_groups(
+    module: FinetuneModule, lr: float, weight_decay: float, decay: float
+) -> list[dict]:
     """AdamW groups: decay only on >=2-D tensors; lr scaled by ``decay`` per layer below the top."""
     top = module.cfg.layers + 1
     groups: dict = {}
@@ -145,14 +154,22 @@ def layerwise_groups(module: FinetuneModule, lr: float, weight_decay: float, dec
             continue
         depth = layer_depth(name, module.cfg.layers)
         key = (depth, p.dim() >= 2)
-        g = groups.setdefault(key, {"params": [], "weight_decay": weight_decay if p.dim() >= 2 else 0.0,
-                                    "lr": lr * decay ** (top - depth)})
+        g = groups.setdefault(
+            key,
+            {
+                "params": [],
+                "weight_decay": weight_decay if p.dim() >= 2 else 0.0,
+                "lr": lr * decay ** (top - depth),
+            },
+        )
         g["params"].append(p)
     return list(groups.values())
 
 
 @torch.no_grad()
-def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: float, seed: int = 0) -> dict:
+def masked_input_accuracy(
+    module: FinetuneModule, loader, mode: str, mask_rate: float, seed: int = 0
+) -> dict:
     """Classifier scored on inputs whose selected spectral positions are all [MASK]
     (``mode=None``: nothing masked, the plain scores).
 
@@ -165,14 +182,23 @@ def masked_input_accuracy(module: FinetuneModule, loader, mode: str, mask_rate: 
     K = module.cfg.vocab_size
     for batch in loader:
         ids = batch["ids"].to(module.device)
-        sel = torch.zeros_like(ids, dtype=torch.bool) if mode is None else \
-            select_positions(ids < K, mode, mask_rate, gen)
+        sel = (
+            torch.zeros_like(ids, dtype=torch.bool)
+            if mode is None
+            else select_positions(ids < K, mode, mask_rate, gen)
+        )
         masked = torch.where(sel, torch.full_like(ids, module.cfg.mask_id), ids)
         psd = batch.get("psd")
         psd = None if psd is None else psd.to(module.device)
-        probs.append(module(masked, batch["segments"].to(module.device), psd).float().softmax(-1)[:, 1].cpu())
+        probs.append(
+            module(masked, batch["segments"].to(module.device), psd).float().softmax(-1)[:, 1].cpu()
+        )
         ys.append(batch["label"])
         rows.append(batch["row"])
     y, prob = torch.cat(ys).numpy(), torch.cat(probs).numpy()
-    return {"rows": torch.cat(rows).numpy(), "y": y, "prob": prob,
-            "predicted_blast_fraction": float((prob >= 0.5).mean())}
+    return {
+        "rows": torch.cat(rows).numpy(),
+        "y": y,
+        "prob": prob,
+        "predicted_blast_fraction": float((prob >= 0.5).mean()),
+    }

@@ -6,7 +6,7 @@ the same event (at another station) as the first half?
 
 ``task.params.target`` chooses what a masked position predicts, for every ``model.input``:
 ``kmeans`` (the tokenizer's ids; HuBERT-style when the input is the PSD window),
-``random_projection`` (BEST-RQ codes, :mod:`seisbert.tasks.targets`) or ``psd`` (the
+``random_projection`` (BEST-RQ codes, :mod:`seisbert.model.targets`) or ``psd`` (the
 window itself, MSE on masked windows only); ``psd_weight`` adds the regression to a
 classification target.
 """
@@ -22,11 +22,22 @@ import torch
 import torch.nn.functional as F
 
 from seisbert.config import check_choice, check_range
-from seisbert.data.masking import IGNORE, MASK_MODES, apply_mask, select_positions, swap_random_windows
+from seisbert.data.masking import (
+    IGNORE,
+    MASK_MODES,
+    apply_mask,
+    select_positions,
+    swap_random_windows,
+)
 from seisbert.model.encoder import EncoderConfig
 from seisbert.model.heads import MLMHead, PSDHead, SequenceHead
 from seisbert.model.perceiver import build_encoder
-from seisbert.tasks.targets import RandomProjectionTarget, log_spectral_distance, time_steps, window_baselines
+from seisbert.model.targets import (
+    RandomProjectionTarget,
+    log_spectral_distance,
+    time_steps,
+    window_baselines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +79,9 @@ class PretrainConfig:
         check_choice("task.params.mask_mode", self.mask_mode, MASK_MODES)
         check_choice("task.params.sl_classes", self.sl_classes, (2, 3))
         if len(self.replace_probs) != 3 or abs(sum(self.replace_probs) - 1) > 1e-6:
-            raise ValueError(f"task.params.replace_probs={list(self.replace_probs)} must be 3 values summing to 1")
+            raise ValueError(
+                f"task.params.replace_probs={list(self.replace_probs)} must be 3 values summing to 1"
+            )
         check_range("task.params.lr", self.lr, 0.0, 1.0)
         check_range("task.params.warmup_frac", self.warmup_frac, 0.0, 1.0)
         check_range("task.params.batch_size", self.batch_size, 1, None)
@@ -93,31 +106,56 @@ class PretrainModule(L.LightningModule):
     mean) feeds the random-projection standardization and the window baselines.
     """
 
-    def __init__(self, model: dict, params: dict, tokenizer_digest: str, step_mode: list | None = None,
-                 window_stats: dict | None = None):
+    def __init__(
+        self,
+        model: dict,
+        params: dict,
+        tokenizer_digest: str,
+        step_mode: list | None = None,
+        window_stats: dict | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = EncoderConfig(**model)
         self.p = PretrainConfig(**params)
         self.encoder = build_encoder(self.cfg)
         self.mlm_head = MLMHead(self.cfg, self.encoder.tok_emb) if self.p.classifies else None
-        self.sl_head = SequenceHead(self.cfg, self.p.sl_classes, pool="cls") if self.p.source_linking else None
-        self.needs_windows = self.cfg.input != "tokens" or self.p.target == "random_projection" or self.p.regresses
+        self.sl_head = (
+            SequenceHead(self.cfg, self.p.sl_classes, pool="cls") if self.p.source_linking else None
+        )
+        self.needs_windows = (
+            self.cfg.input != "tokens" or self.p.target == "random_projection" or self.p.regresses
+        )
         if self.needs_windows and (self.cfg.n_features is None or window_stats is None):
-            raise ValueError(f"model.input={self.cfg.input!r} with task.params.target={self.p.target!r} reads "
-                             "PSD windows: give model.n_features and the training split's window_stats")
+            raise ValueError(
+                f"model.input={self.cfg.input!r} with task.params.target={self.p.target!r} reads "
+                "PSD windows: give model.n_features and the training split's window_stats"
+            )
         self.psd_head = PSDHead(self.cfg, self.cfg.n_features) if self.p.regresses else None
-        self.rp_target = (RandomProjectionTarget(self.cfg.n_features, self.cfg.vocab_size, self.p.code_dim,
-                                                 self.p.target_seed, window_stats["mean"], window_stats["std"])
-                          if self.p.target == "random_projection" else None)
+        self.rp_target = (
+            RandomProjectionTarget(
+                self.cfg.n_features,
+                self.cfg.vocab_size,
+                self.p.code_dim,
+                self.p.target_seed,
+                window_stats["mean"],
+                window_stats["std"],
+            )
+            if self.p.target == "random_projection"
+            else None
+        )
         mode = torch.as_tensor(step_mode if step_mode is not None else [], dtype=torch.long)
         self.register_buffer("step_mode", mode, persistent=False)
-        step_mean = torch.as_tensor(window_stats["step_mean"] if window_stats else [], dtype=torch.float32)
+        step_mean = torch.as_tensor(
+            window_stats["step_mean"] if window_stats else [], dtype=torch.float32
+        )
         self.register_buffer("step_mean", step_mean, persistent=False)
         self._val_gen = torch.Generator()
         # compiled forward for GPU runs, kept out of the module tree (object.__setattr__) so
-        # checkpoints hold the plain encoder's weights only (nanoGPT issue #325)
-        object.__setattr__(self, "_forward", torch.compile(self.encoder) if self.p.compile else self.encoder)
+        # checkpoints hold the plain encoder's weights only (as nanoGPT does: github.com/karpathy/nanoGPT/issues/325)
+        object.__setattr__(
+            self, "_forward", torch.compile(self.encoder) if self.p.compile else self.encoder
+        )
 
     # ----------------------------------------------------------------- forward
     def masked_batch(self, batch, mode: str | None = None, generator=None, replace_probs=None):
@@ -125,11 +163,19 @@ class PretrainModule(L.LightningModule):
         ids = batch["ids"]
         maskable = ids < self.cfg.vocab_size  # spectral positions only
         selected = select_positions(maskable, mode or self.p.mask_mode, self.p.mask_rate, generator)
-        inputs, labels = apply_mask(ids, selected, self.cfg.vocab_size, self.cfg.mask_id,
-                                    replace_probs or self.p.replace_probs, generator)
+        inputs, labels = apply_mask(
+            ids,
+            selected,
+            self.cfg.vocab_size,
+            self.cfg.mask_id,
+            replace_probs or self.p.replace_probs,
+            generator,
+        )
         windows = batch.get("psd")
         if self.cfg.input != "tokens":  # the 10% "random" share: a random window of the batch
-            inputs, windows = swap_random_windows(ids, windows, inputs, selected, self.cfg.vocab_size, generator)
+            inputs, windows = swap_random_windows(
+                ids, windows, inputs, selected, self.cfg.vocab_size, generator
+            )
         return inputs, labels, windows
 
     def class_targets(self, batch) -> torch.Tensor:
@@ -154,7 +200,9 @@ class PretrainModule(L.LightningModule):
         if self.psd_head is not None:
             out["psd_pred"] = self.psd_head(hidden[sel])  # (M, F)
             out["psd_loss"] = masked_mse(out["psd_pred"], batch["psd"], sel)
-            loss = loss + (out["psd_loss"] if self.mlm_head is None else self.p.psd_weight * out["psd_loss"])
+            loss = loss + (
+                out["psd_loss"] if self.mlm_head is None else self.p.psd_weight * out["psd_loss"]
+            )
         if self.sl_head is not None:
             sl_logits = self.sl_head(hidden)  # (B, sl_classes)
             out["sl_loss"] = F.cross_entropy(sl_logits, batch["sl_label"])
@@ -201,17 +249,28 @@ class PretrainModule(L.LightningModule):
             m["sl_acc"], m["sl_loss"] = out["sl_acc"], out["sl_loss"]
         B, n = len(inputs), sel.sum()
         for k, v in m.items():  # per masked token, except the SL figures (per sequence)
-            self.log(f"{stage}/{k}", v, batch_size=B if k.startswith("sl") else int(n),
-                     sync_dist=True, prog_bar=k in ("mlm_acc", "psd_mse"))
+            self.log(
+                f"{stage}/{k}",
+                v,
+                batch_size=B if k.startswith("sl") else int(n),
+                sync_dist=True,
+                prog_bar=k in ("mlm_acc", "psd_mse"),
+            )
         return m
 
     def class_metrics(self, batch, out, hidden, all_masked, sel) -> dict:
         """Accuracy (80/10/10 and all masked), top-5 and the trivial baselines on the same masks."""
         K = self.cfg.vocab_size
         logits, targets = out["logits"], out["targets"]
-        m = {"mlm_loss": out["mlm_loss"], "mlm_acc": (logits.argmax(-1) == targets).float().mean(),
-             "mlm_top5": (logits.topk(min(5, K), -1).indices == targets[:, None]).any(-1).float().mean(),
-             "mlm_acc_all_masked": (self.mlm_head(hidden[sel]).argmax(-1) == targets).float().mean()}
+        m = {
+            "mlm_loss": out["mlm_loss"],
+            "mlm_acc": (logits.argmax(-1) == targets).float().mean(),
+            "mlm_top5": (logits.topk(min(5, K), -1).indices == targets[:, None])
+            .any(-1)
+            .float()
+            .mean(),
+            "mlm_acc_all_masked": (self.mlm_head(hidden[sel]).argmax(-1) == targets).float().mean(),
+        }
         codes = self.class_targets(batch)  # (B, L): the targets at every position
         visible_codes = torch.where(sel, torch.full_like(codes, self.cfg.mask_id), codes)
         m.update(self.baseline_accuracies(batch["ids"], visible_codes, sel, targets))
@@ -221,10 +280,15 @@ class PretrainModule(L.LightningModule):
         """MSE and log-spectral distance (dB) with every selected window masked, and baselines."""
         truth = batch["psd"][sel]  # (M, F)
         pred = self.psd_head(hidden[sel])  # (M, F): from the all-masked input
-        m = {"psd_loss": out["psd_loss"], "psd_mse": (pred - truth).pow(2).mean(),
-             "psd_lsd": log_spectral_distance(pred, truth).mean()}
+        m = {
+            "psd_loss": out["psd_loss"],
+            "psd_mse": (pred - truth).pow(2).mean(),
+            "psd_lsd": log_spectral_distance(pred, truth).mean(),
+        }
         spectral = batch["ids"] < self.cfg.vocab_size
-        base = window_baselines(batch["psd"], spectral & ~sel, sel, self.step_mean, time_steps(spectral))
+        base = window_baselines(
+            batch["psd"], spectral & ~sel, sel, self.step_mean, time_steps(spectral)
+        )
         for name, guess in base.items():
             m[f"baseline_{name}_mse"] = (guess - truth).pow(2).mean()
             m[f"baseline_{name}_lsd"] = log_spectral_distance(guess, truth).mean()
@@ -242,8 +306,9 @@ class PretrainModule(L.LightningModule):
         if self.step_mode.numel():
             steps = self.step_mode[t.clamp(max=len(self.step_mode) - 1)]
             out["baseline_step_mode_acc"] = (steps[sel] == targets).float().mean()
-        out["baseline_left_neighbour_acc"] = (left_visible_token(masked_inputs, K, self.step_mode, t)[sel]
-                                              == targets).float().mean()
+        out["baseline_left_neighbour_acc"] = (
+            (left_visible_token(masked_inputs, K, self.step_mode, t)[sel] == targets).float().mean()
+        )
         return out
 
     def validation_step(self, batch, _):
@@ -256,14 +321,22 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self):
         groups = self.encoder.configure_optimizer_groups(self.p.weight_decay)
         head_params = [p for n, p in self.named_parameters() if not n.startswith("encoder.")]
-        groups.append({"params": [p for p in head_params if p.dim() >= 2], "weight_decay": self.p.weight_decay})
+        groups.append(
+            {
+                "params": [p for p in head_params if p.dim() >= 2],
+                "weight_decay": self.p.weight_decay,
+            }
+        )
         groups.append({"params": [p for p in head_params if p.dim() < 2], "weight_decay": 0.0})
         fused = torch.cuda.is_available() and self.device.type == "cuda"
-        opt = torch.optim.AdamW(groups, lr=self.p.lr, betas=tuple(self.p.betas), fused=fused or None)
+        opt = torch.optim.AdamW(
+            groups, lr=self.p.lr, betas=tuple(self.p.betas), fused=fused or None
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.p.warmup_frac * total)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: cosine_schedule(s, total, warmup, self.p.min_lr_frac))
+            opt, lambda s: cosine_schedule(s, total, warmup, self.p.min_lr_frac)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -275,7 +348,9 @@ def masked_mse(pred: torch.Tensor, windows: torch.Tensor, sel: torch.Tensor) -> 
     return F.mse_loss(pred, windows[sel].to(pred.dtype))
 
 
-def left_visible_token(inputs: torch.Tensor, K: int, step_mode: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def left_visible_token(
+    inputs: torch.Tensor, K: int, step_mode: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """For each position, the nearest spectral token to its left that is visible in ``inputs``.
 
     Positions with no visible spectral token to the left fall back to the per-step mode
@@ -283,8 +358,16 @@ def left_visible_token(inputs: torch.Tensor, K: int, step_mode: torch.Tensor, t:
     """
     B, L = inputs.shape
     visible = inputs < K
-    idx = torch.where(visible, torch.arange(L, device=inputs.device).expand(B, L), torch.full_like(inputs, -1))
+    idx = torch.where(
+        visible, torch.arange(L, device=inputs.device).expand(B, L), torch.full_like(inputs, -1)
+    )
     last = torch.cummax(idx, dim=1).values  # (B, L): last visible index at or before each position
-    prev = torch.cat([torch.full((B, 1), -1, device=inputs.device, dtype=last.dtype), last[:, :-1]], 1)
-    fallback = step_mode[t.clamp(max=len(step_mode) - 1)] if step_mode.numel() else torch.zeros_like(inputs)
+    prev = torch.cat(
+        [torch.full((B, 1), -1, device=inputs.device, dtype=last.dtype), last[:, :-1]], 1
+    )
+    fallback = (
+        step_mode[t.clamp(max=len(step_mode) - 1)]
+        if step_mode.numel()
+        else torch.zeros_like(inputs)
+    )
     return torch.where(prev >= 0, inputs.gather(1, prev.clamp(min=0)), fallback)

@@ -48,7 +48,8 @@ def _stations(cfg, prng) -> dict:
     lat = lat0 + (cells // nx + 0.5 + jitter[1]) / ny * (lat1 - lat0)
     resonant = prng.random(n) < cfg.p_site_res
     return {
-        "lat": lat, "lon": lon,
+        "lat": lat,
+        "lon": lon,
         "kappa": prng.uniform(*cfg.kappa_range_s, size=n),
         "gain_log10": cfg.sig_site_log10 * prng.standard_normal(n),
         "res_f0": prng.uniform(*cfg.site_res_f0_range_hz, size=n),
@@ -68,7 +69,8 @@ def _mine_terms(cfg, prng, n_sta: int) -> dict:
         "row_ms": prng.uniform(*cfg.row_delay_range_ms, size=n_mine),
         "eps_ps": cfg.sig_ps_sta_ex * prng.standard_normal((n_mine, n_sta)),
         # (keys * stations, nodes): log10 fingerprint at log-spaced nodes
-        "fingerprint": cfg.sig_fingerprint * prng.standard_normal((n_keys * n_sta, cfg.fingerprint_nodes)),
+        "fingerprint": cfg.sig_fingerprint
+        * prng.standard_normal((n_keys * n_sta, cfg.fingerprint_nodes)),
         "n_sta": n_sta,
     }
 
@@ -111,7 +113,9 @@ def _events(cfg, rng) -> dict:
     dxy = rng.uniform(-1, 1, size=(n, 2)) * offset_km
     at_mine = kind != EQ
     lat = np.where(at_mine, mines[mine, 0] + dxy[:, 0] / KM_PER_DEG, lat)
-    lon = np.where(at_mine, mines[mine, 1] + dxy[:, 1] / (KM_PER_DEG * np.cos(np.radians(lat))), lon)
+    lon = np.where(
+        at_mine, mines[mine, 1] + dxy[:, 1] / (KM_PER_DEG * np.cos(np.radians(lat))), lon
+    )
     depth = np.where(kind == BLAST, rng.uniform(0, cfg.blast_depth_max_km, n), depth)
     depth = np.where(kind == MIE, rng.uniform(*cfg.mie_depth_range_km, n), depth)
     blast_mag = rng.normal(mines[mine, 3] + cfg.blast_m_shift, mines[mine, 4])
@@ -119,9 +123,17 @@ def _events(cfg, rng) -> dict:
     label_true = (kind == BLAST).astype(np.int64)
     flipped = rng.random(n) < cfg.label_noise
     return {
-        "kind": kind, "lat": lat, "lon": lon, "depth_km": depth, "mag": mag,
-        "m0": 10 ** (1.5 * mag + 9.1), "stress_pa": stress, "mine": np.where(kind == BLAST, mine, -1),
-        "label_true": label_true, "label": np.where(flipped, 1 - label_true, label_true), "flipped": flipped,
+        "kind": kind,
+        "lat": lat,
+        "lon": lon,
+        "depth_km": depth,
+        "mag": mag,
+        "m0": 10 ** (1.5 * mag + 9.1),
+        "stress_pa": stress,
+        "mine": np.where(kind == BLAST, mine, -1),
+        "label_true": label_true,
+        "label": np.where(flipped, 1 - label_true, label_true),
+        "flipped": flipped,
         "ps_event": cfg.sig_ps_event * rng.standard_normal(n),
     }
 
@@ -153,7 +165,10 @@ def _origin_times(cfg, rng, kind: np.ndarray) -> dict:
 
 def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        np.sin((p2 - p1) / 2) ** 2
+        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * 6371.0 * np.arcsin(np.sqrt(a))
 
 
@@ -168,7 +183,9 @@ def candidate_pairs(cfg, cat: dict) -> dict:
     path random terms and the true P onset sample ``p_idx``.
     """
     ev, st = cat["events"], cat["stations"]
-    dist = haversine_km(ev["lat"][:, None], ev["lon"][:, None], st["lat"][None], st["lon"][None])  # (E, S)
+    dist = haversine_km(
+        ev["lat"][:, None], ev["lon"][:, None], st["lat"][None], st["lon"][None]
+    )  # (E, S)
     e, s = np.nonzero((dist >= cfg.dist_range_km[0]) & (dist <= cfg.dist_range_km[1]))
     pairs = _pair_terms(cfg, cat, e, s, dist[e, s])
     snr = spec.analytic_snr_db(cfg, cat, pairs)
@@ -195,12 +212,22 @@ def _pair_terms(cfg, cat: dict, e: np.ndarray, s: np.ndarray, r_km: np.ndarray) 
     blast = ev["kind"][e] == BLAST
     eps = np.where(blast, cat["mines"]["eps_ps"][np.maximum(ev["mine"][e], 0), s], eps_eq)
     jitter = np.round(SAMPLING_RATE_HZ * rng.normal(0, cfg.p_pick_sd_s, n))
-    p_idx = P_PICK_SAMPLE + np.clip(jitter, -cfg.p_pick_max_samples, cfg.p_pick_max_samples).astype(int)
+    p_idx = P_PICK_SAMPLE + np.clip(jitter, -cfg.p_pick_max_samples, cfg.p_pick_max_samples).astype(
+        int
+    )
     return {
-        "event": e, "station": s, "r_km": r_km, "R_km": R,
-        "t_p": R / cfg.vp_km_s, "t_s": R / cfg.vs_km_s, "t_rg": r_km / u_rg, "u_rg": u_rg,
-        "q_log10": cfg.sig_q_log10 * rng.standard_normal(n), "eps_ps": eps,
-        "rg_log10": cfg.sig_rg_log10 * rng.standard_normal(n), "p_idx": p_idx,
+        "event": e,
+        "station": s,
+        "r_km": r_km,
+        "R_km": R,
+        "t_p": R / cfg.vp_km_s,
+        "t_s": R / cfg.vs_km_s,
+        "t_rg": r_km / u_rg,
+        "u_rg": u_rg,
+        "q_log10": cfg.sig_q_log10 * rng.standard_normal(n),
+        "eps_ps": eps,
+        "rg_log10": cfg.sig_rg_log10 * rng.standard_normal(n),
+        "p_idx": p_idx,
         "fp_row": ev["fp_key"][e] * cat["mines"]["n_sta"] + s,
     }
 
@@ -215,30 +242,49 @@ def event_batches(event: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return np.split(np.arange(len(event)), cuts)
 
 
-def metadata_table(cfg, cat: dict, tr: dict, snr_db: np.ndarray, glitch: np.ndarray) -> pd.DataFrame:
+def metadata_table(
+    cfg, cat: dict, tr: dict, snr_db: np.ndarray, glitch: np.ndarray
+) -> pd.DataFrame:
     """One seisbench-style row per kept record."""
     ev, st = cat["events"], cat["stations"]
     e, s = tr["event"], tr["station"]
     start = np.datetime64(cfg.catalog_start, "us")
     origin = start + np.round(ev["utc_s"][e] * 1e6).astype("timedelta64[us]")
-    trace_start = origin + np.round((tr["t_p"] - tr["p_idx"] / SAMPLING_RATE_HZ) * 1e6).astype("timedelta64[us]")
+    trace_start = origin + np.round((tr["t_p"] - tr["p_idx"] / SAMPLING_RATE_HZ) * 1e6).astype(
+        "timedelta64[us]"
+    )
     fs = SAMPLING_RATE_HZ
-    return pd.DataFrame({
-        "event_id": np.char.add(cfg.event_id_prefix, np.char.zfill(e.astype(str), 6)),
-        "station_id": np.char.add("SY.S", np.char.zfill(s.astype(str), 3)),
-        "source_type": np.where(ev["label"][e] == 1, "blast", "earthquake"),
-        "label": ev["label"][e], "label_true": ev["label_true"][e], "label_noise_flipped": ev["flipped"][e],
-        "mining_induced": ev["kind"][e] == MIE,
-        "source_magnitude": ev["mag"][e], "source_depth_km": ev["depth_km"][e],
-        "source_latitude_deg": ev["lat"][e], "source_longitude_deg": ev["lon"][e],
-        "station_latitude_deg": st["lat"][s], "station_longitude_deg": st["lon"][s],
-        "path_ep_distance_km": tr["r_km"], "path_hyp_distance_km": tr["R_km"],
-        "source_origin_time": np.char.add(np.datetime_as_string(origin, unit="us"), "Z"),
-        "source_hour_local": ev["hour_local"][e], "mine_id": ev["mine"][e],
-        "single_shot": ev["single_shot"][e], "trace_snr_db": snr_db, "glitch": glitch,
-        "trace_start_time": np.char.add(np.datetime_as_string(trace_start, unit="us"), "Z"),
-        "trace_sampling_rate_hz": fs, "trace_npts": NPTS,
-        "trace_p_arrival_sample": P_PICK_SAMPLE, "trace_p_onset_sample": tr["p_idx"],
-        "trace_s_arrival_sample": tr["p_idx"] + np.round((tr["t_s"] - tr["t_p"]) * fs).astype(int),
-        "trace_rg_arrival_sample": tr["p_idx"] + np.round((tr["t_rg"] - tr["t_p"]) * fs).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "event_id": np.char.add(cfg.event_id_prefix, np.char.zfill(e.astype(str), 6)),
+            "station_id": np.char.add("SY.S", np.char.zfill(s.astype(str), 3)),
+            "source_type": np.where(ev["label"][e] == 1, "blast", "earthquake"),
+            "label": ev["label"][e],
+            "label_true": ev["label_true"][e],
+            "label_noise_flipped": ev["flipped"][e],
+            "mining_induced": ev["kind"][e] == MIE,
+            "source_magnitude": ev["mag"][e],
+            "source_depth_km": ev["depth_km"][e],
+            "source_latitude_deg": ev["lat"][e],
+            "source_longitude_deg": ev["lon"][e],
+            "station_latitude_deg": st["lat"][s],
+            "station_longitude_deg": st["lon"][s],
+            "path_ep_distance_km": tr["r_km"],
+            "path_hyp_distance_km": tr["R_km"],
+            "source_origin_time": np.char.add(np.datetime_as_string(origin, unit="us"), "Z"),
+            "source_hour_local": ev["hour_local"][e],
+            "mine_id": ev["mine"][e],
+            "single_shot": ev["single_shot"][e],
+            "trace_snr_db": snr_db,
+            "glitch": glitch,
+            "trace_start_time": np.char.add(np.datetime_as_string(trace_start, unit="us"), "Z"),
+            "trace_sampling_rate_hz": fs,
+            "trace_npts": NPTS,
+            "trace_p_arrival_sample": P_PICK_SAMPLE,
+            "trace_p_onset_sample": tr["p_idx"],
+            "trace_s_arrival_sample": tr["p_idx"]
+            + np.round((tr["t_s"] - tr["t_p"]) * fs).astype(int),
+            "trace_rg_arrival_sample": tr["p_idx"]
+            + np.round((tr["t_rg"] - tr["t_p"]) * fs).astype(int),
+        }
+    )

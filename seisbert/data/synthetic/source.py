@@ -22,13 +22,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seisbert.data.records import RecordSet
-
-log = logging.getLogger(__name__)
-
 from seisbert.data.synthetic import catalog as cat
 from seisbert.data.synthetic import waveforms as wav
 from seisbert.data.synthetic.checks import validate
 from seisbert.data.synthetic.constants import NPTS, SAMPLING_RATE_HZ
+
+log = logging.getLogger(__name__)
 
 
 def _pair(lo, hi):
@@ -37,11 +36,13 @@ def _pair(lo, hi):
 
 def _default_mines() -> list:
     # (lat, lon, weight, mean M, sd M); only Bingham Canyon is the real site.
-    return [[40.52, -112.15, 0.35, 1.9, 0.35],  # Bingham Canyon
-            [40.47, -111.92, 0.20, 1.2, 0.30],  # Wasatch-Front quarry
-            [40.62, -112.55, 0.15, 1.3, 0.30],  # Tooele
-            [40.58, -109.50, 0.15, 1.7, 0.40],  # Vernal phosphate
-            [39.45, -111.10, 0.15, 1.5, 0.35]]  # coal region
+    return [
+        [40.52, -112.15, 0.35, 1.9, 0.35],  # Bingham Canyon
+        [40.47, -111.92, 0.20, 1.2, 0.30],  # Wasatch-Front quarry
+        [40.62, -112.55, 0.15, 1.3, 0.30],  # Tooele
+        [40.58, -109.50, 0.15, 1.7, 0.40],  # Vernal phosphate
+        [39.45, -111.10, 0.15, 1.5, 0.35],
+    ]  # coal region
 
 
 @dataclass
@@ -55,7 +56,9 @@ class SyntheticSource:
     # size, reproducibility, speed
     n_events: int = 2500
     seed: int = 0
-    event_id_prefix: str = "syn"  # a second draw (an unlabeled pool) takes another prefix: disjoint ids
+    event_id_prefix: str = (
+        "syn"  # a second draw (an unlabeled pool) takes another prefix: disjoint ids
+    )
     batch_size: int = 500  # candidate traces synthesised per FFT batch
     fft_workers: int = 2
     # region and network (section 2)
@@ -145,7 +148,9 @@ class SyntheticSource:
     dur_s_per_km: float = 0.05
     dur_s_s: float = 0.5
     dur_rg_s: float = 1.0
-    rg_disp_vel_km_s: list[float] = _pair(2.0, 3.2)  # Rg dispersion: duration grows as r (1/v0 - 1/v1)
+    rg_disp_vel_km_s: list[float] = _pair(
+        2.0, 3.2
+    )  # Rg dispersion: duration grows as r (1/v0 - 1/v1)
     coda_s_level: float = 0.45
     coda_p_level: float = 0.35
     qc0: float = 150.0
@@ -177,7 +182,9 @@ class SyntheticSource:
     snr_band_hz: list[float] = _pair(1.0, 20.0)
     snr_post_s_s: float = 10.0
     snr_freqs: int = 24
-    snr_prefilter_margin_db: float = 3.0  # synthesise only pairs with analytic SNR >= snr_min_db - this
+    snr_prefilter_margin_db: float = (
+        3.0  # synthesise only pairs with analytic SNR >= snr_min_db - this
+    )
     max_sta: int = 6
     min_sta: int = 3
     extra_candidates: int = 2
@@ -199,7 +206,11 @@ class SyntheticSource:
         catalog = cat.build_catalog(self)
         pairs = cat.candidate_pairs(self, catalog)
         batches = cat.event_batches(pairs["event"], self.batch_size)
-        kept_wave, kept_rows, kept_snr = [np.zeros((0, NPTS), np.float32)], [np.zeros(0, int)], [np.zeros(0)]
+        kept_wave, kept_rows, kept_snr = (
+            [np.zeros((0, NPTS), np.float32)],
+            [np.zeros(0, int)],
+            [np.zeros(0)],
+        )
         for rows in tqdm(batches, desc="synthetic", unit="batch", disable=not progress):
             sub = {k: v[rows] for k, v in pairs.items()}
             waves, snr_db = wav.synthesize(self, catalog, sub)
@@ -209,15 +220,27 @@ class SyntheticSource:
             kept_snr.append(snr_db[keep])
         waves, rows, snr_db = (np.concatenate(x) for x in (kept_wave, kept_rows, kept_snr))
         glitch = wav.add_glitches(self, waves)
-        meta = cat.metadata_table(self, catalog, {k: v[rows] for k, v in pairs.items()}, snr_db, glitch)
+        meta = cat.metadata_table(
+            self, catalog, {k: v[rows] for k, v in pairs.items()}, snr_db, glitch
+        )
         _log_summary(len(pairs["event"]), meta)
-        return RecordSet(waveforms=waves[:, None, :], metadata=meta,
-                         sampling_rate_hz=SAMPLING_RATE_HZ, channels="Z")
+        return RecordSet(
+            waveforms=waves[:, None, :],
+            metadata=meta,
+            sampling_rate_hz=SAMPLING_RATE_HZ,
+            channels="Z",
+        )
 
 
 def _log_summary(n_candidates: int, meta) -> None:
     n_events = meta["event_id"].nunique()
-    log.info("synthetic: %d candidate traces -> %d records of %d events (%.1f%% blast traces, "
-             "%d glitched, median SNR %.1f dB)", n_candidates, len(meta), n_events,
-             100 * meta["label_true"].mean() if len(meta) else 0.0,
-             int((meta["glitch"] != "none").sum()), meta["trace_snr_db"].median() if len(meta) else 0.0)
+    log.info(
+        "synthetic: %d candidate traces -> %d records of %d events (%.1f%% blast traces, "
+        "%d glitched, median SNR %.1f dB)",
+        n_candidates,
+        len(meta),
+        n_events,
+        100 * meta["label_true"].mean() if len(meta) else 0.0,
+        int((meta["glitch"] != "none").sum()),
+        meta["trace_snr_db"].median() if len(meta) else 0.0,
+    )

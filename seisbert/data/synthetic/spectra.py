@@ -19,13 +19,32 @@ N_BINS = NPTS // 2 + 1
 DF = SAMPLING_RATE_HZ / NPTS
 
 # Peterson (1993) rows (T_min s, A, B): dB = A + B log10 T, acceleration (m/s^2)^2/Hz.
-NLNM = np.array([[0.10, -162.36, 5.64], [0.17, -166.7, 0.0], [0.40, -170.0, -8.30],
-                 [0.80, -166.4, 28.90], [1.24, -168.6, 52.48], [2.40, -159.98, 29.81],
-                 [4.30, -141.10, 0.0], [5.00, -71.36, -99.77], [6.00, -97.26, -66.49],
-                 [10.0, -132.18, -31.57]])
-NHNM = np.array([[0.10, -108.73, -17.23], [0.22, -150.34, -80.50], [0.32, -122.31, -23.87],
-                 [0.80, -116.85, 32.51], [3.80, -108.48, 18.08], [4.60, -74.66, -32.95],
-                 [6.30, 0.66, -127.18], [7.90, -93.37, -22.42]])
+NLNM = np.array(
+    [
+        [0.10, -162.36, 5.64],
+        [0.17, -166.7, 0.0],
+        [0.40, -170.0, -8.30],
+        [0.80, -166.4, 28.90],
+        [1.24, -168.6, 52.48],
+        [2.40, -159.98, 29.81],
+        [4.30, -141.10, 0.0],
+        [5.00, -71.36, -99.77],
+        [6.00, -97.26, -66.49],
+        [10.0, -132.18, -31.57],
+    ]
+)
+NHNM = np.array(
+    [
+        [0.10, -108.73, -17.23],
+        [0.22, -150.34, -80.50],
+        [0.32, -122.31, -23.87],
+        [0.80, -116.85, 32.51],
+        [3.80, -108.48, 18.08],
+        [4.60, -74.66, -32.95],
+        [6.30, 0.66, -127.18],
+        [7.90, -93.37, -22.42],
+    ]
+)
 
 
 def trace_freqs() -> np.ndarray:
@@ -51,8 +70,13 @@ def blast_sources(cfg, rng, ev: dict, mines: dict) -> dict:
     valid_t = np.where(weights > 0, times_ms, 0.0)
     shot_dur = np.where(single | ~blast, 0.0, valid_t.max(axis=1) / 1e3)
     shot_dur = np.maximum(shot_dur, 1.0 / cfg.blast_corner_hz)
-    out = {"single_shot": single, "kappa_src": kappa_src, "comb_idx": comb_idx, "comb": comb,
-           "shot_dur_s": shot_dur}
+    out = {
+        "single_shot": single,
+        "kappa_src": kappa_src,
+        "comb_idx": comb_idx,
+        "comb": comb,
+        "shot_dur_s": shot_dur,
+    }
     out["src_scale"] = _ml_scale(cfg, {**ev, **out})
     return out
 
@@ -87,11 +111,13 @@ def _comb_spectra(cfg, times_ms: np.ndarray, weights: np.ndarray, chunk: int = 6
     out = np.empty((n, N_BINS), np.complex64)
     idx = np.clip(np.round(times_ms * COMB_RATE_HZ / 1e3).astype(np.int64), 0, COMB_NPTS - 1)
     for i in range(0, n, chunk):
-        w, j = weights[i:i + chunk], idx[i:i + chunk]
+        w, j = weights[i : i + chunk], idx[i : i + chunk]
         flat = (np.arange(len(w))[:, None] * COMB_NPTS + j).ravel()
-        train = np.bincount(flat, w.ravel(), minlength=len(w) * COMB_NPTS).reshape(len(w), COMB_NPTS)
+        train = np.bincount(flat, w.ravel(), minlength=len(w) * COMB_NPTS).reshape(
+            len(w), COMB_NPTS
+        )
         spec = sfft.rfft(train.astype(np.float32), axis=1, workers=cfg.fft_workers)[:, :N_BINS]
-        out[i:i + chunk] = spec / w.sum(axis=1, keepdims=True)
+        out[i : i + chunk] = spec / w.sum(axis=1, keepdims=True)
     return out
 
 
@@ -102,7 +128,7 @@ def _ml_scale(cfg, ev: dict) -> np.ndarray:
     ref_fc = brune_corner_hz(cfg, ev["m0"], cfg.stress_drop_mpa * 1e6)
     eq = 1.0 / (1.0 + (f[bins][None] / ref_fc[:, None]) ** 2)
     blast = np.abs(_blast_shape(cfg, ev, np.arange(len(ev["kind"])), f[bins], bins))
-    rms = lambda x: np.sqrt(np.mean(x ** 2, axis=1))  # noqa: E731
+    rms = lambda x: np.sqrt(np.mean(x**2, axis=1))  # noqa: E731
     return np.where(ev["kind"] == 1, rms(eq) / rms(blast), 1.0)
 
 
@@ -129,16 +155,23 @@ def source_spectrum(cfg, ev: dict, e: np.ndarray, f: np.ndarray, bins: np.ndarra
 
 def _ln_site(cfg, st: dict, s: np.ndarray, f: np.ndarray) -> np.ndarray:
     """ln of station gain times an optional log-Gaussian resonance times e^(-pi kappa f), ``(B, F)``."""
-    octaves = np.log2(f[None] / st["res_f0"][s][:, None].astype(np.float32)) / cfg.site_res_width_oct
-    bump = (st["res_gain"][s][:, None] - 1.0).astype(np.float32) * np.exp(-0.5 * octaves ** 2)
-    return (np.log1p(bump) + np.float32(np.log(10)) * st["gain_log10"][s][:, None].astype(np.float32)
-            - np.float32(np.pi) * st["kappa"][s][:, None].astype(np.float32) * f[None])
+    octaves = (
+        np.log2(f[None] / st["res_f0"][s][:, None].astype(np.float32)) / cfg.site_res_width_oct
+    )
+    bump = (st["res_gain"][s][:, None] - 1.0).astype(np.float32) * np.exp(-0.5 * octaves**2)
+    return (
+        np.log1p(bump)
+        + np.float32(np.log(10)) * st["gain_log10"][s][:, None].astype(np.float32)
+        - np.float32(np.pi) * st["kappa"][s][:, None].astype(np.float32) * f[None]
+    )
 
 
 def _ln_fingerprint(cfg, table: np.ndarray, rows: np.ndarray, f: np.ndarray) -> np.ndarray:
     """ln of the smooth per-path factor: log10 nodes at log-spaced frequencies, linear in log f."""
     lo, hi = np.log(cfg.fingerprint_band_hz)
-    pos = np.clip((np.log(f) - lo) / (hi - lo) * (cfg.fingerprint_nodes - 1), 0, cfg.fingerprint_nodes - 1)
+    pos = np.clip(
+        (np.log(f) - lo) / (hi - lo) * (cfg.fingerprint_nodes - 1), 0, cfg.fingerprint_nodes - 1
+    )
     i0 = np.minimum(pos.astype(int), cfg.fingerprint_nodes - 2)
     w = (pos - i0).astype(np.float32)
     nodes = np.log(10) * table[rows].astype(np.float32)  # (B, nodes)
@@ -164,13 +197,27 @@ def phase_spectra(cfg, cat: dict, tr: dict, f: np.ndarray, bins: np.ndarray):
     c0 = 0.55 * 2 * 0.5 / (4 * np.pi * cfg.density_kg_m3 * (cfg.vs_km_s * 1e3) ** 3)
     src = source_spectrum(cfg, ev, e, f, bins)  # (B, F)
     ln_base = col(np.log(c0 * ev["m0"][e])) + _ln_site(cfg, st, s, f)
-    ln_body = ln_base + _ln_fingerprint(cfg, cat["mines"]["fingerprint"], tr["fp_row"], f) + np.log(2 * np.pi * f)
-    q_path = np.pi * f ** (1 - cfg.q_eta) / cfg.q0 * col(tr["R_km"] / 10 ** tr["q_log10"])  # pi f R / Q
+    ln_body = (
+        ln_base
+        + _ln_fingerprint(cfg, cat["mines"]["fingerprint"], tr["fp_row"], f)
+        + np.log(2 * np.pi * f)
+    )
+    q_path = (
+        np.pi * f ** (1 - cfg.q_eta) / cfg.q0 * col(tr["R_km"] / 10 ** tr["q_log10"])
+    )  # pi f R / Q
     ln_s = ln_body + col(_ln_spreading(tr["R_km"], cfg.geo_cross_km)) - q_path / cfg.vs_km_s
     blast = col(ev["kind"][e] == 1)
-    ell = (np.log10(cfg.ps_ratio) + col(ev["ps_event"][e] + tr["eps_ps"])
-           + blast * cfg.dlog_ps_blast * np.clip(np.log2(f / cfg.ps_blast_f0_hz), 0, 1))
-    ln_p = ln_body + col(-np.log(tr["R_km"] * 1e3)) - q_path / cfg.vp_km_s + np.float32(np.log(10)) * ell
+    ell = (
+        np.log10(cfg.ps_ratio)
+        + col(ev["ps_event"][e] + tr["eps_ps"])
+        + blast * cfg.dlog_ps_blast * np.clip(np.log2(f / cfg.ps_blast_f0_hz), 0, 1)
+    )
+    ln_p = (
+        ln_body
+        + col(-np.log(tr["R_km"] * 1e3))
+        - q_path / cfg.vp_km_s
+        + np.float32(np.log(10)) * ell
+    )
     # 2 pi f: like Pg and Sg, Rg is a velocity spectrum (synthetic.md's A_R is written for displacement)
     a_r = src * np.exp(ln_base + np.log(2 * np.pi * f) + _ln_rg(cfg, cat, tr, f))
     return src * np.exp(ln_p), src * np.exp(ln_s), a_r
@@ -183,7 +230,9 @@ def _ln_rg(cfg, cat: dict, tr: dict, f: np.ndarray) -> np.ndarray:
     amp = max(cfg.rg_level * cfg.rg_ref_amp, 1e-30)  # rg_level = 0 switches Rg off
     ln_amp = np.log(amp * np.sqrt(cfg.rg_ref_dist_km / tr["r_km"])) + np.log(10) * tr["rg_log10"]
     depth = col(cfg.rg_depth_decay * 2 * np.pi * h / cfg.rg_depth_vel_km_s) * f
-    q = np.pi * np.sqrt(f) / cfg.rg_q0 * col(tr["r_km"] / tr["u_rg"])  # pi f r / (Q U), Q = q0 sqrt(f)
+    q = (
+        np.pi * np.sqrt(f) / cfg.rg_q0 * col(tr["r_km"] / tr["u_rg"])
+    )  # pi f r / (Q U), Q = q0 sqrt(f)
     return col(ln_amp) - depth - np.log(f) ** 2 / cfg.rg_ln_width - q
 
 

@@ -15,7 +15,9 @@ import scipy.fft as sfft
 from seisbert.data.synthetic import spectra as spec
 from seisbert.data.synthetic.constants import NPTS, SAMPLING_RATE_HZ
 
-ENV_STEP = 5  # envelopes on a 20 Hz grid, repeated to 100 Hz: exp/pow at full rate dominated the cost
+ENV_STEP = (
+    5  # envelopes on a 20 Hz grid, repeated to 100 Hz: exp/pow at full rate dominated the cost
+)
 GLITCHES = ("gap", "spike", "clip", "dc_step")
 
 
@@ -31,9 +33,11 @@ def synthesize(cfg, cat: dict, tr: dict) -> tuple[np.ndarray, np.ndarray]:
     noise_spec = z * np.sqrt(psd * np.float32(SAMPLING_RATE_HZ * NPTS / 2))  # (B, F) complex64
     rfft_inv = lambda x: sfft.irfft(x, n=NPTS, axis=1, workers=cfg.fft_workers)  # noqa: E731
     signal_band = rfft_inv(signal_spec * band)
-    noise_power = 2 * np.sum(np.abs(noise_spec[:, band]) ** 2, axis=1) / NPTS ** 2
+    noise_power = 2 * np.sum(np.abs(noise_spec[:, band]) ** 2, axis=1) / NPTS**2
     snr_db = 10 * np.log10(_window_power(cfg, tr, signal_band) / noise_power)
-    snr_db = np.round(snr_db, 6)  # SIMD sums differ in the last bit with batch layout; keep batch invariance
+    snr_db = np.round(
+        snr_db, 6
+    )  # SIMD sums differ in the last bit with batch layout; keep batch invariance
     waves = rfft_inv(signal_spec + noise_spec)
     return waves.astype(np.float32, copy=False), snr_db
 
@@ -46,11 +50,13 @@ def _trace_noise(cfg, tr: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     draws = np.empty((len(tr["event"]), 3 * NPTS), np.float32)
     for i, (e, s) in enumerate(zip(tr["event"], tr["station"])):
-        draws[i] = np.random.Generator(np.random.SFC64([cfg.seed, 11, e, s])).random(3 * NPTS, np.float32)
+        draws[i] = np.random.Generator(np.random.SFC64([cfg.seed, 11, e, s])).random(
+            3 * NPTS, np.float32
+        )
     draws -= 0.5
     draws *= np.sqrt(12.0, dtype=np.float32)
-    w1, w2 = draws[:, :NPTS], draws[:, NPTS:2 * NPTS]
-    z = sfft.rfft(draws[:, 2 * NPTS:], axis=1, workers=cfg.fft_workers) / np.float32(np.sqrt(NPTS))
+    w1, w2 = draws[:, :NPTS], draws[:, NPTS : 2 * NPTS]
+    z = sfft.rfft(draws[:, 2 * NPTS :], axis=1, workers=cfg.fft_workers) / np.float32(np.sqrt(NPTS))
     return w1, w2, z
 
 
@@ -65,7 +71,7 @@ def _saragoni_hart(cfg, dt: np.ndarray, dur: np.ndarray) -> np.ndarray:
 
 def _coda(cfg, tau, t_arr, dur, level: float, freq: float) -> np.ndarray:
     """level (t_arr / t) exp(-pi f (t - t_arr) / Qc(f)), ramped in over the direct phase's rise."""
-    qc = cfg.qc0 * freq ** cfg.qc_eta
+    qc = cfg.qc0 * freq**cfg.qc_eta
     dt = tau - t_arr[:, None]
     ramp = np.clip(dt / (cfg.env_eps * cfg.env_teta_factor * dur[:, None]), 0, 1)
     return level * ramp * t_arr[:, None] / tau * np.exp(-np.pi * freq * np.maximum(dt, 0) / qc)
@@ -75,7 +81,9 @@ def _envelopes(cfg, cat: dict, tr: dict) -> dict:
     """Envelopes ``(B, G)`` on the 20 Hz grid: P+P coda, S, S coda per band, Rg."""
     t_src = cat["events"]["t_src"][tr["event"]]
     grid = np.arange(ENV_STEP // 2, NPTS, ENV_STEP)  # (G,) sample at each step's centre
-    tau = tr["t_p"][:, None] + (grid[None] - tr["p_idx"][:, None]) / SAMPLING_RATE_HZ  # s after origin
+    tau = (
+        tr["t_p"][:, None] + (grid[None] - tr["p_idx"][:, None]) / SAMPLING_RATE_HZ
+    )  # s after origin
     tau = np.maximum(tau, 1e-3)
     dur_p = t_src + cfg.dur_p_per_km * tr["R_km"] + cfg.dur_p_s
     dur_s = t_src + cfg.dur_s_per_km * tr["R_km"] + cfg.dur_s_s
@@ -84,9 +92,14 @@ def _envelopes(cfg, cat: dict, tr: dict) -> dict:
     p = _saragoni_hart(cfg, tau - tr["t_p"][:, None], dur_p)
     s = _saragoni_hart(cfg, tau - tr["t_s"][:, None], dur_s)
     return {
-        "p": p, "s": s, "rg": _saragoni_hart(cfg, tau - tr["t_rg"][:, None], dur_rg),
+        "p": p,
+        "s": s,
+        "rg": _saragoni_hart(cfg, tau - tr["t_rg"][:, None], dur_rg),
         "p_coda": _coda(cfg, tau, tr["t_p"], dur_p, cfg.coda_p_level, cfg.coda_p_freq_hz),
-        "s_coda": [_coda(cfg, tau, tr["t_s"], dur_s, cfg.coda_s_level, fb) for fb in cfg.coda_band_centers_hz],
+        "s_coda": [
+            _coda(cfg, tau, tr["t_s"], dur_s, cfg.coda_s_level, fb)
+            for fb in cfg.coda_band_centers_hz
+        ],
     }
 
 
@@ -95,11 +108,16 @@ def _phase_sum(cfg, f, w1, w2, env: dict, a_p, a_s, a_r) -> np.ndarray:
 
     Codas share their direct phase's normalisation, so coda levels are relative to its peak.
     """
+
     def fwd(w, e):  # rfft of noise times the envelope repeated to 100 Hz
-        return sfft.rfft(w * np.repeat(e.astype(np.float32), ENV_STEP, axis=1), axis=1, workers=cfg.fft_workers)
+        return sfft.rfft(
+            w * np.repeat(e.astype(np.float32), ENV_STEP, axis=1), axis=1, workers=cfg.fft_workers
+        )
 
     def gain(e):  # fs / sqrt(N mean env^2): unit mean power, Fourier amplitude in physical units
-        return (SAMPLING_RATE_HZ / np.sqrt(NPTS * np.mean(e ** 2, axis=1)))[:, None].astype(np.float32)
+        return (SAMPLING_RATE_HZ / np.sqrt(NPTS * np.mean(e**2, axis=1)))[:, None].astype(
+            np.float32
+        )
 
     w1_rev, w2_rev = w1[:, ::-1], w2[:, ::-1]  # reversed noise is a cheap independent-looking draw
     x = fwd(w1, env["p"] + env["p_coda"]) * (a_p * gain(env["p"]))
@@ -116,7 +134,9 @@ def _phase_sum(cfg, f, w1, w2, env: dict, a_p, a_s, a_r) -> np.ndarray:
 def _window_power(cfg, tr: dict, x: np.ndarray) -> np.ndarray:
     """Mean square of ``x`` over [P onset, S + snr_post_s_s], per trace."""
     start = tr["p_idx"]
-    stop = start + np.round((tr["t_s"] - tr["t_p"] + cfg.snr_post_s_s) * SAMPLING_RATE_HZ).astype(int)
+    stop = start + np.round((tr["t_s"] - tr["t_p"] + cfg.snr_post_s_s) * SAMPLING_RATE_HZ).astype(
+        int
+    )
     stop = np.clip(stop, start + 1, NPTS)
     idx = np.arange(NPTS)[None]
     inside = (idx >= start[:, None]) & (idx < stop[:, None])
@@ -148,9 +168,13 @@ def add_glitches(cfg, waves: np.ndarray) -> np.ndarray:
     idx = np.arange(NPTS)[None]
     sigma = waves.std(axis=1)
     gap = np.flatnonzero(kind == 0)
-    length = np.round((cfg.gap_range_s[0] + size[gap] * np.diff(cfg.gap_range_s)) * SAMPLING_RATE_HZ)
+    length = np.round(
+        (cfg.gap_range_s[0] + size[gap] * np.diff(cfg.gap_range_s)) * SAMPLING_RATE_HZ
+    )
     start = np.floor(where[gap] * (NPTS - length))
-    waves[gap] *= ~((idx >= start[:, None]) & (idx < (start + length)[:, None]))  # obspy merge fills zeros
+    waves[gap] *= ~(
+        (idx >= start[:, None]) & (idx < (start + length)[:, None])
+    )  # obspy merge fills zeros
     spike = np.flatnonzero(kind == 1)
     pos = np.floor(where[spike] * (NPTS - 1)).astype(int)
     for offset in (0, 1):

@@ -5,7 +5,7 @@ per-record probabilities behind. The callback reads what the fine-tuning module 
 in ``trainer.test`` (``last_metrics``: rows and P(blast), after the best dev checkpoint
 was restored) and, when asked, scores the paper's masked inputs too, then writes
 ``test_predictions.csv`` into the run folder. It is added by override
-(``++callbacks.test_predictions._target_=seisbert.study_callbacks.SaveTestPredictions``),
+(``++callbacks.test_predictions._target_=seisbert.study.callbacks.SaveTestPredictions``),
 so no task needs to know about the study.
 """
 
@@ -17,6 +17,8 @@ from pathlib import Path
 import lightning as L
 
 from seisbert.metrics import PREDICTIONS_FILE, save_predictions
+from seisbert.tasks.finetune import masked_input_accuracy
+from seisbert.train.finetune import MASKED_EVALS
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,17 @@ class SaveTestPredictions(L.Callback):
         if not trainer.is_global_zero:
             return
         if not scored or "rows" not in scored:
-            log.warning("%s has no last_metrics rows: no test predictions written for the study",
-                        type(pl_module).__name__)
+            log.warning(
+                "%s has no last_metrics rows: no test predictions written for the study",
+                type(pl_module).__name__,
+            )
             return
         meta = trainer.datamodule.meta
-        extra = masked_probabilities(pl_module, trainer.datamodule, scored["rows"]) if self.masked else {}
+        extra = (
+            masked_probabilities(pl_module, trainer.datamodule, scored["rows"])
+            if self.masked
+            else {}
+        )
         save_predictions(self.path, meta, scored["rows"], scored["prob"], extra)
 
 
@@ -45,11 +53,10 @@ def masked_probabilities(module, dm, rows) -> dict:
     """P(blast) on the paper's masked test inputs, aligned with ``rows`` (same masks as the task's)."""
     import pandas as pd
 
-    from seisbert.tasks.finetune import masked_input_accuracy
-    from seisbert.tasks.finetune_run import MASKED_EVALS
-
     out = {}
     for name, (mode, rate) in MASKED_EVALS.items():
         r = masked_input_accuracy(module, dm.test_dataloader(), mode, rate)
-        out[f"prob_masked_{name}"] = pd.Series(r["prob"], index=r["rows"]).groupby(level=0).first().loc[rows].to_numpy()
+        out[f"prob_masked_{name}"] = (
+            pd.Series(r["prob"], index=r["rows"]).groupby(level=0).first().loc[rows].to_numpy()
+        )
     return out

@@ -27,7 +27,6 @@ import pandas as pd
 from seisbert.metrics import event_level
 
 
-
 @dataclass
 class Interval:
     """A point estimate with its bootstrap interval (same units as the metric)."""
@@ -39,7 +38,9 @@ class Interval:
     n_events: int
 
 
-def event_counts(predictions: pd.DataFrame, events: np.ndarray, metric: str, threshold: float = 0.5) -> np.ndarray:
+def event_counts(
+    predictions: pd.DataFrame, events: np.ndarray, metric: str, threshold: float = 0.5
+) -> np.ndarray:
     """``(E, 2, 2)`` counts per event in ``events`` order: [class, (total, correct)].
 
     ``predictions`` has ``event_id``, ``label`` and ``prob`` (P(blast)) per test record.
@@ -54,10 +55,16 @@ def event_counts(predictions: pd.DataFrame, events: np.ndarray, metric: str, thr
         y, prob = event_level(y, prob, ev)
         ev = order
     pred = (prob >= threshold).astype(int)
-    cls, hit = (np.zeros_like(y), pred) if metric == "predicted_blast_fraction" else (y, (pred == y).astype(int))
+    cls, hit = (
+        (np.zeros_like(y), pred)
+        if metric == "predicted_blast_fraction"
+        else (y, (pred == y).astype(int))
+    )
     index = pd.Index(events).get_indexer(ev)
     if (index < 0).any():
-        raise ValueError(f"predictions hold event {ev[index < 0][0]!r}, which is not in the test events given")
+        raise ValueError(
+            f"predictions hold event {ev[index < 0][0]!r}, which is not in the test events given"
+        )
     out = np.zeros((len(events), 2, 2))
     np.add.at(out, (index, cls, 0), 1)
     np.add.at(out, (index, cls, 1), hit)
@@ -74,7 +81,9 @@ def metric_from_counts(weights: np.ndarray, counts: np.ndarray, metric: str) -> 
     return np.nanmean(recall, axis=1)  # one class absent from a draw: the other's recall
 
 
-def _draws(n_events: int, seeds: list, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _draws(
+    n_events: int, seeds: list, n_boot: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Event multiplicities ``(B, E)`` and seed picks ``(B, S)``; row 0 is the original sample."""
     weights = rng.multinomial(n_events, np.full(n_events, 1 / n_events), size=n_boot).astype(float)
     picks = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
@@ -104,8 +113,13 @@ def _check_cell(name: str, cell: dict) -> None:
         raise ValueError(f"{name} has no seeds with test predictions; nothing to bootstrap")
 
 
-def bootstrap_cell(cell: dict[int, pd.DataFrame], metric: str = "balanced_accuracy", n_boot: int = 2000,
-                   level: float = 0.95, seed: int = 0) -> Interval:
+def bootstrap_cell(
+    cell: dict[int, pd.DataFrame],
+    metric: str = "balanced_accuracy",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """Mean over seeds of ``metric`` with its event-and-seed bootstrap interval.
 
     ``cell`` maps a seed to its test predictions (``event_id``, ``label``, ``prob``).
@@ -115,11 +129,19 @@ def bootstrap_cell(cell: dict[int, pd.DataFrame], metric: str = "balanced_accura
     seeds = sorted(cell)
     weights, picks = _draws(len(events), seeds, n_boot, np.random.default_rng(seed))
     counts = [event_counts(cell[s], events, metric) for s in seeds]
-    return _interval(_cell_replicates(counts, weights, picks, metric), level, len(seeds), len(events))
+    return _interval(
+        _cell_replicates(counts, weights, picks, metric), level, len(seeds), len(events)
+    )
 
 
-def paired_difference(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], metric: str = "balanced_accuracy",
-                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+def paired_difference(
+    a: dict[int, pd.DataFrame],
+    b: dict[int, pd.DataFrame],
+    metric: str = "balanced_accuracy",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """Cell ``a`` minus cell ``b``, paired by seed and by test event, with its interval.
 
     Only the seeds both cells have are used; the test events must be the same set.
@@ -128,6 +150,10 @@ def paired_difference(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], me
     _check_cell("the pair (no seed in common)", seeds)
     events = _test_events(a, b)
     weights, picks = _draws(len(events), seeds, n_boot, np.random.default_rng(seed))
-    reps = [_cell_replicates([event_counts(c[s], events, metric) for s in seeds], weights, picks, metric)
-            for c in (a, b)]
+    reps = [
+        _cell_replicates(
+            [event_counts(c[s], events, metric) for s in seeds], weights, picks, metric
+        )
+        for c in (a, b)
+    ]
     return _interval(reps[0] - reps[1], level, len(seeds), len(events))

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seisbert.logs import EpochLog
+from seisbert.pipeline import TokenSet
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,11 @@ log = logging.getLogger(__name__)
 def _instantiate_all(nodes) -> list:
     # a node without _target_ is a leftover of an experiment's override (e.g. W&B tags
     # with logger=csv): nothing to build
-    return [hydra.utils.instantiate(n) for n in (nodes or {}).values()
-            if n is not None and "_target_" in n]
+    return [
+        hydra.utils.instantiate(n)
+        for n in (nodes or {}).values()
+        if n is not None and "_target_" in n
+    ]
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -48,9 +52,12 @@ def log_config(loggers: list, cfg: DictConfig) -> None:
 def rng_states() -> dict:
     """Global RNG states (Python, NumPy, torch CPU and CUDA), loadable with weights_only=True."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_states(state: dict) -> None:
@@ -89,10 +96,15 @@ class ResumableRNG(L.Callback):
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = build_loggers(cfg)
     log_config(loggers, cfg)
-    callbacks = build_callbacks(cfg) + [ResumableRNG(), EpochLog()]  # EpochLog: a line per epoch off a terminal
+    callbacks = build_callbacks(cfg) + [
+        ResumableRNG(),
+        EpochLog(),
+    ]  # EpochLog: a line per epoch off a terminal
     if not loggers:  # nothing to send learning rates to (logger=none)
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
-    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+    return hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides
+    )
 
 
 def resolve_ckpt(cfg: DictConfig) -> str | None:
@@ -159,7 +171,11 @@ def fit_safely(trainer: L.Trainer, module, ckpt_path: str | None, **data) -> Non
     """``trainer.fit``, resuming from ``ckpt_path`` with ``weights_only=True`` (tensors and
     plain containers only, no pickled code); ``data``: ``datamodule=`` or the dataloaders.
     Lightning < 2.6 has no such argument; there torch >= 2.6 makes it torch.load's default."""
-    kwargs = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
+    kwargs = (
+        {"weights_only": True}
+        if "weights_only" in inspect.signature(trainer.fit).parameters
+        else {}
+    )
     trainer.fit(module, ckpt_path=ckpt_path, **data, **kwargs)
 
 
@@ -167,8 +183,6 @@ def fit_best(cfg: DictConfig, build, artifacts: dict):
     """Seed, build ``(module, datamodule)`` from the tokens artifact, fit (resuming if asked),
     and reload the best checkpoint. Returns trainer, module, datamodule, tokens, best path
     and the best monitored score."""
-    from seisbert.pipeline import TokenSet
-
     L.seed_everything(cfg.seed, workers=True)
     tset = TokenSet.load(artifacts["tokens"])
     module, dm = build(cfg, tset)

@@ -64,7 +64,9 @@ class PhaseLayout:
     sampling_rate_hz: float  # S pick samples to seconds, unless metadata has trace_sampling_rate_hz
 
 
-def phase_layout(cfg: ReportConfig | None = None, features: FeatureConfig | None = None) -> PhaseLayout:
+def phase_layout(
+    cfg: ReportConfig | None = None, features: FeatureConfig | None = None
+) -> PhaseLayout:
     """Where the phase bins fall on the window grid of ``features`` (default FeatureConfig()):
     P in window ``floor(pre_s / window_s)``; a bin starts in the window holding its start time
     and lasts the windows that cover its duration (at least one)."""
@@ -78,9 +80,17 @@ def phase_layout(cfg: ReportConfig | None = None, features: FeatureConfig | None
     p_window = int(np.floor(features.pre_s / w + 1e-9))
     s_start = p_window + max(1, int(np.floor(cfg.s_start_s / w + 1e-9)))
     s_end = max(p_window + covering(cfg.s_end_s), s_start + 1)
-    return PhaseLayout(n_windows=features.n_windows, p_window=p_window, p_windows=covering(cfg.p_bin_s),
-                       s_windows=covering(cfg.s_bin_s), s_start_window=s_start, s_end_window=s_end,
-                       pre_s=features.pre_s, window_s=w, sampling_rate_hz=features.sampling_rate_hz)
+    return PhaseLayout(
+        n_windows=features.n_windows,
+        p_window=p_window,
+        p_windows=covering(cfg.p_bin_s),
+        s_windows=covering(cfg.s_bin_s),
+        s_start_window=s_start,
+        s_end_window=s_end,
+        pre_s=features.pre_s,
+        window_s=w,
+        sampling_rate_hz=features.sampling_rate_hz,
+    )
 
 
 def usage_stats(tokens: np.ndarray, vocab_size: int, tiny_fraction: float = 0.001) -> dict:
@@ -91,11 +101,15 @@ def usage_stats(tokens: np.ndarray, vocab_size: int, tiny_fraction: float = 0.00
     p = counts / counts.sum()
     nz = p[p > 0]
     entropy = float(-(nz * np.log2(nz)).sum())
-    return {"entropy_bits": entropy, "perplexity": float(2 ** entropy),
-            "max_entropy_bits": float(np.log2(vocab_size)), "n_used": int((counts > 0).sum()),
-            "empty_fraction": float((counts == 0).mean()),
-            "tiny_fraction": float(((counts > 0) & (p < tiny_fraction)).mean()),
-            "largest_token_fraction": float(p.max())}
+    return {
+        "entropy_bits": entropy,
+        "perplexity": float(2**entropy),
+        "max_entropy_bits": float(np.log2(vocab_size)),
+        "n_used": int((counts > 0).sum()),
+        "empty_fraction": float((counts == 0).mean()),
+        "tiny_fraction": float(((counts > 0) & (p < tiny_fraction)).mean()),
+        "largest_token_fraction": float(p.max()),
+    }
 
 
 def _joint(tokens: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -123,8 +137,12 @@ def pnmi(tokens: np.ndarray, labels: np.ndarray) -> float:
     return mi / h if h > 1e-12 else float("nan")  # one label only: nothing to explain
 
 
-def phase_bins(metadata: pd.DataFrame, n_windows: int, cfg: ReportConfig | None = None,
-               features: FeatureConfig | None = None) -> np.ndarray:
+def phase_bins(
+    metadata: pd.DataFrame,
+    n_windows: int,
+    cfg: ReportConfig | None = None,
+    features: FeatureConfig | None = None,
+) -> np.ndarray:
     """Phase-time bin of every window (N, T) int8, indices into ``PHASES``, on the window
     grid of ``features`` (default FeatureConfig(); its T must be ``n_windows``).
 
@@ -134,9 +152,11 @@ def phase_bins(metadata: pd.DataFrame, n_windows: int, cfg: ReportConfig | None 
     """
     lay = phase_layout(cfg, features)
     if n_windows != lay.n_windows:
-        raise ValueError(f"the tokens have T={n_windows} windows but the features config gives "
-                         f"T={lay.n_windows} (pre_s={lay.pre_s}, window_s={lay.window_s}); pass the "
-                         "features config the tokens were made with")
+        raise ValueError(
+            f"the tokens have T={n_windows} windows but the features config gives "
+            f"T={lay.n_windows} (pre_s={lay.pre_s}, window_s={lay.window_s}); pass the "
+            "features config the tokens were made with"
+        )
     n = len(metadata)
     s_start = np.full(n, lay.s_start_window, dtype=np.int64)
     s_end = np.full(n, lay.s_end_window, dtype=np.int64)
@@ -144,8 +164,11 @@ def phase_bins(metadata: pd.DataFrame, n_windows: int, cfg: ReportConfig | None 
         s = pd.to_numeric(metadata["trace_s_arrival_sample"], errors="coerce").to_numpy(float)
         p = metadata["trace_p_arrival_sample"].to_numpy(float)
         known = np.isfinite(s)
-        rate = (metadata["trace_sampling_rate_hz"].to_numpy(float) if "trace_sampling_rate_hz" in metadata.columns
-                else lay.sampling_rate_hz)
+        rate = (
+            metadata["trace_sampling_rate_hz"].to_numpy(float)
+            if "trace_sampling_rate_hz" in metadata.columns
+            else lay.sampling_rate_hz
+        )
         s_win = np.floor((lay.pre_s + (s - p) / rate) / lay.window_s)  # window holding the S pick
         s_start[known] = np.maximum(s_win[known], lay.p_window + 1)
         s_end[known] = s_start[known] + lay.s_windows
@@ -155,21 +178,31 @@ def phase_bins(metadata: pd.DataFrame, n_windows: int, cfg: ReportConfig | None 
     return np.select([t < lay.p_window, t < p_end, in_s], [0, 1, 2], default=3).astype(np.int8)
 
 
-def mean_squared_distance(features: np.ndarray, tokens: np.ndarray, centroids: np.ndarray,
-                          records: np.ndarray | None = None, chunk_records: int = 4096) -> float:
+def mean_squared_distance(
+    features: np.ndarray,
+    tokens: np.ndarray,
+    centroids: np.ndarray,
+    records: np.ndarray | None = None,
+    chunk_records: int = 4096,
+) -> float:
     """Inertia per window: mean of |window - centroid(token)|^2 over (N, T, F) features, on
     the sorted row indices ``records`` (default all)."""
     records = np.arange(len(tokens)) if records is None else records
     total = 0.0
     for lo in range(0, len(records), chunk_records):  # bounded memory on a memory map
-        r = records[lo:lo + chunk_records]
+        r = records[lo : lo + chunk_records]
         x = np.asarray(features[r], dtype=np.float32)  # (n, T, F)
         total += float(((x - centroids[tokens[r]]) ** 2).sum(dtype=np.float64))
     return total / (len(records) * tokens.shape[1])
 
 
-def cluster_indices(features: np.ndarray, tokens: np.ndarray, sample: int, seed: int,
-                    records: np.ndarray | None = None) -> dict:
+def cluster_indices(
+    features: np.ndarray,
+    tokens: np.ndarray,
+    sample: int,
+    seed: int,
+    records: np.ndarray | None = None,
+) -> dict:
     """Davies-Bouldin (lower is better) and Calinski-Harabasz (higher) on a seeded subsample
     of the windows of ``records`` (sorted row indices, default all)."""
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
@@ -183,13 +216,20 @@ def cluster_indices(features: np.ndarray, tokens: np.ndarray, sample: int, seed:
     labels = np.asarray(tokens[r, w])
     if len(np.unique(labels)) < 2:
         return {"davies_bouldin": float("nan"), "calinski_harabasz": float("nan")}
-    return {"davies_bouldin": float(davies_bouldin_score(x, labels)),
-            "calinski_harabasz": float(calinski_harabasz_score(x, labels))}
+    return {
+        "davies_bouldin": float(davies_bouldin_score(x, labels)),
+        "calinski_harabasz": float(calinski_harabasz_score(x, labels)),
+    }
 
 
-def vocabulary_report(features: np.ndarray, tokens: np.ndarray, centroids: np.ndarray,
-                      metadata: pd.DataFrame, cfg: ReportConfig | None = None,
-                      feature_cfg: FeatureConfig | None = None) -> dict:
+def vocabulary_report(
+    features: np.ndarray,
+    tokens: np.ndarray,
+    centroids: np.ndarray,
+    metadata: pd.DataFrame,
+    cfg: ReportConfig | None = None,
+    feature_cfg: FeatureConfig | None = None,
+) -> dict:
     """Quality of a vocabulary over the training records: features (N, T, F), tokens (N, T),
     centroids (K, F), metadata with ``label``, ``split`` and ``trace_p_arrival_sample``;
     ``feature_cfg`` is the features config the windows were cut with. Flat dict.
@@ -202,28 +242,59 @@ def vocabulary_report(features: np.ndarray, tokens: np.ndarray, centroids: np.nd
     """
     cfg = cfg if cfg is not None else ReportConfig()
     has_split = "split" in metadata.columns
-    rows = np.flatnonzero(metadata["split"].to_numpy() == "train") if has_split else np.arange(len(tokens))
+    rows = (
+        np.flatnonzero(metadata["split"].to_numpy() == "train")
+        if has_split
+        else np.arange(len(tokens))
+    )
     if len(rows) == 0:
-        raise ValueError("the vocabulary report has no training records (metadata split == 'train')")
-    all_tokens, tokens, metadata = tokens, np.asarray(tokens[rows]), metadata.iloc[rows].reset_index(drop=True)
+        raise ValueError(
+            "the vocabulary report has no training records (metadata split == 'train')"
+        )
+    all_tokens, tokens, metadata = (
+        tokens,
+        np.asarray(tokens[rows]),
+        metadata.iloc[rows].reset_index(drop=True),
+    )
     n, t = tokens.shape
     k = len(centroids)
     phases = phase_bins(metadata, t, cfg, feature_cfg)
     label = metadata["label"].to_numpy(np.int64)
     labelled = label >= 0
-    labels = np.broadcast_to(label[labelled, None], (int(labelled.sum()), t))  # record label per window
+    labels = np.broadcast_to(
+        label[labelled, None], (int(labelled.sum()), t)
+    )  # record label per window
     same_space = centroids.shape[1] == features.shape[2]
-    report = {"vocab_size": k, "n_records": n, "n_windows": int(tokens.size), "rows": "train" if has_split else "all",
-              "inertia": mean_squared_distance(features, all_tokens, centroids, rows) if same_space else float("nan")}
+    report = {
+        "vocab_size": k,
+        "n_records": n,
+        "n_windows": int(tokens.size),
+        "rows": "train" if has_split else "all",
+        "inertia": mean_squared_distance(features, all_tokens, centroids, rows)
+        if same_space
+        else float("nan"),
+    }
     report.update(cluster_indices(features, all_tokens, cfg.sample_windows, cfg.seed, rows))
     report.update(usage_stats(tokens, k, cfg.tiny_fraction))
     has_labels = bool(labelled.any())
-    report.update({"class_purity": purity(tokens[labelled], labels) if has_labels else float("nan"),
-                   "class_pnmi": pnmi(tokens[labelled], labels) if has_labels else float("nan"),
-                   "phase_purity": purity(tokens, phases), "phase_pnmi": pnmi(tokens, phases),
-                   "phase_fractions": {name: float((phases == i).mean()) for i, name in enumerate(PHASES)}})
-    log.info("vocabulary K=%d on %d training records: inertia %.4g, perplexity %.1f, class PNMI %.3f, phase PNMI %.3f",
-             k, n, report["inertia"], report["perplexity"], report["class_pnmi"], report["phase_pnmi"])
+    report.update(
+        {
+            "class_purity": purity(tokens[labelled], labels) if has_labels else float("nan"),
+            "class_pnmi": pnmi(tokens[labelled], labels) if has_labels else float("nan"),
+            "phase_purity": purity(tokens, phases),
+            "phase_pnmi": pnmi(tokens, phases),
+            "phase_fractions": {name: float((phases == i).mean()) for i, name in enumerate(PHASES)},
+        }
+    )
+    log.info(
+        "vocabulary K=%d on %d training records: inertia %.4g, perplexity %.1f, class PNMI %.3f, phase PNMI %.3f",
+        k,
+        n,
+        report["inertia"],
+        report["perplexity"],
+        report["class_pnmi"],
+        report["phase_pnmi"],
+    )
     return report
 
 

@@ -22,12 +22,17 @@ DB_PER_LOG10 = 10.0  # features are log10 power: 10 * difference = decibels
 class RandomProjectionTarget(nn.Module):
     """Frozen, seeded random projection + codebook: windows (..., F) -> code ids (...,)."""
 
-    def __init__(self, n_features: int, vocab_size: int, code_dim: int, seed: int,
-                 mean: list, std: list):
+    def __init__(
+        self, n_features: int, vocab_size: int, code_dim: int, seed: int, mean: list, std: list
+    ):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        proj = torch.randn(n_features, code_dim, generator=g) * (2.0 / (n_features + code_dim)) ** 0.5  # Xavier
-        codebook = torch.nn.functional.normalize(torch.randn(vocab_size, code_dim, generator=g), dim=-1)
+        proj = (
+            torch.randn(n_features, code_dim, generator=g) * (2.0 / (n_features + code_dim)) ** 0.5
+        )  # Xavier
+        codebook = torch.nn.functional.normalize(
+            torch.randn(vocab_size, code_dim, generator=g), dim=-1
+        )
         # persistent buffers: a checkpoint carries its own quantizer, no optimizer ever sees it
         self.register_buffer("projection", proj)  # (F, code_dim)
         self.register_buffer("codebook", codebook)  # (K, code_dim)
@@ -53,16 +58,27 @@ def nearest_visible(visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     B, L = visible.shape
     pos = torch.arange(L, device=visible.device).expand(B, L)
-    last = torch.cummax(torch.where(visible, pos, torch.full_like(pos, -1)), 1).values  # at or before
-    left = torch.cat([torch.full((B, 1), -1, device=visible.device, dtype=last.dtype), last[:, :-1]], 1)
+    last = torch.cummax(
+        torch.where(visible, pos, torch.full_like(pos, -1)), 1
+    ).values  # at or before
+    left = torch.cat(
+        [torch.full((B, 1), -1, device=visible.device, dtype=last.dtype), last[:, :-1]], 1
+    )
     flipped = torch.where(visible, pos, torch.full_like(pos, L)).flip(1)
     first = torch.cummin(flipped, 1).values.flip(1)  # at or after
-    right = torch.cat([first[:, 1:], torch.full((B, 1), L, device=visible.device, dtype=first.dtype)], 1)
+    right = torch.cat(
+        [first[:, 1:], torch.full((B, 1), L, device=visible.device, dtype=first.dtype)], 1
+    )
     return left, right
 
 
-def window_baselines(psd: torch.Tensor, visible: torch.Tensor, sel: torch.Tensor,
-                     step_mean: torch.Tensor, t: torch.Tensor) -> dict:
+def window_baselines(
+    psd: torch.Tensor,
+    visible: torch.Tensor,
+    sel: torch.Tensor,
+    step_mean: torch.Tensor,
+    t: torch.Tensor,
+) -> dict:
     """Trivial predictions (M, F) of the selected windows from the visible ones.
 
     psd (B, L, F); visible, sel (B, L) bool; step_mean (T, F) from the training split;
@@ -76,9 +92,14 @@ def window_baselines(psd: torch.Tensor, visible: torch.Tensor, sel: torch.Tensor
     wl = psd.gather(1, left.clamp(min=0).unsqueeze(-1).expand(B, L, F))  # (B, L, F)
     wr = psd.gather(1, right.clamp(max=L - 1).unsqueeze(-1).expand(B, L, F))  # (B, L, F)
     pos = torch.arange(L, device=psd.device).expand(B, L)
-    frac = ((pos - left) / (right - left).clamp(min=1)).unsqueeze(-1)  # (B, L, 1): 0 at left, 1 at right
-    interp = torch.where((has_l & has_r).unsqueeze(-1), wl + frac * (wr - wl),
-                         torch.where(has_l.unsqueeze(-1), wl, torch.where(has_r.unsqueeze(-1), wr, mean)))
+    frac = ((pos - left) / (right - left).clamp(min=1)).unsqueeze(
+        -1
+    )  # (B, L, 1): 0 at left, 1 at right
+    interp = torch.where(
+        (has_l & has_r).unsqueeze(-1),
+        wl + frac * (wr - wl),
+        torch.where(has_l.unsqueeze(-1), wl, torch.where(has_r.unsqueeze(-1), wr, mean)),
+    )
     copy_left = torch.where(has_l.unsqueeze(-1), wl, torch.where(has_r.unsqueeze(-1), wr, mean))
     return {"copy_left": copy_left[sel], "step_mean": mean[sel], "interpolation": interp[sel]}
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from seisbert.bundle import encoder_from_bundle
+from seisbert.artifacts.paths import newest_published, quarantined
+from seisbert.bundle import encoder_from_bundle, write_run_bundle
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.data.subsets import labelled_rows
@@ -18,27 +19,34 @@ from seisbert.logs import log_summary
 from seisbert.metrics import classification_metrics, collapse_warnings, plot_confusion, score_line
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.artifacts import newest_published, quarantined
-from seisbert.tasks.common import fit_best, log_image, save_metrics
 from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
-from seisbert.tasks.pretrain_run import load_windows, with_n_features
+from seisbert.train.common import fit_best, log_image, save_metrics
+from seisbert.train.pretrain import load_windows, with_n_features
 
 log = logging.getLogger(__name__)
 
 # The paper's masked-input evaluation: (mode, mask_rate) -> 66.6 / 70.3 / 86.4 %, all -> blast.
-MASKED_EVALS = {"first_half": ("first_half", 0.5), "second_half": ("second_half", 0.5),
-                "random_76": ("random", 0.76), "all": ("all", 1.0)}
+MASKED_EVALS = {
+    "first_half": ("first_half", 0.5),
+    "second_half": ("second_half", 0.5),
+    "random_76": ("random", 0.76),
+    "all": ("all", 1.0),
+}
 
 
 def _same_kind(info: dict, tset: TokenSet, model: EncoderConfig | None) -> bool:
     """A cached base model on these tokens with the run's input kind and architecture."""
     if info.get("tokens") != tset.digest:
         return False
-    return model is None or (info.get("input", "tokens"), info.get("arch", "encoder")) == (model.input, model.arch)
+    return model is None or (info.get("input", "tokens"), info.get("arch", "encoder")) == (
+        model.input,
+        model.arch,
+    )
 
 
-def find_base_checkpoint(cfg: DictConfig, params: FinetuneConfig, tset: TokenSet,
-                         model: EncoderConfig | None = None) -> Path:
+def find_base_checkpoint(
+    cfg: DictConfig, params: FinetuneConfig, tset: TokenSet, model: EncoderConfig | None = None
+) -> Path:
     """The explicit checkpoint, else the newest cached ``pretrain_task`` model on these tokens
     (and, given the run's ``model``, with its ``model.input`` and ``model.arch``)."""
     if params.checkpoint is not None:
@@ -49,16 +57,21 @@ def find_base_checkpoint(cfg: DictConfig, params: FinetuneConfig, tset: TokenSet
         kind = "" if model is None else f" with model.input={model.input}, model.arch={model.arch}"
         kept = quarantined(cfg.paths.cache_dir, params.pretrain_task)
         if kept:
-            kind += (f" (base models that failed verification are kept, not deleted, in "
-                     f"{kept[0].parent}: {len(kept)} folder(s), each with its reason)")
+            kind += (
+                f" (base models that failed verification are kept, not deleted, in "
+                f"{kept[0].parent}: {len(kept)} folder(s), each with its reason)"
+            )
         raise FileNotFoundError(
             f"no pretrained '{params.pretrain_task}' model{kind} for tokens {tset.digest} under {root}: run "
             f"`python train.py experiment={params.pretrain_task}` with the same data/features/tokenizer "
-            f"settings first, set task.params.checkpoint, or use task.params.init=scratch")
+            f"settings first, set task.params.checkpoint, or use task.params.init=scratch"
+        )
     return found / "model.ckpt"
 
 
-def load_base(path: Path, tset: TokenSet, want: EncoderConfig | None = None) -> tuple[EncoderConfig, dict]:
+def load_base(
+    path: Path, tset: TokenSet, want: EncoderConfig | None = None
+) -> tuple[EncoderConfig, dict]:
     """Encoder config and weights of a pretraining checkpoint.
 
     Refuses one trained on other tokens, and, given the run's model ``want``, one of
@@ -68,14 +81,22 @@ def load_base(path: Path, tset: TokenSet, want: EncoderConfig | None = None) -> 
         model, state, theirs = encoder_from_bundle(path)
     else:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model, theirs = ckpt["hyper_parameters"]["model"], ckpt["hyper_parameters"].get("tokenizer_digest")
-        state = {n[len("encoder."):]: w for n, w in ckpt["state_dict"].items() if n.startswith("encoder.")}
+        model, theirs = (
+            ckpt["hyper_parameters"]["model"],
+            ckpt["hyper_parameters"].get("tokenizer_digest"),
+        )
+        state = {
+            n[len("encoder.") :]: w
+            for n, w in ckpt["state_dict"].items()
+            if n.startswith("encoder.")
+        }
     k = model["vocab_size"]
     if theirs != tset.tokenizer_digest or k != tset.vocab_size:
         raise ValueError(
             f"checkpoint {path} was pretrained on tokens {theirs} (K={k}) but this run's tokens are "
             f"{tset.tokenizer_digest} (K={tset.vocab_size}); reuse its tokenizer with "
-            f"tokenizer.from_path=<its bundle or cache/tokens/{theirs}> or pretrain again")
+            f"tokenizer.from_path=<its bundle or cache/tokens/{theirs}> or pretrain again"
+        )
     base = EncoderConfig(**model)
     if want is not None:
         refuse_other_kind(path, base, want)
@@ -89,12 +110,14 @@ def refuse_other_kind(path: Path, base: EncoderConfig, want: EncoderConfig) -> N
             raise ValueError(
                 f"checkpoint {path} was pretrained with model.{key}={getattr(base, key)} but this run has "
                 f"model.{key}={getattr(want, key)}; set model.{key}={getattr(base, key)} or pretrain a "
-                f"model.{key}={getattr(want, key)} base model first")
+                f"model.{key}={getattr(want, key)} base model first"
+            )
     if base.input != "tokens" and base.n_features != want.n_features:
         raise ValueError(
             f"checkpoint {path} reads PSD windows of n_features={base.n_features} bins but this run's "
             f"features have {want.n_features} (features.channels, fmin_hz..fmax_hz); use the features "
-            f"it was pretrained on or pretrain again")
+            f"it was pretrained on or pretrain again"
+        )
 
 
 def run_model(cfg: DictConfig, tset: TokenSet) -> tuple[EncoderConfig, np.ndarray | None]:
@@ -110,24 +133,36 @@ def build_finetuning(cfg: DictConfig, tset: TokenSet):
     params = build(cfg.task.params, "task.params")
     rows = labelled_rows(tset.metadata, params.labels, params.subset_seed)
     model, windows = run_model(cfg, tset)
-    dm = TokenDataModule(tset.tokens, tset.metadata, tset.vocab_size, params.batch_size, seed=cfg.seed,
-                         num_workers=params.num_workers, train_rows=rows, features=windows)
+    dm = TokenDataModule(
+        tset.tokens,
+        tset.metadata,
+        tset.vocab_size,
+        params.batch_size,
+        seed=cfg.seed,
+        num_workers=params.num_workers,
+        train_rows=rows,
+        features=windows,
+    )
     state = None
     if params.init == "pretrained":
         path = find_base_checkpoint(cfg, params, tset, model)
         base, state = load_base(path, tset, model)
-        model = dataclasses.replace(base, pool=model.pool)  # the pooling is the new head's, not the base's
+        model = dataclasses.replace(
+            base, pool=model.pool
+        )  # the pooling is the new head's, not the base's
         log.info("fine-tuning from %s", path)
     y = tset.metadata["label"].to_numpy()[dm.rows["train"]]
     counts = np.bincount(y, minlength=2).astype(float)
     weight = (counts.sum() / (2 * np.maximum(counts, 1))).tolist() if params.class_weights else None
-    module = FinetuneModule(dataclasses.asdict(model), dataclasses.asdict(params), tset.tokenizer_digest, weight)
+    module = FinetuneModule(
+        dataclasses.asdict(model), dataclasses.asdict(params), tset.tokenizer_digest, weight
+    )
     if state is not None:
         module.encoder.load_state_dict(state)
     return module, dm
 
 
-def run(cfg: DictConfig, artifacts: dict) -> dict:
+def finetune(cfg: DictConfig, artifacts: dict) -> dict:
     trainer, module, dm, tset, best, best_score = fit_best(cfg, build_finetuning, artifacts)
     dev = split_metrics(module, dm.val_dataloader(), dm.meta)  # the kept model's, for the summary
     trainer.test(module, dm, verbose=False)
@@ -141,16 +176,27 @@ def run(cfg: DictConfig, artifacts: dict) -> dict:
         metrics.update(masked_evaluation(module, dm))
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir)
-        fig = plot_confusion(np.array(test["confusion_matrix"]), ["earthquake", "blast"],
-                             out / "confusion.png", f"{cfg.task.name}: test, per record")
+        fig = plot_confusion(
+            np.array(test["confusion_matrix"]),
+            ["earthquake", "blast"],
+            out / "confusion.png",
+            f"{cfg.task.name}: test, per record",
+        )
         log_image(trainer, "test/confusion", fig)
         save_metrics(cfg, metrics)
-        from seisbert.bundle import write_run_bundle  # the one-file model (seisbert predict)
-        bundle = write_run_bundle(cfg, module, tset, tset.metadata["label"].to_numpy()[dm.rows["train"]],
-                                  metrics)
-        log_summary(f"{cfg.task.name} finished", {
-            "run folder": str(out), "model": str(bundle or best or "not kept"),
-            "dev": score_line(dev), "test": score_line(test)}, metrics["warnings"])
+        bundle = write_run_bundle(
+            cfg, module, tset, tset.metadata["label"].to_numpy()[dm.rows["train"]], metrics
+        )
+        log_summary(
+            f"{cfg.task.name} finished",
+            {
+                "run folder": str(out),
+                "model": str(bundle or best or "not kept"),
+                "dev": score_line(dev),
+                "test": score_line(test),
+            },
+            metrics["warnings"],
+        )
     return metrics
 
 
@@ -170,6 +216,8 @@ def masked_evaluation(module: FinetuneModule, dm: TokenDataModule) -> dict:
         out[f"masked_{name}/accuracy"] = m["accuracy"]
         out[f"masked_{name}/balanced_accuracy"] = m["balanced_accuracy"]
         out[f"masked_{name}/predicted_blast_fraction"] = r["predicted_blast_fraction"]
-    log.info("masked-input test accuracy: %s", ", ".join(
-        f"{n} {out[f'masked_{n}/accuracy']:.3f}" for n in MASKED_EVALS))
+    log.info(
+        "masked-input test accuracy: %s",
+        ", ".join(f"{n} {out[f'masked_{n}/accuracy']:.3f}" for n in MASKED_EVALS),
+    )
     return out

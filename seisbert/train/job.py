@@ -11,10 +11,10 @@ from pathlib import Path
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.cache import check_verify_mode
+from seisbert.artifacts.cache import check_verify_mode
+from seisbert.artifacts.paths import stage_path
 from seisbert.config import build, check_arguments, check_choice, check_range
 from seisbert.logs import terminal_progress_only
-from seisbert.artifacts import stage_path
 from seisbert.pipeline import prepare
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ def validate(cfg: DictConfig) -> None:
     """Check every key and value before any work: root keys, every config dataclass, the
     task node, the trainer/callbacks/logger arguments (against the classes' signatures,
     nothing built) and the keys that two groups must agree on."""
-    build({"_target_": f"{__name__}.RunConfig", **{k: cfg[k] for k in cfg if k not in ROOT_GROUPS}}, "")
+    build(
+        {"_target_": f"{__name__}.RunConfig", **{k: cfg[k] for k in cfg if k not in ROOT_GROUPS}},
+        "",
+    )
     check_data_window(cfg)  # before the sources are built: they may look for files
     for group in VALIDATED_GROUPS:
         if group in cfg and cfg[group] is not None:
@@ -83,15 +86,22 @@ def validate(cfg: DictConfig) -> None:
     check_arguments(cfg.trainer, "trainer", exclude=("callbacks", "logger"))
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
-            if node is not None and "_target_" in node:  # a leftover (W&B tags with logger=csv) builds nothing
+            if (
+                node is not None and "_target_" in node
+            ):  # a leftover (W&B tags with logger=csv) builds nothing
                 check_arguments(node, f"{group}.{name}")
 
 
 # Knobs the training tasks' params share, checked whatever dataclass holds them:
 # name -> (low, high, low excluded).
-SHARED_PARAMS = {"batch_size": (1, None, False), "lr": (0.0, None, True),
-                 "weight_decay": (0.0, None, False), "num_workers": (0, None, False),
-                 "warmup_frac": (0.0, 1.0, False), "min_lr_frac": (0.0, 1.0, False)}
+SHARED_PARAMS = {
+    "batch_size": (1, None, False),
+    "lr": (0.0, None, True),
+    "weight_decay": (0.0, None, False),
+    "num_workers": (0, None, False),
+    "warmup_frac": (0.0, 1.0, False),
+    "min_lr_frac": (0.0, 1.0, False),
+}
 
 
 def check_shared_params(params) -> None:
@@ -105,23 +115,36 @@ def check_shared_params(params) -> None:
 def check_data_window(cfg: DictConfig) -> None:
     """The records a data source cuts must hold the feature window, and their channels agree."""
     if cfg.data.get("unknown_type") == "keep":
-        raise ValueError("data.unknown_type=keep keeps records of no class; training needs a class for "
-                         "every record (seisbert predict keeps them by itself): leave data.unknown_type=reject")
+        raise ValueError(
+            "data.unknown_type=keep keeps records of no class; training needs a class for "
+            "every record (seisbert predict keeps them by itself): leave data.unknown_type=reject"
+        )
     if cfg.data.get("channels", "Z") != cfg.features.channels:
-        raise ValueError(f"data.channels={cfg.data.get('channels', 'Z')!r} and features.channels="
-                         f"{cfg.features.channels!r} must agree")
+        raise ValueError(
+            f"data.channels={cfg.data.get('channels', 'Z')!r} and features.channels="
+            f"{cfg.features.channels!r} must agree"
+        )
     for side in ("pre_s", "post_s"):
         data_s, features_s = cfg.data.get(side), cfg.features.get(side)
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (data_s, features_s))
+        numbers = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (data_s, features_s)
+        )
         if numbers and data_s < features_s:  # other types: the groups' dataclasses name them
-            raise ValueError(f"data.{side}={data_s} is shorter than features.{side}={features_s}: "
-                             f"the records cannot hold the feature window; set data.{side} >= {features_s}")
+            raise ValueError(
+                f"data.{side}={data_s} is shorter than features.{side}={features_s}: "
+                f"the records cannot hold the feature window; set data.{side} >= {features_s}"
+            )
 
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -131,12 +154,14 @@ def write_run_info(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    info = {"git_commit": git_commit(),
-            "artifacts": {s: str(stage_path(cfg, s)) for s in ("records", "features", "tokens")}}
+    info = {
+        "git_commit": git_commit(),
+        "artifacts": {s: str(stage_path(cfg, s)) for s in ("records", "features", "tokens")},
+    }
     (out / "run.json").write_text(json.dumps(info, indent=2))
 
 
-def run_task(cfg: DictConfig) -> dict:
+def train_job(cfg: DictConfig) -> dict:
     """Build the data artifacts the task needs, then run it; returns its final metrics."""
     terminal_progress_only(cfg)
     if cfg.get("torch_threads") is not None:

@@ -5,7 +5,7 @@ the artifacts a checkpoint belongs to. One module owns these lookups, so the dat
 Stages: ``records``, ``features``, ``tokens`` (``<cache_dir>/<stage>/<hash>/``, the hash over
 the stage's config and everything upstream) and the base model of a pretraining task
 (``<cache_dir>/<task>/<hash>/model.ckpt`` + ``model.json``, the hash over its tokens, model,
-task, budget and seed). Each is an atomic artifact with ``artifact.json`` (seisbert.cache).
+task, budget and seed). Each is an atomic artifact with ``artifact.json`` (seisbert.artifacts.cache).
 """
 
 from __future__ import annotations
@@ -17,11 +17,21 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from seisbert.cache import (COMPLETE_MARKER, QUARANTINE, artifact_dir, atomic_artifact, config_hash,
-                            is_temporary, verified)
+from seisbert.artifacts.cache import (
+    COMPLETE_MARKER,
+    QUARANTINE,
+    artifact_dir,
+    atomic_artifact,
+    config_hash,
+    is_temporary,
+    verified,
+)
 
-STAGE_PARTS = {"records": ["data"], "features": ["data", "split", "features"],
-               "tokens": ["data", "split", "features", "tokenizer"]}
+STAGE_PARTS = {
+    "records": ["data"],
+    "features": ["data", "split", "features"],
+    "tokens": ["data", "split", "features", "tokenizer"],
+}
 
 
 # --------------------------------------------------------------------------- data stages
@@ -43,7 +53,6 @@ def stage_path(cfg: DictConfig, stage: str) -> Path:
     return artifact_dir(cfg.paths.cache_dir, stage, config_hash(stage_config(cfg, stage)))
 
 
-
 def recorded_config(path: Path) -> dict:
     """The stage config an artifact was built from (its ``artifact.json``), {} without one."""
     marker = Path(path) / COMPLETE_MARKER
@@ -59,9 +68,14 @@ def records_of_features(cache_dir: Path, features: Path) -> Path:
 # --------------------------------------------------------------------------- base models
 def model_artifact_dir(cfg: DictConfig, tokens_digest: str) -> Path:
     """Cache folder of a trained model: its tokens, model, task, trainer budget and seed."""
-    parts = {"tokens": tokens_digest, "model": OmegaConf.to_container(cfg.model, resolve=True),
-             "task": OmegaConf.to_container(cfg.task, resolve=True), "seed": cfg.seed,
-             "max_epochs": cfg.trainer.get("max_epochs"), "max_steps": cfg.trainer.get("max_steps")}
+    parts = {
+        "tokens": tokens_digest,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "task": OmegaConf.to_container(cfg.task, resolve=True),
+        "seed": cfg.seed,
+        "max_epochs": cfg.trainer.get("max_epochs"),
+        "max_steps": cfg.trainer.get("max_steps"),
+    }
     return artifact_dir(cfg.paths.cache_dir, cfg.task.name, config_hash(parts))
 
 
@@ -70,8 +84,12 @@ def publish_checkpoint(ckpt: str | Path, target: Path, info: dict, verify: str) 
     artifact with hashes) so later runs find it by config. Written under a temporary name
     unique to this process; when two jobs publish the same model the first rename wins and
     the other's copy is dropped (``verify``: the level ``paths.verify`` judges theirs at)."""
-    with atomic_artifact(target, {"model": {k: v for k, v in info.items() if k != "metrics"}},
-                         verify=verify, content_ok=checkpoint_problem) as tmp:
+    with atomic_artifact(
+        target,
+        {"model": {k: v for k, v in info.items() if k != "metrics"}},
+        verify=verify,
+        content_ok=checkpoint_problem,
+    ) as tmp:
         shutil.copyfile(ckpt, tmp / "model.ckpt")
         (tmp / "model.json").write_text(json.dumps(info, indent=2, default=str))
     return target / "model.ckpt"
@@ -91,15 +109,18 @@ def checkpoint_problem(folder: Path) -> str | None:
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         return "model.ckpt holds no state_dict"
-    bad = [name for name, w in state.items()
-           if torch.is_tensor(w) and w.is_floating_point() and not torch.isfinite(w).all()]
+    bad = [
+        name
+        for name, w in state.items()
+        if torch.is_tensor(w) and w.is_floating_point() and not torch.isfinite(w).all()
+    ]
     return f"model.ckpt has non-finite weights in {bad[:3]}" if bad else None
 
 
 def published_model(target: Path, verify: str) -> Path | None:
     """``model.ckpt`` of the base model published in ``target`` if it verifies. One that fails
     is never removed: a failing manifest over sound weights is written anew, anything else is
-    moved to ``<cache_dir>/quarantine/`` and reported (seisbert.cache.verified)."""
+    moved to ``<cache_dir>/quarantine/`` and reported (seisbert.artifacts.cache.verified)."""
     ok = verified(target, verify, "base model", content_ok=checkpoint_problem)
     return target / "model.ckpt" if ok else None
 
@@ -119,17 +140,25 @@ def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> 
 
 
 def quarantined(cache_dir: Path, stage: str) -> list[Path]:
-    """Folders of ``stage`` set aside under ``<cache_dir>/quarantine/`` (seisbert.cache)."""
+    """Folders of ``stage`` set aside under ``<cache_dir>/quarantine/`` (seisbert.artifacts.cache)."""
     return sorted((Path(cache_dir) / QUARANTINE / stage).glob("*"))
 
 
 def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:
     """The most recently written ``<cache_dir>/<task>/*/model.ckpt`` (published, not a temp copy)."""
-    found = sorted((p for p in Path(cache_dir).glob(f"{task}/*/model.ckpt") if not is_temporary(p.parent.name)),
-                   key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        (
+            p
+            for p in Path(cache_dir).glob(f"{task}/*/model.ckpt")
+            if not is_temporary(p.parent.name)
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not found:
-        raise FileNotFoundError(f"no {cache_dir}/{task}/*/model.ckpt; pretrain one first "
-                                "(python train.py experiment=mlm) or pass --checkpoint")
+        raise FileNotFoundError(
+            f"no {cache_dir}/{task}/*/model.ckpt; pretrain one first "
+            "(python train.py experiment=mlm) or pass --checkpoint"
+        )
     return found[-1]
 
 
@@ -144,12 +173,19 @@ def _tokens_digest(checkpoint: Path) -> str | None:
         return json.loads(info.read_text()).get("tokens")
     import torch
 
-    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True).get(
+        "hyper_parameters", {}
+    )
     return hparams.get("tokenizer_digest")
 
 
-def resolve_artifacts(checkpoint: Path, cache_dir: Path, tokens: Path | None = None,
-                      features: Path | None = None, records: Path | None = None) -> dict:
+def resolve_artifacts(
+    checkpoint: Path,
+    cache_dir: Path,
+    tokens: Path | None = None,
+    features: Path | None = None,
+    records: Path | None = None,
+) -> dict:
     """Artifact folders that belong to a checkpoint; explicit folders win.
 
     tokens: ``model.json["tokens"]`` beside the checkpoint (a run folder's checkpoint: its
@@ -161,8 +197,10 @@ def resolve_artifacts(checkpoint: Path, cache_dir: Path, tokens: Path | None = N
         digest = _tokens_digest(checkpoint)
         tokens = _existing(digest and cache_dir / "tokens" / digest)
         if tokens is None:
-            raise FileNotFoundError(f"cannot find the tokens artifact {digest!r} of {checkpoint} under "
-                                    f"{cache_dir}/tokens; pass --tokens")
+            raise FileNotFoundError(
+                f"cannot find the tokens artifact {digest!r} of {checkpoint} under "
+                f"{cache_dir}/tokens; pass --tokens"
+            )
     if features is None:
         named = json.loads((Path(tokens) / "tokens.json").read_text()).get("features")
         features = _existing(named, named and cache_dir / "features" / Path(named).name)

@@ -41,8 +41,10 @@ def hydra_job_identity() -> dict:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return {}
     hc = HydraConfig.get()
-    return {"overrides": hc.job.override_dirname or f"job{hc.job.num}",
-            "group": Path(hc.sweep.dir).name}
+    return {
+        "overrides": hc.job.override_dirname or f"job{hc.job.num}",
+        "group": Path(hc.sweep.dir).name,
+    }
 
 
 def wandb_logger(**kwargs):
@@ -67,22 +69,36 @@ def read_offline_run(folder: str | Path, timeout_s: float = 60.0) -> dict:
     {name: (type, {paths})}, "files": [path], "name": str, "group": str, "dir": Path}.
     """
     folder = Path(folder)
-    found = sorted(folder.glob("wandb/offline-run-*/run-*.wandb")) or sorted(folder.glob("run-*.wandb"))
+    found = sorted(folder.glob("wandb/offline-run-*/run-*.wandb")) or sorted(
+        folder.glob("run-*.wandb")
+    )
     if len(found) != 1:
-        raise ValueError(f"{folder} holds {len(found)} offline W&B runs (wandb/offline-run-*/"
-                         "run-*.wandb); give the folder of one run")
-    out = {"history": [], "config": {}, "artifacts": {}, "files": [], "name": "", "group": "",
-           "dir": found[0].parent}
+        raise ValueError(
+            f"{folder} holds {len(found)} offline W&B runs (wandb/offline-run-*/"
+            "run-*.wandb); give the folder of one run"
+        )
+    out = {
+        "history": [],
+        "config": {},
+        "artifacts": {},
+        "files": [],
+        "name": "",
+        "group": "",
+        "dir": found[0].parent,
+    }
     for r in _finished_records(found[0], timeout_s):
         kind = r.WhichOneof("record_type")
         if kind == "history":
-            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                                   for i in r.history.item})
+            out["history"].append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            )
         elif kind == "config":
             out["config"].update({i.key: json.loads(i.value_json) for i in r.config.update})
         elif kind == "artifact":
-            out["artifacts"][r.artifact.name] = (r.artifact.type,
-                                                 {m.path for m in r.artifact.manifest.contents})
+            out["artifacts"][r.artifact.name] = (
+                r.artifact.type,
+                {m.path for m in r.artifact.manifest.contents},
+            )
         elif kind == "files":
             out["files"] += [f.path for f in r.files.files]
         elif kind == "run":
@@ -94,7 +110,10 @@ def _finished_records(log_file: Path, timeout_s: float) -> list:
     deadline = time.monotonic() + timeout_s
     while True:
         records = list(wandb_records(log_file))
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+        if (
+            any(r.WhichOneof("record_type") == "exit" for r in records)
+            or time.monotonic() > deadline
+        ):
             return records
         time.sleep(0.2)
 
@@ -115,8 +134,8 @@ def wandb_records(path: Path):
         if block - pos % block < 7:  # block trailer too short for a chunk header: padding
             pos += block - pos % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 0:
             continue
         parts = [chunk] if kind in (1, 2) else parts + [chunk]

@@ -20,7 +20,9 @@ _MAX_ROWS = 2**62  # the header is sized for this many rows, then rewritten with
 
 def _header(dtype: np.dtype, shape: tuple, length: int | None = None) -> bytes:
     """A format-1.0 header for ``shape``, space-padded to ``length`` bytes (or to alignment)."""
-    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    text = repr(
+        {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    )
     body = text.encode("latin1")
     if length is None:
         length = -(-(len(_MAGIC) + 2 + len(body) + 1) // _ALIGN) * _ALIGN
@@ -35,7 +37,11 @@ class NpyAppender:
     """Append ``(n, *row_shape)`` chunks to ``path``; ``close()`` writes the final row count."""
 
     def __init__(self, path: str | Path, row_shape: tuple, dtype=np.float32):
-        self.path, self.row_shape, self.dtype = Path(path), tuple(int(s) for s in row_shape), np.dtype(dtype)
+        self.path, self.row_shape, self.dtype = (
+            Path(path),
+            tuple(int(s) for s in row_shape),
+            np.dtype(dtype),
+        )
         self.n = 0
         self._length = len(_header(self.dtype, (_MAX_ROWS, *self.row_shape)))
         self._file = open(self.path, "wb")
@@ -46,7 +52,9 @@ class NpyAppender:
         if rows.ndim == len(self.row_shape):  # one row
             rows = rows[None]
         if rows.shape[1:] != self.row_shape:
-            raise ValueError(f"{self.path.name}: rows of shape {rows.shape[1:]}, expected {self.row_shape}")
+            raise ValueError(
+                f"{self.path.name}: rows of shape {rows.shape[1:]}, expected {self.row_shape}"
+            )
         self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
         self.n += len(rows)
 
@@ -72,7 +80,7 @@ def copy_rows(src: np.ndarray, keep: np.ndarray, path: str | Path, chunk: int = 
     with NpyAppender(path, src.shape[1:], src.dtype) as out:
         idx = np.flatnonzero(keep)
         for i in range(0, len(idx), chunk):
-            out.append(src[idx[i:i + chunk]])
+            out.append(src[idx[i : i + chunk]])
         return out.close()
 
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import seisbert
 from seisbert.config import check_choice
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ def versions() -> dict[str, str]:
     import numpy
     import scipy
 
-    import seisbert
-
-    out = {"python": platform.python_version(), "numpy": numpy.__version__,
-           "scipy": scipy.__version__, "seisbert": seisbert.__version__}
+    out = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "seisbert": seisbert.__version__,
+    }
     for name in ("faiss", "obspy", "torch"):
         with contextlib.suppress(Exception):
             out[name] = __import__(name).__version__
@@ -120,8 +123,11 @@ def file_entry(path: Path) -> dict:
 def manifest(folder: Path) -> dict[str, dict]:
     """Entries of every file under ``folder`` (relative POSIX paths), the marker excepted."""
     files = sorted(p for p in folder.rglob("*") if p.is_symlink() or p.is_file())
-    return {p.relative_to(folder).as_posix(): file_entry(p) for p in files
-            if p.name != COMPLETE_MARKER or p.parent != folder}
+    return {
+        p.relative_to(folder).as_posix(): file_entry(p)
+        for p in files
+        if p.name != COMPLETE_MARKER or p.parent != folder
+    }
 
 
 def _sampled_ok(path: Path, entry: dict) -> bool:
@@ -182,8 +188,9 @@ def verify_artifact(path: Path, mode: str) -> str | None:
     return None
 
 
-def verified(path: Path, mode: str, what: str,
-             content_ok: Callable[[Path], str | None] | None = None) -> bool:
+def verified(
+    path: Path, mode: str, what: str, content_ok: Callable[[Path], str | None] | None = None
+) -> bool:
     """Whether ``path`` holds a whole artifact.
 
     Without ``content_ok`` the artifact is one its config rebuilds: a failing one is warned
@@ -203,12 +210,23 @@ def verified(path: Path, mode: str, what: str,
         return False
     if manifest_problem(path) is not None and content_ok(path) is None:
         upgrade_manifest(path)
-        log.warning("%s: %s had a manifest that failed (%s); its files pass their content check, "
-                    "so the manifest was written anew", what, path, reason)
+        log.warning(
+            "%s: %s had a manifest that failed (%s); its files pass their content check, "
+            "so the manifest was written anew",
+            what,
+            path,
+            reason,
+        )
         return True
     kept = quarantine(path, reason)
-    log.warning("%s: %s fails verification (%s); moved to %s, not deleted (move it back to "
-                "use it as it is, or delete it yourself)", what, path, reason, kept)
+    log.warning(
+        "%s: %s fails verification (%s); moved to %s, not deleted (move it back to "
+        "use it as it is, or delete it yourself)",
+        what,
+        path,
+        reason,
+        kept,
+    )
     return False
 
 
@@ -220,9 +238,14 @@ def upgrade_manifest(path: Path) -> None:
         old = old if isinstance(old, dict) else {}
     except (OSError, ValueError, UnicodeDecodeError):
         old = {}
-    record = {"config": old.get("config", {}), "upstream": old.get("upstream", {}),
-              "versions": versions(), "created_utc": old.get("created_utc"),
-              "upgraded_utc": _utc_now(), "files": manifest(Path(path))}
+    record = {
+        "config": old.get("config", {}),
+        "upstream": old.get("upstream", {}),
+        "versions": versions(),
+        "created_utc": old.get("created_utc"),
+        "upgraded_utc": _utc_now(),
+        "files": manifest(Path(path)),
+    }
     tmp = marker.with_name(f"{COMPLETE_MARKER}.tmp-{HOST}-{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(marker)
@@ -296,15 +319,19 @@ def _publish(tmp: Path, path: Path, mode: str, content_ok=None) -> bool:
                 raise
         if verified(path, mode, "publish", content_ok):
             shutil.rmtree(tmp, ignore_errors=True)
-            log.info("%s already holds a whole artifact (published by another process or an "
-                     "earlier run); using it", path)
+            log.info(
+                "%s already holds a whole artifact (published by another process or an "
+                "earlier run); using it",
+                path,
+            )
             return False
     raise RuntimeError(f"could not publish {tmp} as {path}: it kept being replaced")
 
 
 @contextlib.contextmanager
-def atomic_artifact(path: Path, config: dict, upstream: dict | None = None,
-                    verify: str = "full", content_ok=None) -> Iterator[Path]:
+def atomic_artifact(
+    path: Path, config: dict, upstream: dict | None = None, verify: str = "full", content_ok=None
+) -> Iterator[Path]:
     """Yield a temporary folder; on success write ``artifact.json`` (config, versions, every
     file's size and hashes) and rename it to ``path``. ``verify`` judges an artifact already
     there; ``content_ok`` marks one that cannot be rebuilt (see ``verified``)."""
@@ -316,9 +343,13 @@ def atomic_artifact(path: Path, config: dict, upstream: dict | None = None,
     tmp.mkdir()
     try:
         yield tmp
-        record = {"config": config, "upstream": upstream or {}, "versions": versions(),
-                  "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "files": manifest(tmp)}
+        record = {
+            "config": config,
+            "upstream": upstream or {},
+            "versions": versions(),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": manifest(tmp),
+        }
         (tmp / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
         if _publish(tmp, path, verify, content_ok):
             log.info("wrote %s", path)

@@ -17,26 +17,42 @@ from seisbert.data.subsets import labelled_rows
 from seisbert.logs import log_summary
 from seisbert.metrics import collapse_warnings, plot_confusion, score_line
 from seisbert.pipeline import FeatureSet, TokenSet
-from seisbert.tasks.common import save_metrics
+from seisbert.train.common import save_metrics
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, artifacts: dict) -> dict:
+def baseline(cfg: DictConfig, artifacts: dict) -> dict:
     name = cfg.task.baseline
     fset = FeatureSet.load(artifacts["features"])
     tset = TokenSet.load(artifacts["tokens"])
     rows = labelled_rows(tset.metadata, cfg.task.labels, cfg.task.subset_seed)
-    result = fit_baseline(name, cfg.baseline, np.asarray(fset.features), np.asarray(tset.tokens),
-                          tset.metadata, rows, seed=cfg.seed)
+    result = fit_baseline(
+        name,
+        cfg.baseline,
+        np.asarray(fset.features),
+        np.asarray(tset.tokens),
+        tset.metadata,
+        rows,
+        seed=cfg.seed,
+    )
     metrics = {f"test/{k}": v for k, v in result.test.items()}
     metrics.update({f"train/{k}": v for k, v in result.train.items() if np.isscalar(v)})
-    metrics.update({"chosen": result.chosen, "tried": result.tried, "train_records": result.n_train})
+    metrics.update(
+        {"chosen": result.chosen, "tried": result.tried, "train_records": result.n_train}
+    )
     out = Path(cfg.paths.output_dir)
-    plot_confusion(np.array(result.test["confusion_matrix"]), ["earthquake", "blast"],
-                   out / "confusion.png", f"{name}: test, per record")
+    plot_confusion(
+        np.array(result.test["confusion_matrix"]),
+        ["earthquake", "blast"],
+        out / "confusion.png",
+        f"{name}: test, per record",
+    )
     metrics["warnings"] = collapse_warnings(result.test, "test")
     save_metrics(cfg, metrics)
-    log_summary(f"baseline {name} finished", {"run folder": str(out), "chosen": str(result.chosen),
-                                              "test": score_line(result.test)}, metrics["warnings"])
+    log_summary(
+        f"baseline {name} finished",
+        {"run folder": str(out), "chosen": str(result.chosen), "test": score_line(result.test)},
+        metrics["warnings"],
+    )
     return metrics

@@ -20,16 +20,21 @@ try:
     from seisbench.models import WaveformModel
     from seisbench.util import ClassifyOutput
 except ImportError as err:  # fail where used, naming the install command
-    raise ImportError("seisbert.seisbench_model needs SeisBench: pip install 'seisbert[seisbench]' "
-                      "(or pip install seisbench)") from err
+    raise ImportError(
+        "seisbert.inference.seisbench needs SeisBench: pip install 'seisbert[seisbench]' "
+        "(or pip install seisbench)"
+    ) from err
 
 from seisbert.bundle import load_bundle
+from seisbert.data.waveforms import WaveformSource
 from seisbert.inference.predict import PredictConfig, check_source, prediction_table, score
 
 log = logging.getLogger(__name__)
 
-CITATION = ("Linville, L. Exploring Foundation Models for Seismic Event Processing (Sandia); "
-            "seisbert's earthquake vs. quarry-blast classifier")
+CITATION = (
+    "Linville, L. Exploring Foundation Models for Seismic Event Processing (Sandia); "
+    "seisbert's earthquake vs. quarry-blast classifier"
+)
 # The QuakeML written for classify needs an event type the waveforms source accepts; it is
 # a placeholder: classify reports probabilities, never this label.
 PLACEHOLDER_TYPE = "earthquake"
@@ -47,17 +52,24 @@ class SeisBertClassifier(WaveformModel):
     def __init__(self, bundle: str | Path, predict: dict | None = None, data: dict | None = None):
         self.bundle = load_bundle(bundle)
         fcfg = self.bundle.feature_config()
-        super().__init__(citation=CITATION, component_order="ZNE" if fcfg.channels == "ZRT" else "Z",
-                         sampling_rate=fcfg.sampling_rate_hz, output_type="point",
-                         in_samples=round((fcfg.pre_s + fcfg.post_s) * fcfg.sampling_rate_hz),
-                         pred_sample=0, labels=self.bundle.class_names, grouping="instrument")
+        super().__init__(
+            citation=CITATION,
+            component_order="ZNE" if fcfg.channels == "ZRT" else "Z",
+            sampling_rate=fcfg.sampling_rate_hz,
+            output_type="point",
+            in_samples=round((fcfg.pre_s + fcfg.post_s) * fcfg.sampling_rate_hz),
+            pred_sample=0,
+            labels=self.bundle.class_names,
+            grouping="instrument",
+        )
         self.pcfg = PredictConfig(**{"progress": False, **(predict or {})})
         self.data_args = {"channels": fcfg.channels, **(data or {})}
         self.classifier = self.bundle.module()  # a submodule: .to(device), .eval() reach it
 
     def annotate(self, *args, **kwargs):
-        raise NotImplementedError("SeisBertClassifier classifies events from a P time; "
-                                  "call classify(stream, p_time=...)")
+        raise NotImplementedError(
+            "SeisBertClassifier classifies events from a P time; call classify(stream, p_time=...)"
+        )
 
     def classify(self, stream, p_time=None, event_id: str = "event", **kwargs) -> ClassifyOutput:
         """P(blast) per station of ``stream`` and the event's decision.
@@ -79,27 +91,39 @@ class SeisBertClassifier(WaveformModel):
         mean = float(table[col].mean()) if len(table) else float("nan")
         names = self.bundle.class_names
         decision = None if not len(table) else names[int(mean >= self.pcfg.threshold)]
-        return ClassifyOutput(self.name, stations=table[["station_id", col, "predicted"]].to_dict("records"),
-                              prob_blast=mean, decision=decision,
-                              rejected=scored.rejected[["record", "reason", "detail"]].to_dict("records"))
+        return ClassifyOutput(
+            self.name,
+            stations=table[["station_id", col, "predicted"]].to_dict("records"),
+            prob_blast=mean,
+            decision=decision,
+            rejected=scored.rejected[["record", "reason", "detail"]].to_dict("records"),
+        )
 
     def _write(self, stream, p_time, event_id: str, folder: Path):
         """The stream as miniSEED per station and a one-event QuakeML with the P picks."""
         from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
 
-        from seisbert.data.waveforms import WaveformSource
-
-        ev = Event(resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"), event_type=PLACEHOLDER_TYPE)
+        ev = Event(
+            resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"),
+            event_type=PLACEHOLDER_TYPE,
+        )
         for station_id in sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in stream}):
             net, sta = station_id.split(".", 1)
             st = stream.select(network=net, station=sta)
             st.write(str(folder / f"{station_id}.mseed"), format="MSEED")
             t = p_time.get(station_id) if isinstance(p_time, dict) else p_time
             if t is not None:
-                ev.picks.append(Pick(time=t, phase_hint="P", waveform_id=WaveformStreamID(net, sta)))
+                ev.picks.append(
+                    Pick(time=t, phase_hint="P", waveform_id=WaveformStreamID(net, sta))
+                )
         Catalog([ev]).write(str(folder / "catalog.xml"), format="QUAKEML")
-        return WaveformSource(waveform_dir=str(folder), catalog=str(folder / "catalog.xml"), file_glob="*.mseed",
-                              p_from_taup=False, **self.data_args)
+        return WaveformSource(
+            waveform_dir=str(folder),
+            catalog=str(folder / "catalog.xml"),
+            file_glob="*.mseed",
+            p_from_taup=False,
+            **self.data_args,
+        )
 
     def get_model_args(self):
         return {**super().get_model_args(), "bundle": str(self.bundle.path)}
