@@ -180,7 +180,8 @@ def check_arguments(
         )
         if not _type_ok(value, hints[name]):
             raise ValueError(
-                f"{key}.{name}={value!r} is not allowed by {target}; expected {describe(hints[name])}"
+                f"{key}.{name}={value!r} is not allowed by {target}; "
+                f"expected {describe(hints[name])}"
             )
     check_late_values(node, key, target)
 

@@ -66,8 +66,8 @@ class FeatureConfig:
             or per_window < 1
         ):
             raise ValueError(
-                f"features.window_s={self.window_s} must hold a whole number of 1/psd_resolution_hz="
-                f"{1 / self.psd_resolution_hz} s segments of whole samples"
+                f"features.window_s={self.window_s} must hold a whole number of "
+                f"1/psd_resolution_hz={1 / self.psd_resolution_hz} s segments of whole samples"
             )
         total = (self.pre_s + self.post_s) / self.window_s
         if abs(total - round(total)) > 1e-9:

@@ -2,9 +2,9 @@
 
 Each stage's artifact lives in ``<paths.cache_dir>/<stage>/<hash>/`` where the hash
 covers the config of the stage and of every stage upstream. A stage that
-finds its artifact whole (``seisbert.artifacts.cache.verify_artifact`` at the level ``paths.verify``)
-reuses it; otherwise it builds it atomically. ``prepare`` resolves each stage once and
-hands the folders downstream, so no stage looks its upstream up again.
+finds its artifact whole (``seisbert.artifacts.cache.verify_artifact`` at the level
+``paths.verify``) reuses it; otherwise it builds it atomically. ``prepare`` resolves each
+stage once and hands the folders downstream, so no stage looks its upstream up again.
 """
 
 from __future__ import annotations

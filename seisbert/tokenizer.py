@@ -138,7 +138,8 @@ class Tokenizer:
 
     def fit(self, windows: np.ndarray, init_centroids: np.ndarray | None = None) -> Tokenizer:
         """Fit on ``windows`` (n, D) float32, all of them training windows; returns self.
-        ``init_centroids`` (K, D) replaces ``init`` (a warm start, or equal starts in benchmarks)."""
+        ``init_centroids`` (K, D) replaces ``init`` (a warm start, or equal starts in
+        benchmarks)."""
         cfg = self.cfg
         rows = _sample_rows(len(windows), cfg.max_fit_windows, cfg.seed)
         x = np.ascontiguousarray(windows if rows is None else windows[rows], dtype=np.float32)
@@ -229,7 +230,8 @@ class Tokenizer:
     def _kmeans(
         self, x: np.ndarray, init_centroids: np.ndarray | None, n_redo: int, seeding: str
     ) -> tuple[np.ndarray, float]:
-        """One FAISS k-means: centroids (K, D) and the final objective (sum of squared distances)."""
+        """One FAISS k-means: centroids (K, D) and the final objective (sum of squared
+        distances)."""
         import faiss
 
         cfg, gpu = self.cfg, use_gpu(self.cfg.device)
@@ -264,7 +266,10 @@ class Tokenizer:
         return np.ascontiguousarray(km.centroids, dtype=np.float32), float(objective)  # (K, D)
 
     def _prepare(self, x: np.ndarray, reduce: bool = True) -> np.ndarray:
-        """Float32 C-contiguous windows in centroid space (UMAP-reduced, normalised if spherical)."""
+        """Float32 C-contiguous windows in centroid space.
+
+        UMAP-reduced (if ``reduce`` and a reducer exists), normalised if spherical.
+        """
         x = np.ascontiguousarray(x, dtype=np.float32)
         if reduce and self.reducer is not None:
             x = self.reducer.transform(x).astype(np.float32)
@@ -284,7 +289,10 @@ class Tokenizer:
         return faiss.index_cpu_to_all_gpus(index) if use_gpu(self.cfg.device) else index
 
     def search(self, windows: np.ndarray, reduce: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest centroid of each window (n, D): ids (n,) int64 and squared distances (n,) float32."""
+        """Nearest centroid of each window (n, D).
+
+        Returns ids (n,) int64 and squared distances (n,) float32.
+        """
         if self.centroids is None:
             raise RuntimeError("Tokenizer.search before fit or load")
         index, chunk, n = self._index(), self.cfg.assign_chunk_windows, len(windows)

@@ -287,7 +287,8 @@ def vocabulary_report(
         }
     )
     log.info(
-        "vocabulary K=%d on %d training records: inertia %.4g, perplexity %.1f, class PNMI %.3f, phase PNMI %.3f",
+        "vocabulary K=%d on %d training records: inertia %.4g, perplexity %.1f, "
+        "class PNMI %.3f, phase PNMI %.3f",
         k,
         n,
         report["inertia"],

@@ -100,7 +100,9 @@ def summed_attention(att_spectral: np.ndarray, query: int | None = None) -> np.n
 
 
 def attention_rollout(att: np.ndarray, residual: float = 0.5) -> np.ndarray:
-    """Attention rollout (Abnar & Zuidema 2020) over the full sequence: (layers, heads, L, L) -> (L, L).
+    """Attention rollout (Abnar & Zuidema 2020) over the full sequence.
+
+    ``att`` (layers, heads, L, L) -> (L, L).
 
     Per layer, average the heads and mix in the residual connection,
     ``A' = (1 - residual) * A + residual * I`` (rows still sum to 1); then multiply up

@@ -1,9 +1,10 @@
 """Attention views of a pretrained (or fine-tuned) model: the paper's Figs. 8-10.
 
-    python scripts/attention.py --row 12                       # one record of the newest cache/mlm model
+    python scripts/attention.py --row 12           # one record, newest cache/mlm model
     python scripts/attention.py --event-id syn000042 --station-id SY.S007 --layer 2 --time-step 16
-    python scripts/attention.py --batch 3 --out reports/attention   # 3 records per class + index.html
-    python scripts/attention.py --checkpoint cache/mlm/<hash>/model.ckpt --tokens cache/tokens/<hash> ...
+    python scripts/attention.py --batch 3 --out reports/attention  # 3 per class + index.html
+    python scripts/attention.py --checkpoint cache/mlm/<hash>/model.ckpt \
+        --tokens cache/tokens/<hash> ...
 
 Without --checkpoint the newest ``<cache-dir>/mlm/*/model.ckpt`` is used, with the tokens
 named in its ``model.json``, the features named in ``tokens.json`` and the records

@@ -49,7 +49,7 @@ def _ratio_colorbar(fig, mappable, **kw):
 
 
 def _ratio_cmap():
-    """Blue (low) - grey (uniform) - red (high): the middle stays visible on white, unlike coolwarm."""
+    """Blue (low) - grey (uniform) - red (high): unlike coolwarm, the middle shows on white."""
     from matplotlib.colors import LinearSegmentedColormap
 
     return LinearSegmentedColormap.from_list(
@@ -519,7 +519,8 @@ def write_index(entries: list[tuple[RecordView, dict[str, Path]]], out_dir: Path
     )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>seisbert attention</title>"
-        "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd;font-family:sans-serif;font-size:13px}"
+        "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd;"
+        "font-family:sans-serif;font-size:13px}"
         "</style></head><body><h2>Attention views</h2><table><tr>"
         + head
         + "</tr>"

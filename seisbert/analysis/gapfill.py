@@ -117,7 +117,10 @@ def evaluate_gaps(
     centroids=None,
     batch_size: int = 64,
 ) -> pd.DataFrame:
-    """Mean LSD (dB) on the gap of the model, interpolation and the step mean, per length x position."""
+    """Mean LSD (dB) on the gap of the model, interpolation and the step mean.
+
+    One row per gap length x position.
+    """
     step_mean = torch.tensor(window_stats(features, train_rows)["step_mean"], dtype=torch.float32)
     K, out = module.cfg.vocab_size, []
     for length in lengths:
@@ -153,8 +156,9 @@ def evaluate_gaps(
 
 
 def load_model(checkpoint: str | Path, cache_dir: str | Path, tokens: str | Path | None = None):
-    """A pretraining checkpoint's module (eval mode), its tokens artifact folder (the one named by
-    its ``tokenizer_digest`` under ``cache_dir``, or ``tokens``), features config and centroids (K, F)."""
+    """A pretraining checkpoint's module (eval mode), its tokens artifact folder (the one
+    named by its ``tokenizer_digest`` under ``cache_dir``, or ``tokens``), features config
+    and centroids (K, F)."""
     module = PretrainModule.load_from_checkpoint(
         checkpoint, map_location="cpu", weights_only=True
     ).eval()

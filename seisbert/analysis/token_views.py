@@ -184,7 +184,9 @@ def plot_occurrence(layout: TokenLayout, path: str | Path) -> Path:
     strip.set_ylabel("token id (grouped by kind, then by time-profile similarity)")
     ax.set(
         xlabel="time in segment (s)",
-        title=f"Token occurrence over event time (K={k}, {int(layout.counts.sum()) // t:,} records)",
+        title=(
+            f"Token occurrence over event time (K={k}, {int(layout.counts.sum()) // t:,} records)"
+        ),
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors]
     fig.legend(

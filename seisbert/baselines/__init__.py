@@ -164,13 +164,16 @@ def _split_rows(
     dev_idx, test_idx = np.flatnonzero(split == "dev"), np.flatnonzero(split == "test")
     if len(dev_idx) == 0 or len(test_idx) == 0:
         raise ValueError(
-            f"need dev and test rows to choose and score; got {len(dev_idx)} dev, {len(test_idx)} test"
+            f"need dev and test rows to choose and score; "
+            f"got {len(dev_idx)} dev, {len(test_idx)} test"
         )
     return train_idx, dev_idx, test_idx
 
 
 def _select_on_dev(cfg, grid: list[dict], x_train, y_train, x_dev, y_dev, events_dev, seed: int):
-    """Fit every point of ``grid`` on the labelled subset; keep the best on ``cfg.selection_metric``.
+    """Fit every point of ``grid`` on the labelled subset; keep the best dev score.
+
+    The score is ``cfg.selection_metric``.
 
     Ties keep the earlier grid point (the grids are ordered simplest first). Only the
     train and dev slices are in scope here, so test rows cannot influence the choice.

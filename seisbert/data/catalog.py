@@ -227,9 +227,9 @@ def _same_origin_rows(eid: str, group: list, name: str, unit: str, rejected: lis
                 SOURCE,
                 Reason.DUPLICATE_EVENT,
                 (
-                    f"{name}: {unit} {n} reuses the event id {eid!r} of {unit} {n0} with another origin "
-                    f"({_origin_text(ev)} vs. {_origin_text(first)}); kept {unit} {n0}, "
-                    f"skipped {unit} {n}"
+                    f"{name}: {unit} {n} reuses the event id {eid!r} of {unit} {n0} "
+                    f"with another origin ({_origin_text(ev)} vs. {_origin_text(first)}); "
+                    f"kept {unit} {n0}, skipped {unit} {n}"
                 ),
             )
         )

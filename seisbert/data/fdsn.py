@@ -4,10 +4,10 @@
 go in; out comes the ``waveforms`` layout that ``configs/data/waveforms.yaml`` reads:
 
     <out>/catalog.xml                          QuakeML from fdsnws-event (picks if served)
-    <out>/stations.xml                         StationXML from fdsnws-station (coordinates, response)
+    <out>/stations.xml                         StationXML from fdsnws-station (coords, response)
     <out>/waveforms/<event>/<NET.STA>.mseed    fdsnws-dataselect, [P - pre_s, P + post_s]
     <out>/waveforms/<event>/done.json          written last: a finished event is skipped next time
-    <out>/failures.csv                         every event-station that gave no data, with its reason
+    <out>/failures.csv                         each event-station without data, with its reason
 
 P is the catalogue's pick, else ak135 TauP from the event and station coordinates. Requests
 are spaced by ``min_interval_s`` and retried ``retries`` times with a doubling wait; "no

@@ -66,7 +66,8 @@ def split_by_event(event_ids, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> np.nd
 
 
 def _fill_empty_splits(which: np.ndarray, u: np.ndarray, fractions: np.ndarray) -> None:
-    """Give each empty split with a nonzero share the nearest event of a split holding two or more."""
+    """Give each empty split with a nonzero share the nearest event of a split holding two or
+    more."""
     centres = np.cumsum(fractions) - fractions / 2
     for k in np.flatnonzero((fractions > 0) & (np.bincount(which, minlength=len(fractions)) == 0)):
         counts = np.bincount(which, minlength=len(fractions))

@@ -176,7 +176,8 @@ class FileStore:
                     Reason.UNUSED_FILE,
                     (
                         f"{Path(path).name} ({stations}, {span}) overlaps no catalogue event's "
-                        f"[origin - {pre_s:g} s, origin + {search_s:g} s] and holds no picked station's P"
+                        f"[origin - {pre_s:g} s, origin + {search_s:g} s] "
+                        f"and holds no picked station's P"
                     ),
                 )
             )
@@ -276,8 +277,8 @@ def unlisted_folders(root: str, pattern: str) -> list[dict]:
             SOURCE,
             Reason.UNREADABLE_FOLDER,
             (
-                f"cannot list the folder {e.filename} ({type(e).__name__}: {e.strerror}); the files "
-                f"in it that data.file_glob={pattern!r} would match were not indexed"
+                f"cannot list the folder {e.filename} ({type(e).__name__}: {e.strerror}); "
+                f"the files in it that data.file_glob={pattern!r} would match were not indexed"
             ),
         )
         for e in errors

@@ -246,5 +246,6 @@ def nyquist_problem(
         return None
     return (
         f"at {rate_hz:g} Hz (Nyquist {rate_hz / 2:g} Hz): resampled to {target_hz:g} Hz it keeps "
-        f"{gain:.0%} of the power at features.fmax_hz={fmax_hz:g} Hz < data.min_power_at_fmax={min_power:g}"
+        f"{gain:.0%} of the power at features.fmax_hz={fmax_hz:g} Hz "
+        f"< data.min_power_at_fmax={min_power:g}"
     )

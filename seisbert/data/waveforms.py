@@ -95,8 +95,8 @@ METADATA_COLUMNS = (
     "path_back_azimuth_deg",
 )
 
-UNSET = (None, "", "???")
-UNKNOWN_CLASS = "unknown"  # source_type of a kept event whose type maps to no class (label -1)  # "???" is Hydra's mark of a required value nobody gave
+UNSET = (None, "", "???")  # "???" is Hydra's mark of a required value nobody gave
+UNKNOWN_CLASS = "unknown"  # source_type of a kept event whose type maps to no class (label -1)
 
 
 @dataclass
@@ -173,7 +173,10 @@ class WaveformSource:
         return round((self.pre_s + self.post_s) * self.sampling_rate_hz)
 
     def class_of(self, event_type) -> str | None:
-        """The class of a catalogue event type; ``UNKNOWN_CLASS`` (kept) or None (rejected) if unmapped."""
+        """The class of a catalogue event type.
+
+        ``UNKNOWN_CLASS`` (kept) or None (rejected) if it maps to no class.
+        """
         mapped = map_event_type(event_type, self.event_types)
         if mapped is None and self.unknown_type == "keep":
             return UNKNOWN_CLASS
@@ -311,7 +314,8 @@ class WaveformSource:
                     SOURCE,
                     Reason.NO_DATA,
                     (
-                        f"no station has data in [origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
+                        f"no station has data in "
+                        f"[origin - {self.pre_s:g} s, origin + {self.search_s:g} s]"
                         f" = [{t - self.pre_s}, {t + self.search_s}] and the event has no P pick"
                     ),
                 )
@@ -480,7 +484,7 @@ class WaveformSource:
         return [tr for tr in traces if tr.id == best]
 
     def _check_rate(self, trace_id: str, rate: float) -> None:
-        """Reject a rate below ``min_sampling_rate_hz`` or one whose Nyquist cannot carry fmax_hz."""
+        """Reject a rate below ``min_sampling_rate_hz`` or whose Nyquist cannot carry fmax_hz."""
         if rate < self.min_sampling_rate_hz:
             raise Rejected(
                 Reason.BAD_RATE,

@@ -1,1 +1,4 @@
-"""Applying a fine-tuned bundle to new recordings: ``seisbert predict`` and ``seisbert evaluate``."""
+"""Applying a fine-tuned bundle to new recordings.
+
+``seisbert predict`` and ``seisbert evaluate``.
+"""

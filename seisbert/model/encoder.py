@@ -76,7 +76,8 @@ class EncoderConfig:
         if self.d_model % self.heads != 0:
             raise ValueError(
                 f"model.heads={self.heads} does not divide model.d_model={self.d_model}; "
-                f"choose model.heads among {[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
+                f"choose model.heads among "
+                f"{[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
             )
 
     @property
@@ -222,7 +223,7 @@ class Encoder(nn.Module):
         )
         self.apply(self._init_weights)
         self._scale_residual_init()
-        # debug: built again on every checkpoint load; a run logs its count once (seisbert.logs.EpochLog)
+        # debug: built again on every checkpoint load; a run logs the count once (logs.EpochLog)
         log.debug("encoder: %.2fM parameters", self.num_parameters() / 1e6)
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -45,7 +45,10 @@ class MLMHead(nn.Module):
 
 
 class PSDHead(nn.Module):
-    """A window's F scaled log-PSD values from its hidden state (dense + GELU + LayerNorm, linear)."""
+    """A window's F scaled log-PSD values from its hidden state.
+
+    Dense + GELU + LayerNorm, then linear.
+    """
 
     def __init__(self, cfg: EncoderConfig, n_features: int):
         super().__init__()
@@ -62,7 +65,7 @@ class PSDHead(nn.Module):
 def pool_hidden(
     hidden: torch.Tensor, how: str, spectral: torch.Tensor | None, query: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """(B, L, d) -> (B, d): [CLS] (position 0), or the mean / ``query``-attention over ``spectral``."""
+    """(B, L, d) -> (B, d): [CLS] (position 0), or mean / ``query``-attention over ``spectral``."""
     if how == "cls":
         return hidden[:, 0]
     if spectral is None:
@@ -100,7 +103,10 @@ class SequenceHead(nn.Module):
         self.apply(lambda m: init_weights(m, cfg.init_std))
 
     def forward(self, hidden: torch.Tensor, spectral: torch.Tensor | None = None) -> torch.Tensor:
-        """hidden (B, L, d_model) -> logits (B, n_classes); spectral (B, L) bool for mean/attention."""
+        """hidden (B, L, d_model) -> logits (B, n_classes).
+
+        ``spectral`` (B, L) bool is needed for mean/attention pooling.
+        """
         pooled = torch.tanh(
             self.pooler(pool_hidden(hidden, self.pool, spectral, self.query))
         )  # (B, d)

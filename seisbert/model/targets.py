@@ -105,5 +105,8 @@ def window_baselines(
 
 
 def time_steps(spectral: torch.Tensor) -> torch.Tensor:
-    """(B, L) time step of each spectral position (its rank among them); 0 at the specials before."""
+    """(B, L) time step of each spectral position (its rank among them).
+
+    0 at the specials before the first.
+    """
     return (spectral.long().cumsum(1) - 1).clamp(min=0)

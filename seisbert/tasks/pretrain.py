@@ -80,7 +80,8 @@ class PretrainConfig:
         check_choice("task.params.sl_classes", self.sl_classes, (2, 3))
         if len(self.replace_probs) != 3 or abs(sum(self.replace_probs) - 1) > 1e-6:
             raise ValueError(
-                f"task.params.replace_probs={list(self.replace_probs)} must be 3 values summing to 1"
+                f"task.params.replace_probs={list(self.replace_probs)} "
+                f"must be 3 values summing to 1"
             )
         check_range("task.params.lr", self.lr, 0.0, 1.0)
         check_range("task.params.warmup_frac", self.warmup_frac, 0.0, 1.0)
@@ -152,7 +153,7 @@ class PretrainModule(L.LightningModule):
         self.register_buffer("step_mean", step_mean, persistent=False)
         self._val_gen = torch.Generator()
         # compiled forward for GPU runs, kept out of the module tree (object.__setattr__) so
-        # checkpoints hold the plain encoder's weights only (as nanoGPT does: github.com/karpathy/nanoGPT/issues/325)
+        # checkpoints hold the plain encoder's weights only (as nanoGPT does)
         object.__setattr__(
             self, "_forward", torch.compile(self.encoder) if self.p.compile else self.encoder
         )
@@ -179,7 +180,8 @@ class PretrainModule(L.LightningModule):
         return inputs, labels, windows
 
     def class_targets(self, batch) -> torch.Tensor:
-        """(B, L) ids a classification target predicts: k-means tokens or random-projection codes."""
+        """(B, L) ids a classification target predicts: k-means tokens or random-projection
+        codes."""
         if self.rp_target is None:
             return batch["ids"]
         codes = self.rp_target(batch["psd"])  # (B, L)

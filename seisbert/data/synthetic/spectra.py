@@ -82,7 +82,10 @@ def blast_sources(cfg, rng, ev: dict, mines: dict) -> dict:
 
 
 def _hole_times(cfg, rng, mine: np.ndarray, mines: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Firing times (ms, from 0) and charge weights, ``(n, rows_max * holes_max)``; weight 0 = no hole."""
+    """Firing times (ms, from 0) and charge weights, ``(n, rows_max * holes_max)``.
+
+    A weight of 0 marks no hole.
+    """
     n = len(mine)
     rows = rng.integers(cfg.rows_range[0], cfg.rows_range[1] + 1, n)
     holes = rng.integers(cfg.holes_range[0], cfg.holes_range[1] + 1, n)
@@ -154,7 +157,7 @@ def source_spectrum(cfg, ev: dict, e: np.ndarray, f: np.ndarray, bins: np.ndarra
 
 
 def _ln_site(cfg, st: dict, s: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """ln of station gain times an optional log-Gaussian resonance times e^(-pi kappa f), ``(B, F)``."""
+    """ln of station gain x an optional log-Gaussian resonance x e^(-pi kappa f), ``(B, F)``."""
     octaves = (
         np.log2(f[None] / st["res_f0"][s][:, None].astype(np.float32)) / cfg.site_res_width_oct
     )
@@ -218,7 +221,7 @@ def phase_spectra(cfg, cat: dict, tr: dict, f: np.ndarray, bins: np.ndarray):
         - q_path / cfg.vp_km_s
         + np.float32(np.log(10)) * ell
     )
-    # 2 pi f: like Pg and Sg, Rg is a velocity spectrum (synthetic.md's A_R is written for displacement)
+    # 2 pi f: like Pg and Sg, Rg is a velocity spectrum (synthetic.md's A_R is displacement)
     a_r = src * np.exp(ln_base + np.log(2 * np.pi * f) + _ln_rg(cfg, cat, tr, f))
     return src * np.exp(ln_p), src * np.exp(ln_s), a_r
 
@@ -237,7 +240,10 @@ def _ln_rg(cfg, cat: dict, tr: dict, f: np.ndarray) -> np.ndarray:
 
 
 def peterson_db(f: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Peterson model in dB re 1 (m/s^2)^2/Hz at frequencies ``f`` (> 0); rows beyond 10 Hz extrapolate."""
+    """Peterson model in dB re 1 (m/s^2)^2/Hz at frequencies ``f`` (> 0).
+
+    Rows beyond 10 Hz extrapolate.
+    """
     period = 1.0 / np.asarray(f, float)
     row = np.clip(np.searchsorted(table[:, 0], period, side="right") - 1, 0, len(table) - 1)
     return table[row, 1] + table[row, 2] * np.log10(period)

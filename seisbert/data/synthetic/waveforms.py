@@ -22,7 +22,7 @@ GLITCHES = ("gap", "spike", "clip", "dc_step")
 
 
 def synthesize(cfg, cat: dict, tr: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Waveforms ``(B, NPTS)`` float32 (m/s) and measured SNR ``(B,)`` in dB of the traces in ``tr``."""
+    """Waveforms ``(B, NPTS)`` float32 (m/s) and measured SNR ``(B,)`` (dB) of the traces ``tr``."""
     f = spec.trace_freqs()
     w1, w2, z = _trace_noise(cfg, tr)
     a_p, a_s, a_r = spec.phase_spectra(cfg, cat, tr, f, np.arange(len(f)))
@@ -61,7 +61,10 @@ def _trace_noise(cfg, tr: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _saragoni_hart(cfg, dt: np.ndarray, dur: np.ndarray) -> np.ndarray:
-    """Boore (2003) window: 1 at eps * t_eta, eta at t_eta = env_teta_factor * dur; 0 before onset."""
+    """Boore (2003) window: 1 at eps * t_eta, eta at t_eta = env_teta_factor * dur.
+
+    0 before the onset.
+    """
     eps, eta = cfg.env_eps, cfg.env_eta
     b = -eps * np.log(eta) / (1 + eps * (np.log(eps) - 1))
     c, ln_a = b / eps, b * (1 - np.log(eps))
@@ -157,7 +160,10 @@ def select_stations(cfg, event: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
 
 
 def add_glitches(cfg, waves: np.ndarray) -> np.ndarray:
-    """Corrupt a share of records in place (gaps, spikes, clipping, DC steps); returns the glitch names."""
+    """Corrupt a share of records in place (gaps, spikes, clipping, DC steps).
+
+    Returns the glitch names.
+    """
     rng = np.random.default_rng([cfg.seed, 13])
     n = len(waves)
     probs = np.array([cfg.p_gap, cfg.p_spike, cfg.p_clip, cfg.p_dc_step])
