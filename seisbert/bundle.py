@@ -327,8 +327,41 @@ def load_bundle(path: str | Path) -> Bundle:
             f"bundle {path} is refused: its SHA-256 checksum does not match its "
             "contents (the file was changed or damaged after it was written)"
         )
+    centroids = tensors.get(CENTROIDS_KEY)
+    problem = centroid_problem(centroids, info)
+    if problem is not None:
+        raise ValueError(f"bundle {path} is refused: its tokenizer centroids {problem}")
     state = {k[len(WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
-    return Bundle(path, info, state, tensors[CENTROIDS_KEY].numpy())
+    return Bundle(path, info, state, centroids.numpy())
+
+
+def centroid_problem(centroids, info: dict) -> str | None:
+    """None when the centroids are a finite (K, F) table with the K of the header's tokenizer
+    and encoder (and the F of a PSD-reading encoder); else what is wrong with them."""
+    import torch
+
+    if centroids is None or centroids.dim() != 2:
+        return f"are missing or not a (K, F) table (key {CENTROIDS_KEY!r})"
+    k, f = centroids.shape
+    model = info["hyper_parameters"]["model"]
+    if k != info.get("tokenizer", {}).get("vocab_size") or k != model.get("vocab_size"):
+        return (
+            f"number {k}, but the header's tokenizer and encoder have K="
+            f"{info.get('tokenizer', {}).get('vocab_size')} and {model.get('vocab_size')}"
+        )
+    if model.get("input", "tokens") != "tokens" and model.get("n_features") not in (None, f):
+        return f"have {f} bins, but the encoder reads windows of {model['n_features']}"
+    if not torch.isfinite(centroids).all():
+        return "hold non-finite values (NaN or inf)"
+    return None
+
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is a safetensors file (a bundle), by its first bytes, not its name: an
+    8-byte header length, then the JSON header."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
 
 
 def check_compatible(info: dict, path: Path) -> None:

@@ -130,3 +130,30 @@ def test_a_sound_bundle_passes_its_probe_with_varied_outputs(run):
     logits = probe_outputs(bundle.module(), bundle.centroids)
     assert logits.shape == (2, 2) and np.isfinite(logits).all()
     assert not np.allclose(logits[0], logits[1])  # the two probes differ, so do the logits
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t: t["tokenizer.centroids"].__setitem__((3, 0), float("nan")),
+            "hold non-finite values",
+        ),
+        (
+            lambda t: t.__setitem__("tokenizer.centroids", t["tokenizer.centroids"][:8].clone()),
+            "number 8, but the header's tokenizer and encoder have K=16 and 16",
+        ),
+    ],
+)
+def test_broken_centroids_with_a_valid_checksum_are_refused(run, tmp_path, edit, message):
+    crafted = _resign(run["bundle"], tmp_path / "c.safetensors", edit_tensors=edit)
+    with pytest.raises(ValueError, match=f"its tokenizer centroids {message}"):
+        load_bundle(crafted)
+
+
+def test_a_bundle_is_known_by_its_bytes_not_its_name(run, tmp_path):
+    from seisbert.bundle import is_bundle
+
+    renamed = tmp_path / "b"
+    renamed.write_bytes(run["bundle"].read_bytes())
+    assert is_bundle(renamed) and not is_bundle(run["checkpoint"])

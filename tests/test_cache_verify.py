@@ -256,6 +256,38 @@ def test_fine_tuning_names_the_quarantined_base_model(tmp_path):
         find_base_checkpoint(cfg, FinetuneConfig(), tset)
 
 
+def test_a_changed_weight_under_a_lost_manifest_is_quarantined_not_trusted(tmp_path, caplog):
+    target = _published(tmp_path)
+    _flip_byte(target / "model.ckpt", os.path.getsize(target / "model.ckpt") // 2)  # a weight
+    (target / COMPLETE_MARKER).unlink()
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
+        assert published_model(target, "full") is None
+    (kept,) = quarantined(tmp_path / "cache", "mlm")
+    assert "fails its CRC-32" in caplog.text and (kept / "model.ckpt").is_file()
+
+
+def test_a_base_model_without_model_json_is_reported_not_passed_over(tmp_path, caplog):
+    target = _published(tmp_path)
+    (target / "model.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="seisbert.artifacts.cache"):
+        assert newest_published(target.parent, "full", lambda info: True) is None
+    (kept,) = quarantined(tmp_path / "cache", "mlm")
+    assert "model.json is missing" in caplog.text and (kept / "model.ckpt").is_file()
+
+
+def test_a_damaged_checkpoint_given_by_path_is_named(tmp_path):
+    from seisbert.train.finetune import read_checkpoint
+
+    ckpt = _checkpoint(tmp_path / "a.ckpt", 0)
+    half = tmp_path / "half.ckpt"
+    half.write_bytes(ckpt.read_bytes()[: os.path.getsize(ckpt) // 2])
+    with pytest.raises(ValueError, match=r"task.params.checkpoint='.*half.ckpt' cannot be read"):
+        read_checkpoint(half)
+    _flip_byte(ckpt, os.path.getsize(ckpt) // 2)
+    with pytest.raises(ValueError, match="fails its CRC-32"):
+        read_checkpoint(ckpt)
+
+
 def test_the_default_check_catches_one_changed_byte_in_a_large_file(tmp_path):
     from conftest import compose_cfg as compose
 

@@ -62,25 +62,29 @@ REFUSED = [
     (
         ["+trainer.max_epoch=3"],
         None,
-        r"trainer\.max_epoch is not an argument of lightning\.pytorch\.Trainer; did you mean trainer\.max_epochs\?",
+        r"trainer\.max_epoch is not an argument of lightning\.pytorch\.Trainer; did you mean "
+        r"trainer\.max_epochs\?",
     ),
     (
         ["trainer.max_epochs=abc"],
         None,
-        r"trainer\.max_epochs='abc' is not allowed by lightning\.pytorch\.Trainer; expected int \| None",
+        r"trainer\.max_epochs='abc' is not allowed by lightning\.pytorch\.Trainer; expected int "
+        r"\| None",
     ),
     (["trainer.precision=31"], None, r"trainer\.precision=31 is not allowed .* '32-true'"),
     (["seed=abc"], None, r"^seed='abc' has the wrong type; expected int"),
     (
         ["+callbacks.model_checkpoint.save_top_kk=2"],
         None,
-        r"callbacks\.model_checkpoint\.save_top_kk is not an argument of .*ModelCheckpoint; did you mean "
+        r"callbacks\.model_checkpoint\.save_top_kk is not an argument of .*ModelCheckpoint; did "
+        r"you mean "
         r"callbacks\.model_checkpoint\.save_top_k\?",
     ),
     (
         ["callbacks.lr_monitor.logging_interval=stepp"],
         None,
-        r"callbacks\.lr_monitor\.logging_interval='stepp' is not allowed .* expected 'step' \| 'epoch' \| None",
+        r"callbacks\.lr_monitor\.logging_interval='stepp' is not allowed .* expected 'step' \| "
+        r"'epoch' \| None",
     ),
     (
         ["+logger.wandb.projct=x"],
@@ -90,7 +94,8 @@ REFUSED = [
     (
         ["logger=csv", "+logger.csv.flush_logs_every=5"],
         None,
-        r"logger\.csv\.flush_logs_every is not an argument of lightning\.pytorch\.loggers\.CSVLogger",
+        r"logger\.csv\.flush_logs_every is not an argument of "
+        r"lightning\.pytorch\.loggers\.CSVLogger",
     ),
     (["+trainer.logger=false"], None, r"trainer\.logger cannot be set here"),
     (["task=mlm", "task.until=token"], None, r"task\.until='token' is not allowed; choose one of"),
@@ -190,7 +195,8 @@ def test_debug_presets_start_no_wandb_run(tmp_path, preset):
 
 def test_debug_wins_over_a_machines_local_file(tmp_path):
     local = {
-        "local/default.yaml": "# @package _global_\ntrainer:\n  fast_dev_run: false\n  max_epochs: 100\n"
+        "local/default.yaml": "# @package _global_\ntrainer:\n"
+        "  fast_dev_run: false\n  max_epochs: 100\n"
     }
     cfg = compose_in(tmp_path, ["debug=fdr"], local)
     assert (

@@ -23,7 +23,8 @@ REFUSED = [
     (
         "finetune",
         "callbacks.model_checkpoint.mode=maximum",
-        r"callbacks\.model_checkpoint\.mode='maximum' is not allowed; choose one of \['min', 'max'\]",
+        r"callbacks\.model_checkpoint\.mode='maximum' is not allowed; choose one of \['min', "
+        r"'max'\]",
     ),
     (
         "finetune",
@@ -89,7 +90,8 @@ REFUSED = [
     (
         "finetune",
         "++trainer.gradient_clip_algorithm=clip",
-        r"trainer\.gradient_clip_algorithm='clip' is not allowed; choose one of \['value', 'norm'\]",
+        r"trainer\.gradient_clip_algorithm='clip' is not allowed; choose one of \['value', "
+        r"'norm'\]",
     ),
     (
         "finetune",

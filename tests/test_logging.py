@@ -126,7 +126,7 @@ def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch):
 
 # ------------------------------------------------------------------- the console and the log file
 def run_train(tmp_path: Path, cache: Path, *overrides: str) -> tuple[str, Path]:
-    """A real ``python train.py`` whose output is a pipe (not a terminal), as under nohup or SLURM."""
+    """A real ``python train.py`` whose output is a pipe (no terminal), as under nohup or SLURM."""
     import os
     import subprocess
     import sys

@@ -1,4 +1,4 @@
-"""``seisbert predict`` / ``evaluate``: same numbers as the fine-tuning run, reasons for bad input."""
+"""``seisbert predict`` / ``evaluate``: the fine-tuning run's numbers, reasons for bad input."""
 
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ class NpyAppender:
 
 
 def copy_rows(src: np.ndarray, keep: np.ndarray, path: str | Path, chunk: int = 4096) -> np.ndarray:
-    """``src[keep]`` written to ``path`` chunk by chunk (``src`` may be a memmap); returns its memmap."""
+    """``src[keep]`` written to ``path`` chunk by chunk (``src`` may be a memmap); returns its
+    memmap."""
     with NpyAppender(path, src.shape[1:], src.dtype) as out:
         idx = np.flatnonzero(keep)
         for i in range(0, len(idx), chunk):
@@ -85,7 +86,8 @@ def copy_rows(src: np.ndarray, keep: np.ndarray, path: str | Path, chunk: int = 
 
 
 class RowSink:
-    """Rows collected in memory (``path`` None) or streamed to a ``.npy`` file; ``array()`` ends it."""
+    """Rows collected in memory (``path`` None) or streamed to a ``.npy`` file; ``array()``
+    ends it."""
 
     def __init__(self, path: str | Path | None, row_shape: tuple, dtype=np.float32):
         self.row_shape, self.dtype = tuple(row_shape), np.dtype(dtype)

@@ -208,7 +208,8 @@ def verified(
         log.warning("%s: cached %s fails verification (%s); rebuilding it", what, path, reason)
         discard(path)
         return False
-    if manifest_problem(path) is not None and content_ok(path) is None:
+    content = content_ok(path) if manifest_problem(path) is not None else None
+    if manifest_problem(path) is not None and content is None:
         upgrade_manifest(path)
         log.warning(
             "%s: %s had a manifest that failed (%s); its files pass their content check, "
@@ -218,6 +219,8 @@ def verified(
             reason,
         )
         return True
+    if content is not None:
+        reason = f"{reason}; and its own check: {content}"
     kept = quarantine(path, reason)
     log.warning(
         "%s: %s fails verification (%s); moved to %s, not deleted (move it back to "

@@ -5,13 +5,15 @@ the artifacts a checkpoint belongs to. One module owns these lookups, so the dat
 Stages: ``records``, ``features``, ``tokens`` (``<cache_dir>/<stage>/<hash>/``, the hash over
 the stage's config and everything upstream) and the base model of a pretraining task
 (``<cache_dir>/<task>/<hash>/model.ckpt`` + ``model.json``, the hash over its tokens, model,
-task, budget and seed). Each is an atomic artifact with ``artifact.json`` (seisbert.artifacts.cache).
+task, budget and seed). Each is an atomic artifact with ``artifact.json``
+(seisbert.artifacts.cache).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -96,15 +98,21 @@ def publish_checkpoint(ckpt: str | Path, target: Path, info: dict, verify: str) 
 
 
 def checkpoint_problem(folder: Path) -> str | None:
-    """None when ``folder`` holds a base model that loads as plain tensors (no pickle), every
-    weight finite, and a readable ``model.json``; else what is wrong. A base model's own check,
-    for when its manifest fails: hours of pretraining are not thrown away over a manifest."""
+    """None when ``folder`` holds a base model whose zip members pass their CRC-32, that loads
+    as plain tensors (no pickle) with every weight finite, and a readable ``model.json``; else
+    what is wrong. A base model's own check, for when its manifest fails: hours of pretraining
+    are not thrown away over a manifest, nor trusted over a changed byte."""
     import torch
 
+    ckpt_path = Path(folder) / "model.ckpt"
     try:
         json.loads((Path(folder) / "model.json").read_text())
-        ckpt = torch.load(Path(folder) / "model.ckpt", map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged zip or pickle stream
+        with zipfile.ZipFile(ckpt_path) as zf:  # torch.load itself skips the CRCs
+            damaged = zf.testzip()
+        if damaged is not None:
+            return f"model.ckpt's member {damaged} fails its CRC-32"
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged zip or pickle stream raises many types
         return f"it does not load ({type(err).__name__}: {err})"
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
@@ -126,8 +134,13 @@ def published_model(target: Path, verify: str) -> Path | None:
 
 
 def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> Path | None:
-    """The newest whole published model folder under ``root`` whose ``model.json`` matches."""
-    folders = [p.parent for p in Path(root).glob("*/model.json") if not is_temporary(p.parent.name)]
+    """The newest whole published model folder under ``root`` whose ``model.json`` matches.
+    A folder whose ``model.json`` is missing or unreadable is verified, so it is reported and
+    kept (quarantined), never passed over in silence."""
+    found = {
+        p.parent for name in ("model.json", "model.ckpt") for p in Path(root).glob(f"*/{name}")
+    }
+    folders = [f for f in found if not is_temporary(f.name)]
     for folder in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             info = json.loads((folder / "model.json").read_text())
@@ -140,12 +153,12 @@ def newest_published(root: Path, verify: str, match: Callable[[dict], bool]) -> 
 
 
 def quarantined(cache_dir: Path, stage: str) -> list[Path]:
-    """Folders of ``stage`` set aside under ``<cache_dir>/quarantine/`` (seisbert.artifacts.cache)."""
+    """Folders of ``stage`` set aside under ``<cache_dir>/quarantine/`` by verification."""
     return sorted((Path(cache_dir) / QUARANTINE / stage).glob("*"))
 
 
 def newest_checkpoint(cache_dir: Path, task: str = "mlm") -> Path:
-    """The most recently written ``<cache_dir>/<task>/*/model.ckpt`` (published, not a temp copy)."""
+    """The newest published ``<cache_dir>/<task>/*/model.ckpt`` (never a temporary copy)."""
     found = sorted(
         (
             p

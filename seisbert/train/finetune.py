@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from seisbert.artifacts.paths import newest_published, quarantined
-from seisbert.bundle import encoder_from_bundle, write_run_bundle
+from seisbert.bundle import encoder_from_bundle, is_bundle, write_run_bundle
 from seisbert.config import build
 from seisbert.data.sequences import TokenDataModule
 from seisbert.data.subsets import labelled_rows
@@ -62,11 +63,35 @@ def find_base_checkpoint(
                 f"{kept[0].parent}: {len(kept)} folder(s), each with its reason)"
             )
         raise FileNotFoundError(
-            f"no pretrained '{params.pretrain_task}' model{kind} for tokens {tset.digest} under {root}: run "
-            f"`python train.py experiment={params.pretrain_task}` with the same data/features/tokenizer "
+            f"no pretrained '{params.pretrain_task}' model{kind} for tokens {tset.digest} under "
+            f"{root}: run "
+            f"`python train.py experiment={params.pretrain_task}` with the same "
+            "data/features/tokenizer "
             f"settings first, set task.params.checkpoint, or use task.params.init=scratch"
         )
     return found / "model.ckpt"
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint read as plain tensors (no pickled code); ValueError naming the
+    file when it is damaged or is not one."""
+    try:
+        with zipfile.ZipFile(path) as zf:  # torch.load itself skips the CRCs
+            damaged = zf.testzip()
+        if damaged is not None:
+            raise ValueError(f"its member {damaged} fails its CRC-32")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged zip or a pickle stream raises many types
+        raise ValueError(
+            f"task.params.checkpoint={str(path)!r} cannot be read as a base model (a model.ckpt "
+            f"written by pretraining, or a bundle): {type(err).__name__}: {str(err)[:200]}"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise ValueError(
+            f"task.params.checkpoint={str(path)!r} holds no state_dict and "
+            "hyper_parameters: it is not a seisbert pretraining checkpoint"
+        )
+    return ckpt
 
 
 def load_base(
@@ -77,10 +102,12 @@ def load_base(
     Refuses one trained on other tokens, and, given the run's model ``want``, one of
     another ``model.input``, ``model.arch`` or PSD window size (``n_features``).
     """
-    if Path(path).suffix == ".safetensors":  # a model bundle: fine-tune it on one's own labels
+    if not Path(path).is_file():
+        raise ValueError(f"task.params.checkpoint={str(path)!r} is not a file")
+    if is_bundle(path):  # a model bundle: fine-tune it on one's own labels
         model, state, theirs = encoder_from_bundle(path)
     else:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(path)
         model, theirs = (
             ckpt["hyper_parameters"]["model"],
             ckpt["hyper_parameters"].get("tokenizer_digest"),
@@ -93,7 +120,8 @@ def load_base(
     k = model["vocab_size"]
     if theirs != tset.tokenizer_digest or k != tset.vocab_size:
         raise ValueError(
-            f"checkpoint {path} was pretrained on tokens {theirs} (K={k}) but this run's tokens are "
+            f"checkpoint {path} was pretrained on tokens {theirs} (K={k}) but this run's tokens "
+            "are "
             f"{tset.tokenizer_digest} (K={tset.vocab_size}); reuse its tokenizer with "
             f"tokenizer.from_path=<its bundle or cache/tokens/{theirs}> or pretrain again"
         )
@@ -108,14 +136,18 @@ def refuse_other_kind(path: Path, base: EncoderConfig, want: EncoderConfig) -> N
     for key in ("input", "arch"):
         if getattr(base, key) != getattr(want, key):
             raise ValueError(
-                f"checkpoint {path} was pretrained with model.{key}={getattr(base, key)} but this run has "
-                f"model.{key}={getattr(want, key)}; set model.{key}={getattr(base, key)} or pretrain a "
+                f"checkpoint {path} was pretrained with model.{key}={getattr(base, key)} but this "
+                "run has "
+                f"model.{key}={getattr(want, key)}; set model.{key}={getattr(base, key)} or "
+                "pretrain a "
                 f"model.{key}={getattr(want, key)} base model first"
             )
     if base.input != "tokens" and base.n_features != want.n_features:
         raise ValueError(
-            f"checkpoint {path} reads PSD windows of n_features={base.n_features} bins but this run's "
-            f"features have {want.n_features} (features.channels, fmin_hz..fmax_hz); use the features "
+            f"checkpoint {path} reads PSD windows of n_features={base.n_features} bins but this "
+            "run's "
+            f"features have {want.n_features} (features.channels, fmin_hz..fmax_hz); use the "
+            "features "
             f"it was pretrained on or pretrain again"
         )
 

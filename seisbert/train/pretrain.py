@@ -108,7 +108,8 @@ def pretrain(cfg: DictConfig, artifacts: dict) -> dict:
     )
     if best_score is not None:  # what train.py returns to a sweeper (the task's monitor)
         metrics[cfg.task.monitor] = best_score
-    # what it learnt from: the labelled set's train split plus the unlabeled pool (the pool-size curve's x)
+    # what it learnt from: the labelled set's train split plus the unlabeled pool (the pool-size
+    # curve's x)
     metrics["pool_records"] = 0 if tset.pool_tokens is None else len(tset.pool_tokens)
     metrics["pretrain_records"] = int(len(dm.rows["train"]))
     if trainer.is_global_zero:
@@ -147,7 +148,8 @@ def pretrain(cfg: DictConfig, artifacts: dict) -> dict:
             {
                 "run folder": str(cfg.paths.output_dir),
                 "base model": metrics.get("checkpoint", "not published (no best checkpoint)"),
-                "records": f"{metrics['pretrain_records']} labelled-set train + {metrics['pool_records']} pool",
+                "records": f"{metrics['pretrain_records']} labelled-set train"
+                f" + {metrics['pool_records']} pool",
                 **{k: f"{v:.4f}" for k, v in sorted(scores.items())[:8]},
             },
         )
