@@ -62,7 +62,7 @@ def classification_metrics(
 CHANCE_BALANCED_ACCURACY = 0.55
 
 
-def collapse_warnings(metrics: dict, split: str, class_names=("earthquake", "blast")) -> list[str]:
+def collapse_warnings(metrics: dict, split: str, class_names) -> list[str]:
     """Warnings for a classifier that predicts one class on ``split`` (naming the class) or
     whose balanced accuracy there is at chance; ``metrics`` from ``classification_metrics``."""
     out = []
@@ -127,7 +127,7 @@ def _binary_metrics(y_true: np.ndarray, prob_blast: np.ndarray, threshold: float
 
 def plot_confusion(
     cm: np.ndarray | list,
-    class_names: tuple[str, ...] = ("earthquake", "blast"),
+    class_names: tuple[str, ...],
     path: str | Path = "confusion.png",
     title: str = "",
 ) -> Path:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from seisbert.artifacts.cache import file_digest
 from seisbert.config import build, check_choice, check_range
+from seisbert.data.vocab import MAX_VOCAB, MIN_VOCAB
 from seisbert.features import FeatureConfig
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ INITS = {
     "afkmc2": "ClusteringInitMethod_AFK_MC2",
     "greedy_kmeans++": "ClusteringInitMethod_RANDOM",
 }
-MIN_VOCAB, MAX_VOCAB = 8, 150  # the paper's range; ids and the 4 specials fit int16
 REPORT_TARGET = "seisbert.vocabulary.ReportConfig"
 
 

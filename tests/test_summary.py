@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 
+from seisbert.data.records import CLASS_NAMES
 from seisbert.metrics import classification_metrics, collapse_warnings
 from seisbert.train.job import train_job
 
@@ -45,10 +46,10 @@ def test_a_classifier_that_separates_gets_a_summary_without_warnings(tiny_cfg, c
 def test_chance_without_collapse_is_named_as_chance():
     y = [0] * 10 + [1] * 10
     half_wrong = classification_metrics(y, [0.9] * 5 + [0.1] * 5 + [0.9] * 5 + [0.1] * 5)
-    (text,) = collapse_warnings(half_wrong, "dev")
+    (text,) = collapse_warnings(half_wrong, "dev", CLASS_NAMES)
     assert text.startswith("dev balanced accuracy 0.500 is at chance (<= 0.55)")
     good = classification_metrics(y, [0.1] * 9 + [0.9] + [0.9] * 10)
-    assert collapse_warnings(good, "dev") == []
+    assert collapse_warnings(good, "dev", CLASS_NAMES) == []
     one_class = classification_metrics(y, [0.7] * 20)
     assert collapse_warnings(one_class, "test", ["eq", "ex"])[0].startswith(
         "the classifier predicts one class on test: all 20 records are called 'ex'"

@@ -1,42 +1,22 @@
 """Token sequences for the encoder: layouts, source-linking pairs and the DataModule.
 
-Layouts: ids 0..K-1 are spectral tokens, then [PAD]=K, [CLS]=K+1,
-[SEP]=K+2, [MASK]=K+3. A record is ``[CLS] t1..tT [SEP]``; a source-linking pair is
+Layouts: ids as ``seisbert.data.vocab`` states them (K spectral tokens, then the
+specials). A record is ``[CLS] t1..tT [SEP]``; a source-linking pair is
 ``[CLS] a1..a(T/2) [SEP] b(T/2+1)..bT [SEP]`` with segment 1 on the second part.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from seisbert.data.vocab import Specials
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Specials:
-    vocab_size: int  # K spectral tokens
-
-    @property
-    def pad(self):
-        return self.vocab_size
-
-    @property
-    def cls(self):
-        return self.vocab_size + 1
-
-    @property
-    def sep(self):
-        return self.vocab_size + 2
-
-    @property
-    def mask(self):
-        return self.vocab_size + 3
 
 
 def record_input(tokens: np.ndarray, sp: Specials) -> tuple[np.ndarray, np.ndarray]:

@@ -27,10 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seisbert.config import check_choice, check_range
+from seisbert.data.vocab import MAX_VOCAB, MIN_VOCAB, Specials
 
 log = logging.getLogger(__name__)
 
-N_SPECIALS = 4  # [PAD], [CLS], [SEP], [MASK]
 INPUTS = ("tokens", "psd", "both")
 POOLS = ("cls", "mean", "attention")
 ARCHS = ("encoder", "perceiver")
@@ -58,7 +58,7 @@ class EncoderConfig:
     latents: int = 32  # perceiver: size of the latent array
 
     def __post_init__(self) -> None:
-        check_range("model.vocab_size", self.vocab_size, 8, 150)
+        check_range("model.vocab_size", self.vocab_size, MIN_VOCAB, MAX_VOCAB)
         check_range("model.max_len", self.max_len, 3, None)
         for key in ("layers", "heads", "d_model", "ffn", "n_segments"):
             check_range(f"model.{key}", getattr(self, key), 1, None)
@@ -82,24 +82,24 @@ class EncoderConfig:
 
     @property
     def pad_id(self) -> int:
-        return self.vocab_size
+        return Specials(self.vocab_size).pad
 
     @property
     def cls_id(self) -> int:
-        return self.vocab_size + 1
+        return Specials(self.vocab_size).cls
 
     @property
     def sep_id(self) -> int:
-        return self.vocab_size + 2
+        return Specials(self.vocab_size).sep
 
     @property
     def mask_id(self) -> int:
-        return self.vocab_size + 3
+        return Specials(self.vocab_size).mask
 
     @property
     def n_tokens(self) -> int:
         """Rows of the token embedding: K spectral tokens plus the specials."""
-        return self.vocab_size + N_SPECIALS
+        return Specials(self.vocab_size).n_ids
 
 
 class Attention(nn.Module):

@@ -17,8 +17,7 @@ from pathlib import Path
 import lightning as L
 
 from seisbert.metrics import PREDICTIONS_FILE, save_predictions
-from seisbert.tasks.finetune import masked_input_accuracy
-from seisbert.train.finetune import MASKED_EVALS
+from seisbert.tasks.finetune import MASKED_EVALS, masked_input_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def masked_probabilities(module, dm, rows) -> dict:
     import pandas as pd
 
     out = {}
-    for name, (mode, rate) in MASKED_EVALS.items():
+    for name, (mode, rate, _) in MASKED_EVALS.items():
         r = masked_input_accuracy(module, dm.test_dataloader(), mode, rate)
         out[f"prob_masked_{name}"] = (
             pd.Series(r["prob"], index=r["rows"]).groupby(level=0).first().loc[rows].to_numpy()

@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from seisbert.baselines import fit_baseline
+from seisbert.data.records import CLASS_NAMES
 from seisbert.data.subsets import labelled_rows
 from seisbert.logs import log_summary
 from seisbert.metrics import collapse_warnings, plot_confusion, score_line
@@ -44,11 +45,11 @@ def baseline(cfg: DictConfig, artifacts: dict) -> dict:
     out = Path(cfg.paths.output_dir)
     plot_confusion(
         np.array(result.test["confusion_matrix"]),
-        ["earthquake", "blast"],
+        CLASS_NAMES,
         out / "confusion.png",
         f"{name}: test, per record",
     )
-    metrics["warnings"] = collapse_warnings(result.test, "test")
+    metrics["warnings"] = collapse_warnings(result.test, "test", CLASS_NAMES)
     save_metrics(cfg, metrics)
     log_summary(
         f"baseline {name} finished",

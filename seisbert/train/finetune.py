@@ -14,25 +14,23 @@ from omegaconf import DictConfig
 from seisbert.artifacts.paths import newest_published, quarantined
 from seisbert.bundle import encoder_from_bundle, is_bundle, write_run_bundle
 from seisbert.config import build
+from seisbert.data.records import CLASS_NAMES
 from seisbert.data.sequences import TokenDataModule
 from seisbert.data.subsets import labelled_rows
 from seisbert.logs import log_summary
 from seisbert.metrics import classification_metrics, collapse_warnings, plot_confusion, score_line
 from seisbert.model.encoder import EncoderConfig
 from seisbert.pipeline import TokenSet
-from seisbert.tasks.finetune import FinetuneConfig, FinetuneModule, masked_input_accuracy
+from seisbert.tasks.finetune import (
+    MASKED_EVALS,
+    FinetuneConfig,
+    FinetuneModule,
+    masked_input_accuracy,
+)
 from seisbert.train.common import fit_best, log_image, save_metrics
 from seisbert.train.pretrain import load_windows, with_n_features
 
 log = logging.getLogger(__name__)
-
-# The paper's masked-input evaluation: (mode, mask_rate) -> 66.6 / 70.3 / 86.4 %, all -> blast.
-MASKED_EVALS = {
-    "first_half": ("first_half", 0.5),
-    "second_half": ("second_half", 0.5),
-    "random_76": ("random", 0.76),
-    "all": ("all", 1.0),
-}
 
 
 def _same_kind(info: dict, tset: TokenSet, model: EncoderConfig | None) -> bool:
@@ -200,7 +198,9 @@ def finetune(cfg: DictConfig, artifacts: dict) -> dict:
     trainer.test(module, dm, verbose=False)
     test = module.last_metrics["test"]
     metrics = {f"test/{k}": v for k, v in test.items()}
-    metrics["warnings"] = collapse_warnings(dev, "dev") + collapse_warnings(test, "test")
+    metrics["warnings"] = collapse_warnings(dev, "dev", CLASS_NAMES) + collapse_warnings(
+        test, "test", CLASS_NAMES
+    )
     metrics["train_records"] = int(len(dm.rows["train"]))
     if best_score is not None:  # the task's monitor: what train.py returns to a sweeper
         metrics[cfg.task.monitor] = metrics["val/balanced_accuracy_best"] = best_score
@@ -210,7 +210,7 @@ def finetune(cfg: DictConfig, artifacts: dict) -> dict:
         out = Path(cfg.paths.output_dir)
         fig = plot_confusion(
             np.array(test["confusion_matrix"]),
-            ["earthquake", "blast"],
+            CLASS_NAMES,
             out / "confusion.png",
             f"{cfg.task.name}: test, per record",
         )
@@ -242,7 +242,7 @@ def masked_evaluation(module: FinetuneModule, dm: TokenDataModule) -> dict:
     """Test accuracy with parts of the input masked (the paper's robustness check)."""
     out = {}
     meta = dm.meta
-    for name, (mode, rate) in MASKED_EVALS.items():
+    for name, (mode, rate, _) in MASKED_EVALS.items():
         r = masked_input_accuracy(module, dm.test_dataloader(), mode, rate)
         m = classification_metrics(r["y"], r["prob"], meta["event_id"].to_numpy()[r["rows"]])
         out[f"masked_{name}/accuracy"] = m["accuracy"]
