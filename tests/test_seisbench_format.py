@@ -236,3 +236,15 @@ def test_rate_whose_nyquist_cannot_carry_fmax_is_rejected(tmp_path):
     assert len(kept.metadata) == 3
     with pytest.raises(ValueError, match="nyquist below fmax"):
         SeisBenchSource(path=str(tmp_path), fmax_hz=24.0).load(progress=False)
+
+
+def test_text_in_a_p_pick_cell_rejects_that_trace_and_keeps_the_rest(tmp_path):
+    export_seisbench(record_set(), None, tmp_path, progress=False)
+    meta = pd.read_csv(tmp_path / "metadata.csv", dtype=str)
+    meta.loc[2, "trace_p_arrival_sample"] = "abc"
+    meta.to_csv(tmp_path / "metadata.csv", index=False)
+    rs = SeisBenchSource(path=str(tmp_path)).load(progress=False)
+    assert list(rs.metadata.trace_p_arrival_sample) == [2000, 2000, 2000, 0]
+    (bad,) = rs.rejected.itertuples()
+    assert (bad.record, bad.reason) == (meta.trace_name[2], Reason.BAD_VALUE)
+    assert f"trace {meta.trace_name[2]!r}: trace_p_arrival_sample='abc'" in bad.detail

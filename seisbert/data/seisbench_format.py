@@ -9,10 +9,10 @@ trace blocks (``block$slice`` names) and chunked datasets. Only h5py is used, no
 the seisbench package.
 
 A trace that cannot be used is rejected with its reason and the rest go on: an event whose
-rows name two event types (every row of it, naming the event and both types), a trace that
-is not numbers, a clipped trace. A metadata CSV that is not UTF-8, an HDF5 file that cannot
-be opened (truncated, partly copied) or one without its ``data_format`` group is a
-ValueError naming the file.
+rows name two event types (every row of it, naming the event and both types), a P pick cell
+that is not a number (naming the column), a trace that is not numbers, a clipped trace. A
+metadata CSV that is not UTF-8, an HDF5 file that cannot be opened (truncated, partly
+copied) or one without its ``data_format`` group is a ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -260,9 +260,7 @@ class SeisBenchSource:
 
     def _record(self, row: pd.Series, f, fmt: dict) -> tuple[np.ndarray, dict]:
         source_type = self._source_type(row)
-        p = next((row[c] for c in self.p_columns if c in row and _finite(row[c])), None)
-        if p is None:
-            raise Rejected(Reason.MISSING_PICK, f"none of {self.p_columns} is set")
+        p = self._p_sample(row)
         fs = _sampling_rate(row, fmt)
         if fs < self.min_sampling_rate_hz:
             raise Rejected(
@@ -300,6 +298,23 @@ class SeisBenchSource:
 
             out["trace_start_time"] = str(UTCDateTime(row["trace_start_time"]) + offset_s)
         return wave, out
+
+    def _p_sample(self, row: pd.Series) -> float:
+        """The P sample of the first set ``p_columns`` cell; text there rejects the trace."""
+        for column in self.p_columns:
+            value = row.get(column)
+            if value is None or (np.isscalar(value) and pd.isna(value)):
+                continue
+            try:  # one text cell makes pandas read the whole column as text
+                p = float(value)
+            except (TypeError, ValueError):
+                raise Rejected(
+                    Reason.BAD_VALUE,
+                    f"trace {row.get('trace_name')!r}: {column}={value!r} is not a sample number",
+                ) from None
+            if math.isfinite(p):
+                return p
+        raise Rejected(Reason.MISSING_PICK, f"none of {self.p_columns} is set")
 
     def _source_type(self, row: pd.Series) -> str:
         raw = next(
