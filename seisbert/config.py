@@ -190,7 +190,8 @@ def check_arguments(
 # Lightning checks these arguments only when it builds the Trainer or callback, after the data
 # stages have run; here they fail before any work. The allowed values are read from Lightning
 # where it lists them (registries, enums, its batch-limit rule); the ranges are the ones its
-# own error messages state, or, for counts it divides by, >= 1.
+# own error messages state, or, for counts it divides by, >= 1. A value Lightning takes and
+# then ignores (a negative gradient_clip_val turns clipping off) is refused too.
 
 
 def _number(value: Any) -> bool:
@@ -291,6 +292,7 @@ def late_checks() -> list[tuple[type, dict]]:
         "val_check_interval": _val_check_interval,
         "overfit_batches": _batch_limit,
         **limits,
+        "gradient_clip_val": at_least(0.0),
         "gradient_clip_algorithm": _gradient_clip_algorithm,
     }
     checkpoint = {

@@ -3,9 +3,13 @@ refused by train.py's first step, before any records, features or tokens exist."
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 from conftest import compose_cfg
 
+from seisbert.tasks.monitors import check_monitors, task_fit_metrics
 from seisbert.train.job import STAGES, train_job, validate
 
 # (experiment, override, the message's key, value and what is allowed)
@@ -95,6 +99,11 @@ REFUSED = [
     ),
     (
         "finetune",
+        "trainer.gradient_clip_val=-1",  # Lightning would turn clipping off without a word
+        r"trainer\.gradient_clip_val=-1 is out of range; allowed \[0\.0, inf\]",
+    ),
+    (
+        "finetune",
         "callbacks.model_checkpoint.save_top_k=-2",
         r"callbacks\.model_checkpoint\.save_top_k=-2 is out of range; allowed \[-1, inf\]",
     ),
@@ -158,6 +167,7 @@ def test_a_bad_value_is_refused_before_any_data_stage(tmp_path, experiment, over
             "callbacks.model_checkpoint.save_top_k=-1",
         ],
         ["++trainer.gradient_clip_algorithm=NORM", "task.params.lr=1e-6"],
+        ["trainer.gradient_clip_val=0"],  # no clipping, said plainly
     ],
 )
 def test_values_lightning_accepts_pass(tmp_path, overrides):
@@ -177,3 +187,80 @@ def test_an_accelerator_lightning_registers_is_accepted(tmp_path, monkeypatch):
         {"accelerator": CPUAccelerator, "description": "", "init_params": {}},
     )
     validate(cfg)
+
+
+# (experiment, override, the message's key, value and the metrics the task logs)
+UNLOGGED_MONITORS = [
+    (
+        "finetune",
+        "callbacks.model_checkpoint.monitor=val/acc",
+        r"callbacks\.model_checkpoint\.monitor='val/acc' is not a metric task finetune logs "
+        r"while fitting; choose one of \['train/loss', 'val/n', 'val/accuracy', "
+        r"'val/balanced_accuracy',",
+    ),
+    (
+        "mlm",
+        "task.monitor=val/acc",
+        r"callbacks\.model_checkpoint\.monitor='val/acc' \(from \$\{task\.monitor\}\) is not "
+        r"a metric task mlm logs while fitting; choose one of \[.*'val/mlm_acc'",
+    ),
+    (
+        "mlm",
+        "task.params.target=psd",  # no MLM head: nothing logs the default val/mlm_acc
+        r"callbacks\.model_checkpoint\.monitor='val/mlm_acc' \(from \$\{task\.monitor\}\) .* "
+        r"choose one of \[.*'val/psd_mse'",
+    ),
+    (
+        "finetune",
+        "+callbacks.early_stopping={_target_:lightning.pytorch.callbacks.EarlyStopping,"
+        "monitor:val/loss}",
+        r"callbacks\.early_stopping\.monitor='val/loss' is not a metric task finetune logs",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "experiment, override, message",
+    UNLOGGED_MONITORS,
+    ids=[f"{r[0]}:{r[1][:60]}" for r in UNLOGGED_MONITORS],
+)
+def test_a_monitor_the_task_never_logs_is_refused(tmp_path, experiment, override, message):
+    with pytest.raises(ValueError, match=message):
+        check_monitors(compose_cfg(tmp_path, [f"experiment={experiment}", override]))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=mlm"],
+        ["experiment=mlm_nsp", "task.monitor=val/sl_acc"],
+        ["experiment=mlm_psd_regress"],
+        ["experiment=finetune", "task.monitor=val/event_balanced_accuracy"],
+        ["experiment=finetune", "callbacks.model_checkpoint.monitor=train/loss"],
+        ["experiment=mlm", "task=prepare"],  # fits nothing
+        ["experiment=finetune", "task=baseline", "baseline=rf"],  # builds its own trainer
+    ],
+)
+def test_a_monitor_the_task_logs_passes(tmp_path, overrides):
+    check_monitors(compose_cfg(tmp_path, overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=scratch"],
+        ["experiment=mlm_nsp", "task.params.psd_weight=0.5"],  # every head of pretraining
+    ],
+)
+def test_the_metrics_a_task_declares_are_those_its_fit_logs(tiny_cfg, overrides):
+    cfg = tiny_cfg(
+        *overrides,
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "++trainer.log_every_n_steps=1",  # fewer batches than the default 10 log no train/ row
+        "test_after_fit=false",
+    )
+    train_job(cfg)
+    csv = next((Path(cfg.paths.output_dir) / "csv").rglob("metrics.csv"))
+    logged = {c for c in pd.read_csv(csv).columns if c.startswith(("train/", "val/"))}
+    assert logged == set(task_fit_metrics(cfg))

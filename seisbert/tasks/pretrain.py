@@ -107,6 +107,44 @@ class PretrainModule(L.LightningModule):
     mean) feeds the random-projection standardization and the window baselines.
     """
 
+    # What a fit logs, by the ``PretrainConfig`` flag of the head that computes it (None:
+    # always), so a callback's monitor is checked before any work.
+    FIT_METRICS = {
+        None: ("train/loss", "val/loss"),
+        "classifies": (
+            "train/mlm_loss",
+            "val/mlm_loss",
+            "val/mlm_acc",
+            "val/mlm_top5",
+            "val/mlm_acc_all_masked",
+            "val/baseline_random_acc",
+            "val/baseline_step_mode_acc",
+            "val/baseline_left_neighbour_acc",
+        ),
+        "regresses": (
+            "train/psd_loss",
+            "val/psd_loss",
+            "val/psd_mse",
+            "val/psd_lsd",
+            *(
+                f"val/baseline_{name}_{score}"
+                for name in ("copy_left", "step_mean", "interpolation")
+                for score in ("mse", "lsd")
+            ),
+        ),
+        "source_linking": ("train/sl_loss", "train/sl_acc", "val/sl_loss", "val/sl_acc"),
+    }
+
+    @classmethod
+    def fit_metrics(cls, params: PretrainConfig) -> tuple[str, ...]:
+        """The train/ and val/ metrics a fit with ``params`` logs."""
+        return tuple(
+            name
+            for flag, names in cls.FIT_METRICS.items()
+            if flag is None or getattr(params, flag)
+            for name in names
+        )
+
     def __init__(
         self,
         model: dict,
