@@ -13,8 +13,12 @@ from omegaconf import DictConfig
 from seisbert.logs import hydra_log_file, setup_logging
 from seisbert.train.job import train_job, validate, write_run_info
 from seisbert.train.loggers import finish_wandb
+from seisbert.train.schemas import register
 
 log = logging.getLogger(__name__)
+
+
+register()  # the config dataclasses' defaults, which the YAML presets extend
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

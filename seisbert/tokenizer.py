@@ -61,7 +61,7 @@ class TokenizerConfig:
     spherical: bool = False  # cosine k-means on L2-normalised windows
     assign_chunk_windows: int = 1_048_576  # windows per nearest-centroid search; bounds memory
     # umap_waveform / kmeans_waveform only
-    waveform_normalize: str = (
+    waveform_normalize: str = (  # none | record (÷ record's max |amplitude|) | window
         "record"  # none | record (divide by record's max |amplitude|) | window
     )
     umap_n_components: int = 8
@@ -69,6 +69,8 @@ class TokenizerConfig:
     umap_min_dist: float = 0.0  # 0 packs clusters tightly, which is what k-means wants next
     umap_max_fit_windows: int = 20_000  # UMAP's cost grows ~n log n; it sees this many windows
     report: dict[str, Any] = field(default_factory=lambda: {"_target_": REPORT_TARGET})
+    # a bundle file or cache/tokens/<hash>/: reuse its tokenizer (no fit), e.g. to fine-tune a
+    # bundle on new data
     from_path: str | None = (
         None  # reuse a trained tokenizer (a bundle file or cache/tokens/<hash>/): no fit
     )

@@ -12,7 +12,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from seisbert.train.schemas import register
+
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+register()  # the config dataclasses' defaults, which the YAML presets extend
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

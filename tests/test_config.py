@@ -4,6 +4,7 @@ vocabulary report derived from the features config."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -327,3 +328,71 @@ def test_environment_yml_lists_pyprojects_dependencies_with_the_same_bounds():
     assert len(names) == len(set(names)), "a package is listed twice"
     assert dict(listed) == wanted  # same packages, same lower bounds
     assert any(d.startswith("python=3.11") for d in conda)
+
+
+# ------------------------------------------------------------------ defaults stated once
+SCHEMA_FILES = {  # YAML preset -> [(schema, key path inside the file)]
+    "model/tiny.yaml": [("encoder", ())],
+    "model/small.yaml": [("encoder", ())],
+    "model/base.yaml": [("encoder", ())],
+    "features/psd.yaml": [("features", ())],
+    "split/event.yaml": [("split", ())],
+    "tokenizer/kmeans.yaml": [("tokenizer", ()), ("vocabulary_report", ("report",))],
+    "baseline/rf.yaml": [("forest", ())],
+    "baseline/hgb.yaml": [("boosting", ())],
+    "baseline/cnn.yaml": [("cnn", ())],
+    "task/mlm.yaml": [("pretrain", ("params",))],
+    "task/finetune.yaml": [("finetune", ("params",))],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_FILES))
+def test_a_preset_states_only_what_it_changes_from_its_dataclass(name):
+    import yaml
+
+    from seisbert.train.schemas import SCHEMAS, defaults_node
+
+    node = yaml.safe_load((Path(CONFIG_DIR) / name).read_text()) or {}
+    for schema, where in SCHEMA_FILES[name]:
+        assert f"/schema/{schema}@{where[0] if where else '_here_'}" in node["defaults"]
+        values = node
+        for key in where:
+            values = values.get(key) or {}
+        defaults = defaults_node(SCHEMAS[schema])
+        repeated = sorted(k for k, v in values.items() if k in defaults and v == defaults[k])
+        assert not repeated, f"{name} restates the defaults of {sorted(repeated)}"
+
+
+def test_cfg_job_still_prints_every_key_of_every_dataclass(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from seisbert.features import FeatureConfig
+    from seisbert.model.encoder import EncoderConfig
+    from seisbert.tasks.finetune import FinetuneConfig
+    from seisbert.tokenizer import TokenizerConfig
+
+    repo = Path(CONFIG_DIR).parent
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=finetune", "model=tiny", "--cfg", "job"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    cfg = yaml.safe_load(out)
+    for node, cls in (
+        (cfg["model"], EncoderConfig),
+        (cfg["task"]["params"], FinetuneConfig),
+        (cfg["features"], FeatureConfig),
+        (cfg["tokenizer"], TokenizerConfig),
+    ):
+        assert set(dataclasses.fields(cls)) and {f.name for f in dataclasses.fields(cls)} <= set(
+            node
+        )
+    assert (cfg["model"]["layers"], cfg["model"]["d_model"], cfg["model"]["latents"]) == (2, 32, 32)
+    assert cfg["task"]["params"]["lr"] == FinetuneConfig().lr
+    assert cfg["tokenizer"]["report"]["p_bin_s"] == 5.0

@@ -43,17 +43,18 @@ class CNNConfig:
     lr_grid: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3, 1e-2])
     weight_decay: float = 1e-4
     batch_size: int = 64
-    max_steps: int = 1500
+    max_steps: int = 1500  # optimizer steps (~40 s on one core for 6k records) ...
     max_epochs: int = 100  # caps small subsets: 50 records are one batch, so 100 steps
-    val_every_steps: int = 50
+    val_every_steps: int = 50  # dev is scored this often; the best-scoring weights are kept
+    # early stopping: dev checks without a better score (null: train the full budget)
     patience: int | None = (
         None  # stop after this many dev checks without a better score; None: never
     )
-    class_weight: str | None = "balanced"
-    accelerator: str = "cpu"
-    deterministic: bool = True
+    class_weight: str | None = "balanced"  # balanced | null
+    accelerator: str = "cpu"  # cpu | gpu | auto
+    deterministic: bool = True  # torch deterministic algorithms (cheap for this net)
     n_jobs: int = 1  # torch CPU threads during training; -1 leaves torch's default
-    selection_metric: str = "balanced_accuracy"
+    selection_metric: str = "balanced_accuracy"  # balanced_accuracy | accuracy | f1 | roc_auc
 
     def __post_init__(self):
         check_n_jobs(self.n_jobs)

@@ -45,13 +45,15 @@ def check_grid(key: str, values: list, lo: float, hi: float) -> None:
 class ForestConfig:
     """Random forest on tokens (``configs/baseline/rf.yaml``)."""
 
+    # tried in order; ties keep the shallower
     max_depth_grid: list[int] = field(default_factory=lambda: [12, 15, 18, 21, 24, 27, 30])
     n_estimators: int = 200
     features: str = "sequence"  # the paper's input; see TOKEN_FEATURES
     max_features: str = "sqrt"  # features tried per split
     min_samples_leaf: int = 1
-    class_weight: str | None = "balanced"
+    class_weight: str | None = "balanced"  # balanced | null
     n_jobs: int = 1  # worker processes; -1 all cores
+    # dev metric that picks the depth: balanced_accuracy | accuracy | f1 | roc_auc
     selection_metric: str = "balanced_accuracy"
 
     def __post_init__(self):
@@ -101,12 +103,12 @@ class BoostingConfig:
 
     learning_rate_grid: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
     max_leaf_nodes_grid: list[int] = field(default_factory=lambda: [15, 31])
-    max_iter: int = 200
+    max_iter: int = 200  # boosting rounds (no early stopping: dev chooses the knobs)
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
-    class_weight: str | None = "balanced"
+    class_weight: str | None = "balanced"  # balanced | null
     n_jobs: int = 1  # OpenMP threads; -1 all cores
-    selection_metric: str = "balanced_accuracy"
+    selection_metric: str = "balanced_accuracy"  # balanced_accuracy | accuracy | f1 | roc_auc
 
     def __post_init__(self):
         check_n_jobs(self.n_jobs)

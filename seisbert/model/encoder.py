@@ -41,7 +41,7 @@ class EncoderConfig:
     vocab_size: int = 150  # spectral tokens K; the YAML reads it from tokenizer.vocab_size
     max_len: int = 96  # position table size; inputs are 92 ([CLS] 90 [SEP]) or 93 tokens
     layers: int = 4
-    heads: int = 4
+    heads: int = 4  # must divide d_model
     d_model: int = 128
     ffn: int = 512  # hidden width of each block's MLP
     dropout: float = 0.1  # on embeddings and residual branches

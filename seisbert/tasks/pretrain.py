@@ -47,7 +47,7 @@ TARGETS = ("kmeans", "random_projection", "psd")
 @dataclass
 class PretrainConfig:
     mask_rate: float = 0.15  # fraction of spectral positions predicted (random/span modes)
-    mask_mode: str = "random"
+    mask_mode: str = "random"  # random | first_half | second_half | span | all
     replace_probs: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # [MASK], random, keep
     source_linking: bool = False
     sl_classes: int = 2  # 2: same event / other event; 3: adds same record

@@ -16,6 +16,7 @@ from seisbert.artifacts.paths import stage_path
 from seisbert.config import build, check_arguments, check_choice, check_range
 from seisbert.logs import terminal_progress_only
 from seisbert.pipeline import prepare
+from seisbert.tasks.monitors import check_monitors
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def validate(cfg: DictConfig) -> None:
                 node is not None and "_target_" in node
             ):  # a leftover (W&B tags with logger=csv) builds nothing
                 check_arguments(node, f"{group}.{name}")
+    check_monitors(cfg)  # a monitor nothing logs fails only after an epoch otherwise
 
 
 # Knobs the training tasks' params share, checked whatever dataclass holds them:
