@@ -422,3 +422,64 @@ def test_waveform_rows_reads_a_memory_map_by_file(tmp_path):
 def test_chunk_records_must_be_positive():
     with pytest.raises(ValueError, match=r"predict\.chunk_records=0 is out of range; allowed \[1,"):
         PredictConfig(chunk_records=0)
+
+
+def test_predict_writes_the_input_quakeml_back_with_event_types(run, tmp_path):
+    import obspy
+
+    wf = tmp_path / "archive"
+    wf.mkdir()
+    catalog, _ = records_as_files(run, wf)
+    extra = catalog[0].copy()  # an event no waveform belongs to: kept, said unclassified
+    extra.resource_id = obspy.core.event.ResourceIdentifier("smi:local/event/nowaveforms")
+    extra.picks = []
+    catalog.append(extra)
+    for event in catalog:
+        event.event_type = "not reported"  # an archive without types: predict supplies them
+    catalog.write(str(wf / "catalog.xml"), format="QUAKEML")
+    cli_run(
+        predict_cfg(
+            tmp_path / "out",
+            [f"bundle={run['bundle']}", *waveform_overrides(wf), "data.unknown_type=keep"],
+        )
+    )
+    events = pd.read_csv(tmp_path / "out" / "events.csv").set_index("event_uri")
+    back = obspy.read_events(str(tmp_path / "out" / "events.xml"))
+    assert [e.resource_id.id for e in back] == [e.resource_id.id for e in catalog]
+    for event in back[:-1]:
+        row = events.loc[event.resource_id.id]
+        assert (
+            event.event_type
+            == {"earthquake": "earthquake", "blast": "quarry blast"}[row["decision"]]
+        )
+        assert f"P(blast)={row['mean_prob_blast']:.4f}" in event.comments[-1].text
+    for given, written in zip(catalog, back):  # origins and picks are the input's
+        assert written.origins[0].time == given.origins[0].time
+        assert [p.time for p in written.picks] == [p.time for p in given.picks]
+    assert back[-1].event_type == "not reported"
+    assert back[-1].comments[-1].text == "seisbert: not classified (no usable record)"
+
+
+def test_evaluate_warns_when_every_record_is_called_one_class(run, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="seisbert.summary"):
+        cli_run(
+            predict_cfg(
+                tmp_path / "eval",
+                [
+                    f"bundle={run['bundle']}",
+                    "mode=evaluate",
+                    "data=synthetic",
+                    "data.n_events=40",
+                    "data.seed=7",
+                    "predict.progress=false",
+                    "predict.threshold=0.0",
+                ],
+            )
+        )
+    n = len(pd.read_csv(tmp_path / "eval" / "predictions.csv"))
+    assert caplog.messages == [
+        f"the classifier predicts one class on these records: all {n} records are called "
+        "'blast' (collapsed; its balanced accuracy 0.500 says nothing)"
+    ]

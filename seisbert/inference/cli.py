@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from seisbert.bundle import load_bundle
 from seisbert.config import build, check_choice
 from seisbert.inference import evaluate, predict
-from seisbert.logs import hydra_log_file, setup_logging
+from seisbert.inference.quakeml import write_quakeml
+from seisbert.logs import hydra_log_file, log_summary, setup_logging
+from seisbert.metrics import collapse_warnings, score_line
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,41 @@ def apply_bundle(cfg: DictConfig) -> dict:
     table = predict.prediction_table(scored, bundle, pcfg)
     events = predict.event_table(table, pcfg, bundle.class_names)
     predict.write_predictions(out, table, events, scored.rejected)
-    if cfg.mode == "predict":
-        return {}
-    return evaluate.write_evaluation(
-        out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names
-    )
+    write_quakeml(out, events, pcfg.threshold, cfg.data.get("catalog"))
+    metrics = {}
+    if cfg.mode == "evaluate":
+        metrics = evaluate.write_evaluation(
+            out, table, pcfg.threshold, pcfg.reliability_bins, bundle.class_names
+        )
+    summarize(cfg.mode, out, table, events, scored.rejected, metrics, bundle.class_names)
+    return metrics
+
+
+def summarize(mode: str, out: Path, table, events, rejected, metrics: dict, names) -> None:
+    """The end-of-run block: outputs, counts and scores; a warning when every record or
+    event got one class (with labels: a collapse; without: worth a look)."""
+    rows = {
+        "outputs": f"{out} (predictions.csv, events.csv, events.xml, rejected.csv)",
+        "classified": f"{len(table)} records of {len(events)} events; "
+        f"{len(rejected)} records rejected (rejected.csv)",
+    }
+    if len(events):
+        calls = events["decision"].value_counts()
+        rows["events called"] = ", ".join(f"{n} {name}" for name, n in calls.items())
+    warnings = []
+    if metrics:
+        rows["per record"] = score_line(metrics)
+        rows["per event"] = (
+            f"balanced accuracy {metrics['event_balanced_accuracy']:.3f}, "
+            f"ROC-AUC {metrics['event_roc_auc']:.3f}"
+        )
+        warnings = collapse_warnings(metrics, "these records", names)
+    elif len(events) > 1 and events["decision"].nunique() == 1:
+        warnings = [
+            f"every one of the {len(events)} events was called "
+            f"'{events['decision'].iloc[0]}'; check the data and predict.threshold"
+        ]
+    log_summary(f"{mode} finished", rows, warnings)
 
 
 def load_streamed(source, folder: Path, progress: bool):
