@@ -106,5 +106,31 @@ def test_classify_reports_a_station_it_cannot_use(run):
     out = SeisBertClassifier(run["bundle"]).classify(st, p_time=p_time)
     assert [r["reason"] for r in out.rejected] == ["too short for the window"]
     assert len(out.stations) == len(st) - 1
-    with pytest.raises(ValueError, match="classify needs p_time"):
+    with pytest.raises(ValueError, match="classify needs the P arrival: p_time"):
         SeisBertClassifier(run["bundle"]).classify(st)
+
+
+def test_classify_takes_an_obspy_event_and_names_a_missing_pick(run):
+    st, p_time = event_stream(run)
+    ids = sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in st})
+    model = SeisBertClassifier(run["bundle"])
+    by_time = model.classify(st, p_time=p_time)
+    picks = [
+        Pick(time=p_time, phase_hint="P", waveform_id=WaveformStreamID(*sid.split(".")))
+        for sid in ids[1:]
+    ]  # the first station has no pick
+    out = model.classify(st, event=Event(picks=picks))
+    assert [s["station_id"] for s in out.stations] == [
+        s["station_id"] for s in by_time.stations if s["station_id"] != ids[0]
+    ]
+    for got, want in zip(out.stations, by_time.stations[1:]):
+        assert got["prob_blast"] == pytest.approx(want["prob_blast"], abs=1e-6)
+    assert out.rejected == [
+        {
+            "record": ids[0],
+            "reason": "missing pick",
+            "detail": f"no P pick for {ids[0]} in the event, and no inventory and origin for TauP",
+        }
+    ]
+    with pytest.raises(ValueError, match="classify needs the P arrival"):
+        model.classify(st)

@@ -25,6 +25,8 @@ except ImportError as err:  # fail where used, naming the install command
         "(or pip install seisbench)"
     ) from err
 
+from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
+
 from seisbert.bundle import load_bundle
 from seisbert.data.waveforms import WaveformSource
 from seisbert.inference.predict import PredictConfig, check_source, prediction_table, score
@@ -71,59 +73,107 @@ class SeisBertClassifier(WaveformModel):
             "SeisBertClassifier classifies events from a P time; call classify(stream, p_time=...)"
         )
 
-    def classify(self, stream, p_time=None, event_id: str = "event", **kwargs) -> ClassifyOutput:
+    def classify(
+        self, stream, p_time=None, event=None, inventory=None, event_id: str = "event", **kwargs
+    ) -> ClassifyOutput:
         """P(blast) per station of ``stream`` and the event's decision.
 
-        ``p_time``: an ``obspy.UTCDateTime`` for every station, or {"NET.STA": time}.
+        The P arrival comes from ``p_time`` (an ``obspy.UTCDateTime`` for every station, or
+        {"NET.STA": time}), or from ``event`` (an ``obspy.core.event.Event``: its P picks, and
+        with ``inventory`` (StationXML as an ``obspy.Inventory``) TauP's first P from its origin
+        for a station it has no pick for). A station with no P either way is not classified and
+        is listed in ``rejected`` with reason ``missing pick``.
         Returns ``ClassifyOutput`` with ``stations`` (list of dicts: station_id, prob_blast,
         predicted), ``prob_blast`` (mean over stations), ``decision`` and ``rejected``
         (station records that could not be used, with their reason).
         """
-        if p_time is None:
-            raise ValueError("classify needs p_time: the P arrival, one time or {'NET.STA': time}")
+        if p_time is None and event is None:
+            raise ValueError(
+                "classify needs the P arrival: p_time (one time or {'NET.STA': time}) or "
+                "event (an obspy Event with P picks, or an origin and an inventory for TauP)"
+            )
         with tempfile.TemporaryDirectory() as tmp:
-            source = self._write(stream, p_time, event_id, Path(tmp))
+            source, missing = self._write(stream, p_time, event, inventory, event_id, Path(tmp))
             check_source(self.bundle, source)
-            records = source.load(progress=False)
-        scored = score(self.bundle, records, self.pcfg)
-        table = prediction_table(scored, self.bundle, self.pcfg)
-        col = "prob_blast_shifted" if "prob_blast_shifted" in table else "prob_blast"
-        mean = float(table[col].mean()) if len(table) else float("nan")
+            records = (
+                source.load(progress=False) if len(missing) < len(station_ids(stream)) else None
+            )
+        scored = score(self.bundle, records, self.pcfg) if records is not None else None
+        table = prediction_table(scored, self.bundle, self.pcfg) if scored is not None else None
+        col = (
+            "prob_blast_shifted"
+            if table is not None and "prob_blast_shifted" in table
+            else "prob_blast"
+        )
+        n = 0 if table is None else len(table)
+        mean = float(table[col].mean()) if n else float("nan")
         names = self.bundle.class_names
-        decision = None if not len(table) else names[int(mean >= self.pcfg.threshold)]
+        decision = None if not n else names[int(mean >= self.pcfg.threshold)]
+        rejected = (
+            []
+            if scored is None
+            else scored.rejected[["record", "reason", "detail"]].to_dict("records")
+        )
+        rejected = [r for r in rejected if r["reason"] != "file near no event"] + [
+            {
+                "record": sid,
+                "reason": "missing pick",
+                "detail": f"no P pick for {sid} in the event, and no inventory and origin for TauP",
+            }
+            for sid in missing
+        ]
+        stations = [] if not n else table[["station_id", col, "predicted"]].to_dict("records")
         return ClassifyOutput(
-            self.name,
-            stations=table[["station_id", col, "predicted"]].to_dict("records"),
-            prob_blast=mean,
-            decision=decision,
-            rejected=scored.rejected[["record", "reason", "detail"]].to_dict("records"),
+            self.name, stations=stations, prob_blast=mean, decision=decision, rejected=rejected
         )
 
-    def _write(self, stream, p_time, event_id: str, folder: Path):
-        """The stream as miniSEED per station and a one-event QuakeML with the P picks."""
-        from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
-
-        ev = Event(
-            resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"),
-            event_type=PLACEHOLDER_TYPE,
+    def _write(self, stream, p_time, event, inventory, event_id: str, folder: Path):
+        """The stream as miniSEED per station, a one-event QuakeML with the P picks (and the
+        inventory as StationXML for TauP); returns the source and the stations without a P."""
+        ev = (
+            event.copy()
+            if event is not None
+            else Event(resource_id=ResourceIdentifier(f"smi:local/event/{event_id}"))
         )
-        for station_id in sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in stream}):
+        ev.event_type = PLACEHOLDER_TYPE
+        picked = {
+            f"{pk.waveform_id.network_code}.{pk.waveform_id.station_code}"
+            for pk in ev.picks
+            if (pk.phase_hint or "P").upper().startswith("P")
+        }
+        taup = inventory is not None and bool(ev.origins)
+        missing = []
+        for station_id in station_ids(stream):
             net, sta = station_id.split(".", 1)
-            st = stream.select(network=net, station=sta)
-            st.write(str(folder / f"{station_id}.mseed"), format="MSEED")
             t = p_time.get(station_id) if isinstance(p_time, dict) else p_time
             if t is not None:
                 ev.picks.append(
                     Pick(time=t, phase_hint="P", waveform_id=WaveformStreamID(net, sta))
                 )
+            elif station_id not in picked and not taup:
+                missing.append(station_id)
+                continue
+            stream.select(network=net, station=sta).write(
+                str(folder / f"{station_id}.mseed"), format="MSEED"
+            )
         Catalog([ev]).write(str(folder / "catalog.xml"), format="QUAKEML")
-        return WaveformSource(
+        extra = {}
+        if inventory is not None:
+            inventory.write(str(folder / "stations.xml"), format="STATIONXML")
+            extra["inventory"] = str(folder / "stations.xml")
+        source = WaveformSource(
             waveform_dir=str(folder),
             catalog=str(folder / "catalog.xml"),
             file_glob="*.mseed",
-            p_from_taup=False,
-            **self.data_args,
+            p_from_taup=taup,
+            **{**self.data_args, **extra},
         )
+        return source, missing
 
     def get_model_args(self):
         return {**super().get_model_args(), "bundle": str(self.bundle.path)}
+
+
+def station_ids(stream) -> list[str]:
+    """The "NET.STA" of every trace of ``stream``, sorted."""
+    return sorted({f"{tr.stats.network}.{tr.stats.station}" for tr in stream})
