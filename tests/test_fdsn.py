@@ -182,3 +182,36 @@ def test_short_event_ids():
 def test_missing_keys_are_named():
     with pytest.raises(ValueError, match="fdsn.out must be set"):
         FdsnConfig(start="2012-01-01", end="2013-01-01")
+
+
+def test_an_unreachable_service_is_one_sentence_without_retries(tmp_path):
+    import time
+
+    from seisbert.data.fdsn import FdsnBuilder, FdsnConfig
+
+    cfg = FdsnConfig(
+        out=str(tmp_path / "set"),
+        start="2020-01-01",
+        end="2020-01-02",
+        provider="http://no-such-host.invalid",
+        event_provider=None,
+        retries=3,
+        retry_wait_s=5.0,
+    )
+    started = time.monotonic()
+    with pytest.raises(
+        ValueError,
+        match=r"^fdsn.provider='http://no-such-host.invalid': cannot "
+        r"reach no-such-host.invalid \(.*\); check the network",
+    ):
+        FdsnBuilder(cfg)
+    assert time.monotonic() - started < 5.0  # no retry waits
+    assert not (tmp_path / "set").exists()
+
+
+def test_the_default_provider_is_earthscope():
+    from seisbert.data.fdsn import FdsnConfig, service_url
+
+    assert service_url(FdsnConfig(out="x", start="a", end="b").provider) == (
+        "https://service.earthscope.org"
+    )

@@ -20,9 +20,11 @@ import csv
 import json
 import logging
 import math
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from seisbert.config import check_range
 from seisbert.data.catalog import _quakeml_event, short_event_id
@@ -36,7 +38,7 @@ FAILURE_COLUMNS = ("event_id", "station_id", "stage", "reason")
 @dataclass
 class FdsnConfig:
     out: str | None = None  # dataset folder (created)
-    provider: str = "IRIS"  # stations and waveforms: an ObsPy provider name or a base URL
+    provider: str = "EARTHSCOPE"  # stations and waveforms: an ObsPy provider name or a base URL
     event_provider: str | None = "USGS"  # the catalogue (None: provider); USGS serves event types
     start: str | None = None  # ISO 8601 UTC, events from ...
     end: str | None = None  # ... to
@@ -118,6 +120,28 @@ class Polite:
                 wait *= 2
 
 
+def service_url(provider: str) -> str:
+    """The base URL of an ObsPy provider name (``EARTHSCOPE``, ``USGS``, ...) or a URL."""
+    from obspy.clients.fdsn.header import URL_MAPPINGS
+
+    return URL_MAPPINGS.get(provider.upper(), provider)
+
+
+def check_reachable(key: str, provider: str) -> None:
+    """ValueError in one sentence when the provider's host name does not resolve: no network,
+    or a typo; retrying cannot help, so nothing is retried and nothing is fetched."""
+    host = urlparse(service_url(provider)).hostname
+    if host is None:
+        raise ValueError(f"{key}={provider!r} is neither an ObsPy provider name nor a URL")
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as err:
+        raise ValueError(
+            f"{key}={provider!r}: cannot reach {host} ({err.strerror}); check the "
+            "network or the provider name; nothing was fetched"
+        ) from None
+
+
 class FdsnBuilder:
     """Fetch catalogue, stations and waveforms into ``cfg.out``; safe to run again (resumes)."""
 
@@ -126,6 +150,9 @@ class FdsnBuilder:
 
         self.cfg, self.out = cfg, Path(cfg.out)
         self.call = Polite(cfg)
+        for key in ("provider", "event_provider"):
+            if getattr(cfg, key) is not None:
+                check_reachable(f"fdsn.{key}", getattr(cfg, key))
 
         def connect(provider):
             return self.call(
