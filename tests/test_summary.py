@@ -75,3 +75,19 @@ def test_fine_tuning_epoch_lines_show_validation_scores(tiny_cfg, caplog):
 def test_a_step_budget_is_shown_as_steps_not_epochs(tiny_cfg, caplog):
     (line,) = _epoch_lines(tiny_cfg, caplog, "trainer.max_steps=3", "trainer.max_epochs=-1")
     assert line.startswith("epoch 1 step 3/3:"), line
+
+
+def test_the_synthetic_source_says_how_many_events_it_kept_and_why(caplog):
+    from seisbert.data.synthetic import SyntheticSource
+
+    with caplog.at_level(logging.INFO, logger="seisbert.data.synthetic.source"):
+        records = SyntheticSource(n_events=40, seed=3).load(progress=False)
+    kept = records.metadata["event_id"].nunique()
+    assert 0 < kept < 40
+    assert any(
+        m.startswith(
+            f"synthetic: 40 generated events -> {kept} kept (the others had fewer "
+            "than data.min_sta=3 stations above the SNR cut)"
+        )
+        for m in caplog.messages
+    ), caplog.messages

@@ -223,7 +223,7 @@ class SyntheticSource:
         meta = cat.metadata_table(
             self, catalog, {k: v[rows] for k, v in pairs.items()}, snr_db, glitch
         )
-        _log_summary(len(pairs["event"]), meta)
+        _log_summary(self, len(pairs["event"]), meta)
         return RecordSet(
             waveforms=waves[:, None, :],
             metadata=meta,
@@ -232,14 +232,19 @@ class SyntheticSource:
         )
 
 
-def _log_summary(n_candidates: int, meta) -> None:
+def _log_summary(cfg, n_candidates: int, meta) -> None:
+    """What was generated and what survived, with why: data.n_events counts generated
+    events, and only those seen above the SNR cut at enough stations are kept."""
     n_events = meta["event_id"].nunique()
     log.info(
-        "synthetic: %d candidate traces -> %d records of %d events (%.1f%% blast traces, "
+        "synthetic: %d generated events -> %d kept (the others had fewer than data.min_sta=%d "
+        "stations above the SNR cut); %d candidate traces -> %d records (%.1f%% blast traces, "
         "%d glitched, median SNR %.1f dB)",
+        cfg.n_events,
+        n_events,
+        cfg.min_sta,
         n_candidates,
         len(meta),
-        n_events,
         100 * meta["label_true"].mean() if len(meta) else 0.0,
         int((meta["glitch"] != "none").sum()),
         meta["trace_snr_db"].median() if len(meta) else 0.0,
