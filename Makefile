@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench
 
 paper: $(STAMP)
 	$(BIN)/python scripts/reproduce_paper.py

@@ -28,8 +28,8 @@ def main(overrides: list[str]) -> dict:
         cfg = build(compose("fdsn", overrides=overrides), "fdsn")
     counts = FdsnBuilder(cfg).run()
     log.info(
-        "train or predict on it: data=waveforms data.waveform_dir=%s/waveforms data.catalog=%s/catalog.xml "
-        "data.inventory=%s/stations.xml",
+        "train or predict on it: data=waveforms data.waveform_dir=%s/waveforms "
+        "data.catalog=%s/catalog.xml data.inventory=%s/stations.xml",
         cfg.out,
         cfg.out,
         cfg.out,

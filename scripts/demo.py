@@ -93,9 +93,9 @@ def classifier(demo: DemoConfig, overrides: list[str]) -> Path:
     trees = train_job(config([*demo.baseline, f"task.labels={demo.labels}", *overrides]))
     print(
         f"\nclassifier on {demo.labels} labels, test balanced accuracy per record / per event: "
-        f"fine-tuned {finetune['test/balanced_accuracy']:.3f} / {finetune['test/event_balanced_accuracy']:.3f}"
-        f"  vs. boosted trees {trees['test/balanced_accuracy']:.3f} / "
-        f"{trees['test/event_balanced_accuracy']:.3f}"
+        f"fine-tuned {finetune['test/balanced_accuracy']:.3f} / "
+        f"{finetune['test/event_balanced_accuracy']:.3f}  vs. boosted trees "
+        f"{trees['test/balanced_accuracy']:.3f} / {trees['test/event_balanced_accuracy']:.3f}"
     )
     return ROOT / "outputs" / "demo" / "finetune" / BUNDLE_NAME
 
@@ -128,9 +128,10 @@ def held_back(demo: DemoConfig, bundle: Path, overrides: list[str]) -> None:
         pcfg.paths.output_dir = str(out)
     m = predict_run(pcfg)
     print(
-        f"seisbert evaluate on {m['event_n']} held-back events ({m['n']} miniSEED records): balanced "
-        f"accuracy {m['balanced_accuracy']:.3f} per record, {m['event_balanced_accuracy']:.3f} per event, "
-        f"ROC-AUC {m['roc_auc']:.3f}; predictions.csv, events.csv and figures in {out}"
+        f"seisbert evaluate on {m['event_n']} held-back events ({m['n']} miniSEED records): "
+        f"balanced accuracy {m['balanced_accuracy']:.3f} per record, "
+        f"{m['event_balanced_accuracy']:.3f} per event, ROC-AUC {m['roc_auc']:.3f}; "
+        f"predictions.csv, events.csv and figures in {out}"
     )
 
 

@@ -2,7 +2,8 @@
 
     python scripts/export_seisbench.py OUT_DIR [hydra overrides]
     python scripts/export_seisbench.py exports/synthetic data.n_events=200
-    python scripts/export_seisbench.py exports/mine data=waveforms data.waveform_dir=... data.catalog=...
+    python scripts/export_seisbench.py exports/mine data=waveforms data.waveform_dir=... \
+        data.catalog=...
 
 Any data source works (``data=synthetic`` by default). The records are those training
 uses: the records cache (``cache/records/<hash>/``), built first when missing;

@@ -373,7 +373,8 @@ def test_missing_or_unset_paths_fail_in_one_sentence_before_any_work(tmp_path, u
         (
             dict(waveform_dir=str(wf), catalog="???"),
             ValueError,
-            "data.catalog is not set; data=waveforms needs it, e.g. data.catalog=/path/to/events.xml",
+            "data.catalog is not set; data=waveforms needs it, e.g. "
+            "data.catalog=/path/to/events.xml",
         ),
         (
             dict(waveform_dir=str(wf), catalog=str(tmp_path / "c.csv"), inventory="/no/*.xml"),

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from seisbert.analysis.gapfill_commands import fill_trace
 from seisbert.data.masking import IGNORE, apply_mask, select_positions, swap_random_windows
 from seisbert.data.sequences import window_stats
 from seisbert.model.encoder import EncoderConfig
@@ -442,29 +443,15 @@ def test_trace_windows_find_a_real_gap(tmp_path):
         trace_windows(gappy_trace(tmp_path), {**fcfg, "sampling_rate_hz": 50.0})
 
 
-def test_fill_gaps_script_fills_an_obspy_trace(tiny_cfg, tmp_path, shared_cache):
-    import importlib.util
-
+def test_fill_gaps_fills_an_obspy_trace(tiny_cfg, tmp_path, shared_cache):
     pre = tiny_cfg("experiment=mlm_psd_regress", "model=tiny", "trainer.max_epochs=1")
     ckpt = train_job(pre)["checkpoint"]
-    spec = importlib.util.spec_from_file_location(
-        "fill_gaps", Path(__file__).parents[1] / "scripts" / "fill_gaps.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main(
-        [
-            "trace",
-            str(gappy_trace(tmp_path)),
-            "--checkpoint",
-            ckpt,
-            "--cache-dir",
-            str(shared_cache),
-            "--out",
-            str(tmp_path / "out"),
-            "--p-time",
-            "2020-01-01T00:00:20",
-        ]
+    fill_trace(
+        gappy_trace(tmp_path),
+        ckpt,
+        shared_cache,
+        tmp_path / "out",
+        p_time="2020-01-01T00:00:20",
     )
     out = np.load(tmp_path / "out" / "gappy_filled.npz")
     gap = out["gap"]

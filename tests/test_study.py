@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import runpy
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from seisbert.analysis.gapfill_commands import evaluate_checkpoint
+from seisbert.analysis.sweeps import summarize_sweep
 from seisbert.metrics import PREDICTIONS_FILE, classification_metrics, load_predictions
+from seisbert.study.input_target import input_target_table
 from seisbert.study.protocol import (
     compose_run,
     load_study,
@@ -24,6 +26,7 @@ from seisbert.study.protocol import (
     tune,
     tune_many,
 )
+from seisbert.study.reproduce import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -264,7 +267,6 @@ def test_the_protocol_sets_budget_early_stopping_and_the_base_checkpoint(tmp_pat
 
 # ---------------------------------------------------------------- sweep ranking
 def test_sweep_summary_ranks_by_dev_never_test(tmp_path):
-    summary = runpy.run_path(str(ROOT / "scripts" / "sweep_summary.py"))
     for job, (dev, test) in enumerate([(0.6, 0.9), (0.8, 0.5), (0.7, 0.7)]):
         (tmp_path / str(job)).mkdir()
         cfg = {"task": {"monitor": "val/acc", "monitor_mode": "max"}, "model": {"layers": job + 1}}
@@ -272,10 +274,10 @@ def test_sweep_summary_ranks_by_dev_never_test(tmp_path):
         (tmp_path / str(job) / "metrics.json").write_text(
             json.dumps({"val/acc": dev, "test/acc": test})
         )
-    table = summary["main"]([str(tmp_path)])
+    table = summarize_sweep(tmp_path)
     assert table.job.tolist() == ["1", "2", "0"]  # by dev; by test it would be 0, 2, 1
     with pytest.raises(ValueError, match="test/acc is a test metric; jobs are ranked on dev only"):
-        summary["main"]([str(tmp_path), "--metric", "test/acc"])
+        summarize_sweep(tmp_path, metric="test/acc")
 
 
 # ------------------------------------------------------------ README vs results
@@ -354,7 +356,6 @@ def tiny_study(tmp_path_factory):
     cache = tmp / "cache"
     readme = tmp / "README.md"
     readme.write_text("# x\n\n## Results\n\nold words 12.3\n\n### Benchmarks\n\nkept 7\n")
-    main = runpy.run_path(str(ROOT / "scripts" / "reproduce_paper.py"))["main"]
     argv = [
         "base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"),
         *TINY_STUDY,
@@ -364,8 +365,8 @@ def tiny_study(tmp_path_factory):
         "jobs=2",
     ]
     plant_decoy_base_model(load_study("quick", argv), cache)
-    report = main(argv)
-    return tmp, report, argv, main
+    report = reproduce(argv)
+    return tmp, report, argv, reproduce
 
 
 def test_tiny_study_reports_every_row_from_saved_predictions(tiny_study):
@@ -481,23 +482,7 @@ def test_tiny_study_scores_gap_filling_as_the_fill_gaps_script_does(tiny_study, 
     cells = pd.read_csv(tmp / "report" / "results.csv")
     gaps = cells[cells.table == "gapfill"].set_index(["arm", "metric"]).value
     ckpt = json.loads((tmp / "report" / "runs.json").read_text())["pretrain"][0]["base_checkpoint"]
-    fill_gaps = runpy.run_path(str(ROOT / "scripts" / "fill_gaps.py"))["main"]
-    fill_gaps(
-        [
-            "evaluate",
-            "--checkpoint",
-            ckpt,
-            "--cache-dir",
-            str(tmp / "cache"),
-            "--lengths",
-            "1",
-            "3",
-            "--max-records",
-            "20",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    evaluate_checkpoint(ckpt, tmp / "cache", out=tmp_path, lengths=[1, 3], max_records=20)
     script = pd.read_csv(tmp_path / "gapfill.csv")
     assert len(script) == 2 * 4 and len(gaps) == 3 * len(
         script
@@ -568,7 +553,8 @@ def test_an_extra_arm_is_a_yaml_edit(tmp_path):
             f"run_dir={tmp_path}",
             "base_overrides=" + hlist(*TINY),
             "+pretrain.mlm_rp=" + hlist("experiment=mlm_psd_rp", "trainer.max_epochs=1"),
-            "+finetune.arms.rp={overrides: ['experiment=finetune_psd'], base: mlm_rp, compare_to: rp_scratch}",
+            "+finetune.arms.rp={overrides: ['experiment=finetune_psd'], base: mlm_rp, compare_to: "
+            "rp_scratch}",
             "+finetune.arms.rp_scratch={overrides: ['experiment=scratch_psd']}",
         ],
     )
@@ -586,8 +572,9 @@ def test_an_extra_arm_is_a_yaml_edit(tmp_path):
 
 
 def test_the_continuous_preset_carries_every_input_and_target_beside_its_scratch_arm(tmp_path):
-    """The input x target table: tokens/kmeans, psd/kmeans, psd/random_projection, psd/psd, both/kmeans,
-    perceiver; each pretrained arm compared with a scratch arm of the same input and arch."""
+    """The input x target table: tokens/kmeans, psd/kmeans, psd/random_projection, psd/psd,
+    both/kmeans, perceiver; each pretrained arm compared with a scratch arm of the same input and
+    arch."""
     study = load_study("continuous", [f"run_dir={tmp_path}", "base_overrides=" + hlist(*TINY)])
     seen = set()
     for name, arm in study.finetune.arms.items():
@@ -784,7 +771,6 @@ def test_the_paper_schema_refuses_bad_arm_labels_pool_curves_and_jobs(override, 
 
 
 def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holding_it(tmp_path):
-    main = runpy.run_path(str(ROOT / "scripts" / "input_target_table.py"))["main"]
 
     def results(path, arms):
         rows = [
@@ -832,16 +818,8 @@ def test_the_input_target_table_takes_each_arm_from_the_first_results_file_holdi
     readme.write_text(
         "# x\n<!-- input-target:start -->\nold 1.0\n<!-- input-target:end -->\nkept 7\n"
     )
-    main(
-        [
-            "--sources",
-            str(tmp_path / "new.csv"),
-            str(tmp_path / "old.csv"),
-            "--out",
-            str(tmp_path / "out"),
-            "--readme",
-            str(readme),
-        ]
+    input_target_table(
+        [tmp_path / "new.csv", tmp_path / "old.csv"], out=tmp_path / "out", readme=readme
     )
     cells = pd.read_csv(tmp_path / "out" / "input_target.csv")
     fine = cells[cells.table == "finetune"].groupby("arm").value.agg(set).to_dict()
@@ -959,7 +937,8 @@ def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
     cells = pd.concat([cells, pd.DataFrame(target_cells(cells, study))], ignore_index=True)
     text = "\n".join(missed_lines(cells))
     assert (
-        "PSD-input MLM-pretrained − PSD-input scratch at 120 labels: +6.0 [-0.5, 12.5], not met: 4.0 points short; "
+        "PSD-input MLM-pretrained − PSD-input scratch at 120 labels: +6.0 [-0.5, 12.5], not met: "
+        "4.0 points short; "
         "rests on a collapsed run (scratch_psd seed 1)." in text
     )
     assert (
@@ -996,8 +975,8 @@ def test_missed_targets_get_their_shortfall_and_the_measured_evidence():
     )  # a results file without the tuning-seed row claims nothing about it
     tuned = pd.concat([cells, pd.DataFrame([row("setup", "", "", "tune_seed", 2)])])
     assert (
-        "the CNN and trees a grid of the same size, every arm at fine-tuning seed 2, its choice reused for the "
-        "other seeds; every neural arm"
+        "the CNN and trees a grid of the same size, every arm at fine-tuning seed 2, its choice "
+        "reused for the other seeds; every neural arm"
     ) in setup_sentence(tuned)
     assert budget_table(cells)[2:] == [
         "| PSD-input MLM-pretrained | 50/200 | – |",

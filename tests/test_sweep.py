@@ -17,6 +17,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
+from seisbert.analysis.sweeps import summarize_sweep
 from seisbert.config import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,15 +133,6 @@ def test_each_job_reports_its_best_dev_epoch_and_publishes_that_model(multirun):
         )
 
 
-def load_summary_script():
-    spec = importlib.util.spec_from_file_location(
-        "sweep_summary", ROOT / "scripts" / "sweep_summary.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_summary_tables_and_plots_every_job(multirun, tmp_path, capsys):
     import matplotlib.image
 
@@ -149,7 +141,7 @@ def test_summary_tables_and_plots_every_job(multirun, tmp_path, capsys):
     copy = tmp_path / "multirun"
     shutil.copytree(tmp / "multirun", copy, ignore=shutil.ignore_patterns("*.ckpt", "csv", "*.png"))
     (copy / "3" / "metrics.json").unlink()
-    table = load_summary_script().main([str(copy)])
+    table = summarize_sweep(copy)
 
     assert list(table.columns[:5]) == [
         "job",
@@ -189,7 +181,7 @@ def test_summary_tables_and_plots_every_job(multirun, tmp_path, capsys):
 
 def test_summary_refuses_a_folder_without_jobs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no job folder with config.yaml"):
-        load_summary_script().main([str(tmp_path)])
+        summarize_sweep(tmp_path)
 
 
 # ---------------------------------------------------------------------------- optional plugins

@@ -309,7 +309,7 @@ def test_defaults():
 
 
 def test_event_id_prefix_gives_disjoint_ids():
-    """A second draw (the unlabeled pool) takes another prefix, so its ids never meet the first's."""
+    """A second draw (the unlabeled pool) takes another prefix: its ids never meet the first's."""
     a = SyntheticSource(n_events=20, seed=0).load(progress=False).metadata
     b = SyntheticSource(n_events=20, seed=1, event_id_prefix="pool").load(progress=False).metadata
     assert a["event_id"].str.startswith("syn").all() and b["event_id"].str.startswith("pool").all()

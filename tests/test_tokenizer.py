@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seisbert.analysis.tokenizer_bench import benchmark_tokenizer, summary_text
 from seisbert.tokenizer import (
     Tokenizer,
     TokenizerConfig,
@@ -136,13 +137,18 @@ def test_bad_options_name_the_key(key, value, match):
 
 
 def test_yaml_configs_build():
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from seisbert.config import build
 
-    cfg = build(OmegaConf.load(CONFIGS / "tokenizer" / "kmeans.yaml"), "tokenizer")
-    # the dataclass defaults mirror the YAML (the report's through ReportConfig's defaults)
-    assert replace(cfg, report=TokenizerConfig().report) == TokenizerConfig()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        composed = compose("train", overrides=["tokenizer=kmeans"]).tokenizer
+    cfg = build(composed, "tokenizer")
+    # kmeans.yaml extends the dataclass defaults (the report's through ReportConfig's)
+    assert replace(cfg, report=TokenizerConfig().report) == replace(
+        TokenizerConfig(), vocab_size=150
+    )
     assert build(cfg.report, "tokenizer.report") == ReportConfig()
     alt = OmegaConf.load(CONFIGS / "tokenizer" / "umap_waveform.yaml")
     assert alt.method == "umap_waveform"
@@ -311,27 +317,11 @@ def test_vocabulary_report(standin, tmp_path):
     assert json.loads(path.read_text())["vocab_size"] == 16
 
 
-def test_bench_script_runs_small(capsys):
-    import runpy
-
-    main = runpy.run_path(str(CONFIGS.parent / "scripts" / "bench_tokenizer.py"))["main"]
-    out = main(
-        [
-            "--n-a",
-            "20000",
-            "--n-b",
-            "18000",
-            "--n-iter",
-            "3",
-            "--k",
-            "16",
-            "--max-fit-windows",
-            "5000",
-        ]
-    )
+def test_tokenizer_bench_runs_small():
+    out = benchmark_tokenizer(n_a=20000, n_b=18000, n_iter=3, k=16, max_fit_windows=[5000])
     same = out["a"][0]
     assert same["init"] == "same initial centroids" and same["inertia_ratio"] == pytest.approx(
         1.0, abs=1e-4
     )
     assert [r["max_fit_windows"] for r in out["b"]] == [5000, None]
-    assert "target >= 8x" in capsys.readouterr().out
+    assert "target >= 8x" in summary_text(out)

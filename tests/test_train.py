@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from seisbert.data.sequences import TokenDataModule
+from seisbert.model.throughput import compare_throughput, parse_variants, throughput_table
 from seisbert.pipeline import TokenSet, prepare
 from seisbert.train.finetune import build_finetuning
 from seisbert.train.job import train_job, validate, write_run_info
@@ -220,29 +221,18 @@ def test_tiny_mlm_beats_the_trivial_baselines_on_an_easy_set(easy_tokens):
     assert m["test/mlm_acc_all_masked"] > 4 * trivial and m["test/mlm_top5"] > 0.9
 
 
-def test_bench_encoder_times_the_training_step_beside_hf_fp32(capsys):
-    """make bench's model stage: the headline row is seisbert's step, every ratio is over HF fp32."""
+def test_bench_encoder_times_the_training_step_beside_hf_fp32():
+    """make bench's model stage: the headline row is seisbert's step, every ratio is over HF
+    fp32."""
     pytest.importorskip("transformers")
-    import runpy
-
-    bench = runpy.run_path(str(ROOT / "scripts" / "bench_encoder.py"))
-    rows = bench["main"](
-        [
-            "--presets",
-            "small",
-            "--batch",
-            "small=2",
-            "--steps",
-            "small=1",
-            "--rounds",
-            "1",
-            "--threads",
-            "1",
-            "--variants",
-            "ours:fp32",
-            "--ours-precision",
-            "bf16",
-        ]
+    rows = compare_throughput(
+        presets=["small"],
+        batch={"small": 2},
+        steps={"small": 1},
+        rounds=1,
+        threads=1,
+        variants="ours:fp32",
+        ours_precision="bf16",
     )
     by = {r["model"]: r for r in rows}
     assert set(by) == {
@@ -257,9 +247,8 @@ def test_bench_encoder_times_the_training_step_beside_hf_fp32(capsys):
         assert r["over_hf_fp32"] == pytest.approx(
             r["tokens_per_s"] / by["hf_bert:fp32"]["tokens_per_s"]
         )
-    assert (
-        "seisbert training step (ours_masked:bf16) / HF BertForMaskedLM fp32 = "
-        in capsys.readouterr().out
+    assert "seisbert training step (ours_masked:bf16) / HF BertForMaskedLM fp32 = " in (
+        throughput_table(rows, seq_len=92, vocab_size=150, threads=1, clock="wall", rounds=1)
     )
-    with pytest.raises(SystemExit, match="'hf_bert:fp16'.*precision one of \\['fp32', 'bf16'\\]"):
-        bench["parse_variants"]("hf_bert:fp16")
+    with pytest.raises(ValueError, match="'hf_bert:fp16'.*precision one of \\['fp32', 'bf16'\\]"):
+        parse_variants("hf_bert:fp16")

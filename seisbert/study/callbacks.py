@@ -49,7 +49,7 @@ class SaveTestPredictions(L.Callback):
 
 
 def masked_probabilities(module, dm, rows) -> dict:
-    """P(blast) on the paper's masked test inputs, aligned with ``rows`` (same masks as the task's)."""
+    """P(blast) on the paper's masked test inputs, aligned with ``rows`` (the task's masks)."""
     import pandas as pd
 
     out = {}

@@ -18,7 +18,7 @@ MIN_GRID = 4  # the protocol: at least this many values in every tuning grid
 
 
 def _present(entries: dict) -> dict:
-    """A name -> spec map without the entries set to null (how a preset leaves out an inherited one)."""
+    """A name -> spec map without the entries set to null (how a preset drops an inherited one)."""
     return {name: spec for name, spec in entries.items() if spec is not None}
 
 
@@ -42,8 +42,8 @@ def check_log_grid(key: str, grid: list[float]) -> float:
     ratios = [b / a for a, b in zip(grid, grid[1:])]
     if max(ratios) / min(ratios) > 1 + _LOG_SPACING_TOLERANCE:
         raise ValueError(
-            f"{key}={list(grid)} is not log-spaced (ratios {[round(r, 3) for r in ratios]}); "
-            f"use a constant ratio, e.g. [1e-4, 3e-4, 1e-3, 3e-3] is not, [1e-4, 1e-3, 1e-2, 1e-1] is"
+            f"{key}={list(grid)} is not log-spaced (ratios {[round(r, 3) for r in ratios]}); use a "
+            "constant ratio, e.g. [1e-4, 3e-4, 1e-3, 3e-3] is not, [1e-4, 1e-3, 1e-2, 1e-1] is"
         )
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
@@ -268,6 +268,7 @@ class StudyConfig:
         return list(self.pretrain_seeds_of.get(name, self.pretrain_seeds))
 
     def pretrain_seed(self, seed: int, name: str) -> int:
-        """The seed of base model ``name`` that fine-tuning seed ``seed`` starts from (cycled in order)."""
+        """The seed of base model ``name`` that fine-tuning seed ``seed`` starts from (cycled in
+        order)."""
         seeds = self.base_seeds(name)
         return seeds[self.seeds.index(seed) % len(seeds)]

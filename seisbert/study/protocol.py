@@ -225,7 +225,8 @@ def tune_many(cells: list, grid: list, step: float, max_extensions: int, score_m
 
 
 def tune(grid: list, step: float, max_extensions: int, score) -> tuple[float, dict]:
-    """``score(value)`` over ``grid``, extended while the best sits on an edge; (best, {value: score})."""
+    """``score(value)`` over ``grid``, extended while the best sits on an edge; (best,
+    {value: score})."""
     return tune_many([None], grid, step, max_extensions, lambda todo: [score(v) for _, v in todo])[
         None
     ]
@@ -409,7 +410,8 @@ def baseline_arms(study: StudyConfig, paths: dict) -> list[dict]:
 
 
 def baseline_one(kind, bcfg, folder: Path, features, tokens, meta, idx, seed, grid=None) -> dict:
-    """Fit one baseline over ``grid`` (or reuse its folder), writing metrics and test predictions."""
+    """Fit one baseline over ``grid`` (or reuse its folder), writing metrics and test
+    predictions."""
     if (folder / "metrics.json").exists():
         return json.loads((folder / "metrics.json").read_text())
     r = fit_baseline(kind, bcfg, features, tokens, meta, idx, seed=seed, grid=grid)
@@ -446,8 +448,9 @@ def runs_seconds(folders) -> float:
 
 
 def gapfill_bases(study: StudyConfig, bases: dict) -> list[dict]:
-    """Gap filling (``seisbert.analysis.gapfill``) of every seed of each ``study.gapfill.bases`` model,
-    one row per gap length x position; kept in the base model's folder, named by its settings."""
+    """Gap filling (``seisbert.analysis.gapfill``) of every seed of each ``study.gapfill.bases``
+    model, one row per gap length x position; kept in the base model's folder, named by its
+    settings."""
     g, rows = study.gapfill, []
     for name in g.bases:
         for seed in study.base_seeds(name):

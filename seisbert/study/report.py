@@ -60,7 +60,9 @@ MONITOR_NAMES = {"mlm_acc_all_masked": "all-masked accuracy"}
 TARGET_NAMES = {
     "gain_over_scratch": "pretrained − its scratch arm ≥ +{gain_points} points, interval above 0",
     "best_vs_baseline": "best SeisBert arm ≥ best baseline (up to {baseline_labels_max} labels)",
-    "best_vs_baseline_all": "best SeisBert arm within {baseline_margin_all} points of the best baseline",
+    "best_vs_baseline_all": (
+        "best SeisBert arm within {baseline_margin_all} points of the best baseline"
+    ),
     "masked_vs_left_neighbour": "all-masked accuracy ÷ left-neighbour accuracy ≥ {token_vs_left}",
     "pool_rises": "largest pool − no pool > 0, interval above 0",
 }
@@ -218,7 +220,8 @@ def _plain(r) -> str:
 
 
 def window_table(cells: pd.DataFrame) -> list[str]:
-    """Masked-window regression: MSE (scaled log-PSD) and log-spectral distance, model beside baselines."""
+    """Masked-window regression: MSE (scaled log-PSD) and log-spectral distance, model beside
+    baselines."""
     header = [
         "base model",
         *[f"{v}: MSE" for v in WINDOW_COLUMNS.values()],
@@ -270,9 +273,10 @@ def gapfill_lines(cells: pd.DataFrame) -> list[str]:
         "## Gap filling",
         "",
         "A run of missing windows [MASK]ed and predicted from both sides (a token model: the "
-        "expected centroid under its softmax), scored by the log-spectral distance in dB on the gap over the first "
-        "test records (`scripts/fill_gaps.py evaluate`'s metric; lower is better, best in bold; a base model's "
-        "value is the mean over its pretraining seeds, the range in results.csv):",
+        "expected centroid under its softmax), scored by the log-spectral distance in dB on the "
+        "gap over the first test records (`scripts/fill_gaps.py evaluate`'s metric; lower is "
+        "better, best in bold; a base model's value is the mean over its pretraining seeds, the "
+        "range in results.csv):",
         "",
         *gapfill_table(cells),
         "",
@@ -361,14 +365,16 @@ def setup(cells: pd.DataFrame) -> dict:
 
 
 def base_seed_words(cells: pd.DataFrame) -> str:
-    """'3 pretraining seeds per base model (1 for a, b)': the study's, then the base models with fewer."""
+    """'3 pretraining seeds per base model (1 for a, b)': the study's, then the base models with
+    fewer."""
     own = cells[
         (cells.table == "setup") & (cells.arm.fillna("") != "") & (cells.metric == "pretrain_seeds")
     ]
     fewer = "; ".join(
         f"{int(n)} for {', '.join(r.arm)}" for n, r in own.groupby("value", sort=False)
     )
-    return f"{count(setup(cells)['pretrain_seeds'], 'pretraining seed')} per base model{f' ({fewer})' if fewer else ''}"
+    seeds = count(setup(cells)["pretrain_seeds"], "pretraining seed")
+    return f"{seeds} per base model{f' ({fewer})' if fewer else ''}"
 
 
 def count(n: int, noun: str) -> str:
@@ -376,7 +382,8 @@ def count(n: int, noun: str) -> str:
 
 
 def tuning_seed_words(s: dict) -> str:
-    """Where every arm chose its setting; results files older than the shared tuning seed have no row."""
+    """Where every arm chose its setting; results files older than the shared tuning seed have no
+    row."""
     return (
         ""
         if "tune_seed" not in s
@@ -391,17 +398,18 @@ def setup_sentence(cells: pd.DataFrame) -> str:
     s = setup(cells)
     return (
         f"Data: {s['records']} records of {s['events']} synthetic events; the test split holds "
-        f"{s['test_records']} records of {s['test_events']} events. {count(s['seeds'], 'fine-tuning seed')}, "
-        f"{base_seed_words(cells)}. Every transformer arm chose its learning "
-        f"rate on dev from one grid of {s['lr_grid_size']} log-spaced values (extended while the choice sat on "
-        f"an edge), the CNN and trees a grid of the same size{tuning_seed_words(s)}; every neural arm trained for "
-        f"{s['budget_epochs']} "
-        f"epochs (at least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
-        f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: {s['ci_level']}% bootstrap "
-        f"intervals over test events{' and seeds' if s['seeds'] > 1 else ''}"
-        f"{' (masked tokens: range over pretraining seeds)' if s['pretrain_seeds'] > 1 else ''}. Percent, test "
-        f"split. Its runs took {s['minutes']} core-minutes (run durations summed; the call that wrote this report: "
-        f"{s['invocation_minutes']} min, reusing finished runs)."
+        f"{s['test_records']} records of {s['test_events']} events. "
+        f"{count(s['seeds'], 'fine-tuning seed')}, {base_seed_words(cells)}. Every transformer arm "
+        f"chose its learning rate on dev from one grid of {s['lr_grid_size']} log-spaced values "
+        "(extended while the choice sat on an edge), the CNN and trees a grid of the same "
+        f"size{tuning_seed_words(s)}; every neural arm trained for {s['budget_epochs']} epochs (at "
+        f"least {s['budget_min_steps']} steps) with early stopping on dev balanced accuracy "
+        f"(patience {s['patience']} checks), best dev checkpoint restored. Brackets: "
+        f"{s['ci_level']}% bootstrap intervals over test events"
+        f"{' and seeds' if s['seeds'] > 1 else ''}"
+        f"{' (masked tokens: range over pretraining seeds)' if s['pretrain_seeds'] > 1 else ''}. "
+        f"Percent, test split. Its runs took {s['minutes']} core-minutes (run durations summed; "
+        f"the call that wrote this report: {s['invocation_minutes']} min, reusing finished runs)."
     )
 
 
@@ -482,8 +490,9 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
         else []
     )
     collapsed = [
-        f"- {name(r.arm)} at {r['labels']} labels, seed {int(r.value)} ({r.note} at the tuning seed): dev "
-        f"and test balanced accuracy at chance, one class predicted; its cell and every difference with it carry it."
+        f"- {name(r.arm)} at {r['labels']} labels, seed {int(r.value)} ({r.note} at the tuning "
+        "seed): dev and test balanced accuracy at chance, one class predicted; its cell and every "
+        "difference with it carry it."
         for _, r in cells[cells.table == "collapsed"].iterrows()
     ]
     collapsed = (
@@ -491,8 +500,8 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
     )
     pretraining = (
         [
-            "**Pretraining** (each base model's checkpoint metric on dev, all-masked accuracy in percent; "
-            "rises from the first check to the middle and from the middle to the end):",
+            "**Pretraining** (each base model's checkpoint metric on dev, all-masked accuracy in "
+            "percent; rises from the first check to the middle and from the middle to the end):",
             "",
             *pretraining_table(cells),
             "",
@@ -552,8 +561,8 @@ def results_lines(cells: pd.DataFrame) -> list[str]:
         ),
         *(
             [
-                "**Pool-size curve**: base models pretrained for the same steps with more unlabeled records "
-                "(balanced accuracy):",
+                "**Pool-size curve**: base models pretrained for the same steps with more "
+                "unlabeled records (balanced accuracy):",
                 "",
                 *pool_table(cells),
                 "",
@@ -598,7 +607,8 @@ def update_readme(readme: Path, block: str, start: str = START, end: str = END) 
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     elif start != START:
         raise ValueError(
-            f"{readme} has no {start} ... {end} block to write into; add the two lines where it goes"
+            f"{readme} has no {start} ... {end} block to write into; add the two lines where it "
+            "goes"
         )
     else:
         m = re.search(r"^## Results\n", text, flags=re.M)
@@ -692,8 +702,8 @@ def curve_words(cells: pd.DataFrame, base: str) -> str:
         else "still rising as fast"
     )
     return (
-        f"its base model's dev {metric} moved {first.value:+.1f}, then {second.value:+.1f} over the two halves "
-        f"of its {int(steps.value)} steps"
+        f"its base model's dev {metric} moved {first.value:+.1f}, then {second.value:+.1f} over "
+        f"the two halves of its {int(steps.value)} steps"
         + ("" if passes is None else f" (each pretraining record seen {passes.value:.1f} times)")
         + f": {state}"
     )
@@ -737,15 +747,17 @@ def why_gain(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
         )
     if ablations and not any(r.lo > 0 for r in ablations):
         lines.append(
-            "- What would close it: not more of the same. No ablation above moved the result clearly (each "
-            "interval reaches zero or below), though a longer-pretrained base model is better at its own "
-            "task (pretraining table). Untested here: a larger encoder fed by the pool, and more test "
-            f"events (the default data size) to narrow intervals up to {widest:.1f} points wide."
+            "- What would close it: not more of the same. No ablation above moved the result "
+            "clearly (each interval reaches zero or below), though a longer-pretrained base model "
+            "is better at its own task (pretraining table). Untested here: a larger encoder fed by "
+            "the pool, and more test events (the default data size) to narrow intervals up to "
+            f"{widest:.1f} points wide."
         )
     else:
         lines.append(
-            "- What would close it: a base model that is better at its own task (its dev curve had not "
-            "flattened), and more test events and seeds, since an interval this wide cannot tell +5 from +10."
+            "- What would close it: a base model that is better at its own task (its dev curve had "
+            "not flattened), and more test events and seeds, since an interval this wide cannot "
+            "tell +5 from +10."
         )
     return lines
 
@@ -766,14 +778,15 @@ def why_masked(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
             continue
         acc, left, mode, rand = (got[m].value for m in got)
         lines.append(
-            f"- {name(arm)}: all masked {acc:.1f}% against left neighbour {left:.1f}%, per-step mode "
-            f"{mode:.1f}% and random {rand:.1f}%: the left neighbour alone is {left / rand:.0f}x chance, "
-            f"so neighbouring windows often share their target; {curve_words(cells, arm)}."
+            f"- {name(arm)}: all masked {acc:.1f}% against left neighbour {left:.1f}%, per-step "
+            f"mode {mode:.1f}% and random {rand:.1f}%: the left neighbour alone is "
+            f"{left / rand:.0f}x chance, so neighbouring windows often share their target; "
+            f"{curve_words(cells, arm)}."
         )
     lines.append(
-        "- What would close it: longer pretraining while the curve still rises. The bar moves with the "
-        "targets (the left-neighbour guess is strong wherever neighbouring windows share a target), so "
-        "the ratio compares base models fairly only at the same targets."
+        "- What would close it: longer pretraining while the curve still rises. The bar moves with "
+        "the targets (the left-neighbour guess is strong wherever neighbouring windows share a "
+        "target), so the ratio compares base models fairly only at the same targets."
     )
     return lines
 
@@ -792,9 +805,9 @@ def why_pool(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
         passes = [lookup(cells, "pretrain_curve", x, "", "passes") for x in (a, b)]
         if all(p is not None for p in passes):
             lines.append(
-                f"- At the same steps the pooled base model saw each record {passes[1].value:.1f} times, the "
-                f"other {passes[0].value:.1f} times: the pool changed which records were seen, not how many "
-                f"updates were made; {curve_words(cells, b)}."
+                f"- At the same steps the pooled base model saw each record {passes[1].value:.1f} "
+                f"times, the other {passes[0].value:.1f} times: the pool changed which records "
+                f"were seen, not how many updates were made; {curve_words(cells, b)}."
             )
         longer = [
             r
@@ -811,9 +824,9 @@ def why_pool(cells: pd.DataFrame, missed: pd.DataFrame) -> list[str]:
             )
     widths = [r.hi - r.lo for _, r in missed.iterrows()]
     lines.append(
-        "- What would close it: pretraining steps that grow with the pool (at a fixed step budget a pool "
-        "only replaces repeats of the labelled set's records), and more seeds and test events to narrow "
-        f"an interval {max(widths):.1f} points wide."
+        "- What would close it: pretraining steps that grow with the pool (at a fixed step budget "
+        "a pool only replaces repeats of the labelled set's records), and more seeds and test "
+        f"events to narrow an interval {max(widths):.1f} points wide."
     )
     return lines
 
@@ -865,8 +878,8 @@ def write_report(
     lines = [
         f"# SeisBert: the paper's study on our data ({summary['scale']} scale)",
         "",
-        f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}`; every number below is a "
-        f"row of [results.csv](results.csv) (per-run rows: [runs.csv](runs.csv)).",
+        f"Produced by `python scripts/reproduce_paper.py scale={summary['scale']}`; every number "
+        "below is a row of [results.csv](results.csv) (per-run rows: [runs.csv](runs.csv)).",
         "",
         *results_lines(cells),
         *missed_lines(cells),

@@ -1,8 +1,9 @@
 """Every number the study reports, as one table (``results.csv``): cells with intervals.
 
-One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline, arm_vs_baseline,
-masked, tokens, windows, pool, paper, target), ``arm``, ``labels``, ``metric``, ``value`` with ``lo``/``hi``
-(percent, one decimal, as printed), ``n_seeds``, ``n_events`` and a ``note``. REPORT.md
+One row per reported figure: ``table`` (setup, budget, finetune, gain, vs_baseline,
+arm_vs_baseline, masked, tokens, windows, pool, paper, target), ``arm``, ``labels``, ``metric``,
+``value`` with ``lo``/``hi`` (percent, one decimal, as printed), ``n_seeds``, ``n_events`` and a
+``note``. REPORT.md
 and the README's results block are written from this table only, so a sentence cannot
 say more than the numbers.
 
@@ -164,7 +165,8 @@ def gain_cells(runs: pd.DataFrame, arms: dict, boot: dict) -> list[dict]:
 
 
 def best_by_dev(runs: pd.DataFrame, arms: list, labels) -> str | None:
-    """The arm of ``arms`` with the highest mean dev balanced accuracy at ``labels`` (never test)."""
+    """The arm of ``arms`` with the highest mean dev balanced accuracy at ``labels`` (never
+    test)."""
     r = runs[runs.arm.isin(arms) & (runs["labels"].astype(str) == str(labels))]
     dev = r.groupby("arm")["dev_balanced_accuracy"].mean().dropna()
     return None if dev.empty else str(dev.idxmax())
@@ -203,7 +205,8 @@ def sl_chance(output_dir: str) -> float | None:
 
 
 def over_seeds(table: str, arm: str, metric: str, values: list, scale) -> dict:
-    """One pretraining figure: mean over base-model seeds, lo/hi = their range, each by ``scale``."""
+    """One pretraining figure: mean over base-model seeds, lo/hi = their range, each by
+    ``scale``."""
     return row(
         table,
         arm,
@@ -306,7 +309,8 @@ def token_cells(pretrain: list[dict]) -> list[dict]:
 
 
 def window_cells(pretrain: list[dict]) -> list[dict]:
-    """Masked-window MSE and log-spectral distance (dB) of psd-target base models and their baselines."""
+    """Masked-window MSE and log-spectral distance (dB) of psd-target base models and their
+    baselines."""
     metrics = [f"{guess}_{err}" for guess in WINDOW_GUESSES for err in ("mse", "lsd")]
     return pretrain_cells(pretrain, "windows", metrics, lambda x: round(float(x), 3))
 
@@ -316,7 +320,8 @@ GAP_GUESSES = ("interpolation", "step_mean")  # fill_gaps' baselines, the same f
 
 def gapfill_cells(gapfill: list[dict]) -> list[dict]:
     """Gap filling (table ``gapfill``): LSD (dB) on the gap per ``<gap>s/<position>`` of each base
-    model (mean and range over its seeds) and of the baselines (arm ``interpolation``, ``step_mean``)."""
+    model (mean and range over its seeds) and of the baselines (arm ``interpolation``,
+    ``step_mean``)."""
     if not gapfill:
         return []
     frame, rows = pd.DataFrame(gapfill), []
@@ -445,7 +450,8 @@ def _target(kind: str, r, why: str | None, short: float | None = None) -> list[d
 
 
 def target_cells(cells: pd.DataFrame, study) -> list[dict]:
-    """``study.targets`` checked against the rows they rest on (table ``target``; note: met or why not)."""
+    """``study.targets`` checked against the rows they rest on (table ``target``; note: met or why
+    not)."""
     t = study.targets
     rows = [
         row("target", "", "", f"threshold/{k}", v)
@@ -537,7 +543,8 @@ def with_collapsed(r: dict, cells: pd.DataFrame) -> dict:
 
 
 def result_cells(summary: dict) -> pd.DataFrame:
-    """The whole ``results.csv`` of a study summary (``seisbert.study.protocol.run_study``'s output)."""
+    """The whole ``results.csv`` of a study summary (``seisbert.study.protocol.run_study``'s
+    output)."""
     study, runs = summary["config"], summary["runs"]
     boot = {
         "n_boot": study.bootstrap.n_boot,

@@ -1,8 +1,8 @@
 """Benchmark the embedded synthetic source: generation speed and how separable its classes are.
 
-    python scripts/bench_synthetic.py                     # defaults: speed + logistic regressions
-    python scripts/bench_synthetic.py --hgb               # + HistGradientBoosting on the 90x20 grid
-    python scripts/bench_synthetic.py --set p_single_shot=0.08 dlog_ps_blast=0.4 jitter_ms=5
+    python scripts/bench/synthetic.py                     # defaults: speed + logistic regressions
+    python scripts/bench/synthetic.py --hgb               # + HistGradientBoosting on the 90x20 grid
+    python scripts/bench/synthetic.py --set p_single_shot=0.08 dlog_ps_blast=0.4 jitter_ms=5
 
 Separability follows synthetic.md section 8: trace-level accuracy, 4-fold CV grouped by
 event, on 1-s log-PSDs (1-20 Hz, 1 Hz bins), against the catalogue / the true label.

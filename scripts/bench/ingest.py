@@ -1,7 +1,7 @@
 """Ingestion speed of ``data=waveforms`` beside a plain one-process ObsPy read loop.
 
-    python scripts/bench_ingest.py [--events 20] [--stations 20] [--workers 2]
-    python scripts/bench_ingest.py --lookup-only      # the event-lookup row alone (seconds)
+    python scripts/bench/ingest.py [--events 20] [--stations 20] [--workers 2]
+    python scripts/bench/ingest.py --lookup-only      # the event-lookup row alone (seconds)
 
 Writes E events x S stations of 100 Hz miniSEED (ObsPy's bundled BW.UH4 recording,
 re-stamped, one 230-s file per pair), a QuakeML catalogue with P picks at the even

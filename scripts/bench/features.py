@@ -1,6 +1,6 @@
 """Featurization throughput: ours vs. SciPy on the same records, as ratios.
 
-    python scripts/bench_features.py [--records 4000] [--paper-records 169808]
+    python scripts/bench/features.py [--records 4000] [--paper-records 169808]
 
 (a) ``scipy.signal.welch`` called per 1-s window in a Python loop (the naive way),
 (b) ``scipy.signal.periodogram`` once per record on its (T, 100) windows (best plain SciPy),

@@ -1,4 +1,4 @@
-"""Training throughput of seisbert's encoder + MLM head vs. two reference encoders.
+"""Training throughput of seisbert's encoder + MLM head beside two reference encoders.
 
 Times forward + backward + AdamW step (tokens/s) on CPU for our ``Encoder`` +
 ``MLMHead``, Hugging Face ``BertForMaskedLM`` (SDPA attention) and
@@ -10,21 +10,16 @@ asked, under bf16 autocast (``torch.autocast("cpu", torch.bfloat16)`` around the
 forward, which is what ``trainer.precision=bf16-mixed`` does on CPU).
 
 The headline ratio is seisbert's training step as it runs (``ours_masked`` at
-``--ours-precision``, default bf16 where the CPU has native bf16 instructions) over
-``BertForMaskedLM`` in float32 at the ``small`` preset; ``hf_bert:bf16`` is timed
-beside it so the share of the gain that is bf16's alone stays visible.
-
-    python scripts/bench_encoder.py                      # small and base presets
-    python scripts/bench_encoder.py --threads 1 --clock cpu   # on a busy machine
-
-Rounds interleave the models and the best round counts, so a burst of load from
-another process hurts every model alike and is then discarded. On a shared machine
-``--threads 1 --clock cpu`` counts only this process's CPU seconds.
+``ours_precision``, default bf16 where the CPU has native bf16 instructions) over
+``BertForMaskedLM`` in float32; ``hf_bert:bf16`` is timed beside it so the share of
+the gain that is bf16's alone stays visible. Rounds interleave the models and the best
+round counts, so a burst of load from another process hurts every model alike and is
+then discarded; ``clock="cpu"`` with one thread counts only this process's CPU seconds.
+``scripts/bench/encoder.py`` (``make bench``, stage ``model``) is its command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import time
@@ -36,15 +31,18 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from seisbert.config import build
-from seisbert.model import Encoder, EncoderConfig, MLMHead
+from seisbert.model.encoder import Encoder, EncoderConfig
+from seisbert.model.heads import MLMHead
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
 PRECISIONS = ("fp32", "bf16")
 # model:precision pairs timed by default; the reference of every ratio is hf_bert:fp32
 DEFAULT_VARIANTS = (
     "ours:fp32,ours_masked:fp32,ours_masked:bf16,hf_bert:fp32,hf_bert:bf16,torch_te:fp32"
 )
 REFERENCE = "hf_bert:fp32"
+DEFAULT_BATCH = {"small": 64, "base": 8}  # sequences per step (base at 64: ~1 min a step)
+DEFAULT_STEPS = {"small": 8, "base": 1}  # timed steps per round
 
 
 def cpu_has_native_bf16() -> bool:
@@ -57,13 +55,12 @@ def cpu_has_native_bf16() -> bool:
 
 
 def load_preset(name: str, vocab_size: int) -> EncoderConfig:
-    root = OmegaConf.create(
-        {
-            "tokenizer": {"vocab_size": vocab_size},
-            "model": OmegaConf.load(CONFIG_DIR / f"{name}.yaml"),
-        }
-    )
-    return build(root.model, "model")
+    """The encoder preset ``configs/model/<name>.yaml`` with ``vocab_size`` spectral tokens: its
+    keys over ``EncoderConfig``'s defaults (a Hydra defaults list in the file is not read)."""
+    keys = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"))
+    keys.pop("defaults", None)
+    keys.setdefault("_target_", f"{EncoderConfig.__module__}.{EncoderConfig.__qualname__}")
+    return build({**keys, "vocab_size": vocab_size}, "model")
 
 
 class Ours(nn.Module):
@@ -207,8 +204,8 @@ def parse_variants(spec: str) -> list[tuple[str, str]]:
         name, _, precision = item.partition(":")
         precision = precision or "fp32"
         if name not in MODELS or precision not in PRECISIONS:
-            raise SystemExit(
-                f"--variants item {item!r}: the model must be one of {list(MODELS)} and "
+            raise ValueError(
+                f"variants item {item!r}: the model must be one of {list(MODELS)} and "
                 f"the precision one of {list(PRECISIONS)}"
             )
         out.append((name, precision))
@@ -245,65 +242,46 @@ def bench_preset(
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--presets", nargs="+", default=["small", "base"])
-    p.add_argument(
-        "--batch",
-        type=str,
-        default="small=64,base=8",
-        help="sequences per step, per preset (base at 64 takes ~1 min a step on 2 cores)",
-    )
-    p.add_argument("--seq-len", type=int, default=92)
-    p.add_argument(
-        "--vocab-size", type=int, default=150, help="spectral tokens K (the tokenizer default)"
-    )
-    p.add_argument(
-        "--steps", type=str, default="small=8,base=1", help="timed steps per round, per preset"
-    )
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="cpu: this process's CPU seconds; with --threads 1 it ignores other processes' load",
-    )
-    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="model:precision pairs to time")
-    p.add_argument(
-        "--ours-precision",
-        choices=["auto", *PRECISIONS],
-        default="auto",
-        help="precision of the headline 'ours' (auto: bf16 where the CPU has native bf16)",
-    )
-    return p.parse_args(argv)
-
-
 def headline_variant(choice: str) -> tuple[str, str]:
-    """seisbert's step as it trains: the masked-position head, bf16 where the CPU runs it natively."""
+    """seisbert's step as it trains: the masked-position head, bf16 where the CPU runs it
+    natively (``auto``)."""
     if choice == "auto":
         choice = "bf16" if cpu_has_native_bf16() else "fp32"
     return "ours_masked", choice
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    steps, batch = per_preset(args.steps), per_preset(args.batch)
-    ours = headline_variant(args.ours_precision)
-    variants = parse_variants(args.variants)
-    variants += [
-        v for v in (ours, tuple(REFERENCE.split(":"))) if v not in variants
-    ]  # always timed
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+def compare_throughput(
+    presets: list[str] | tuple[str, ...] = ("small", "base"),
+    batch: dict[str, int] | None = None,
+    steps: dict[str, int] | None = None,
+    seq_len: int = 92,
+    vocab_size: int = 150,
+    warmup: int = 1,
+    rounds: int = 2,
+    threads: int | None = None,
+    clock: str = "wall",
+    variants: str = DEFAULT_VARIANTS,
+    ours_precision: str = "auto",
+) -> list[dict]:
+    """One row per preset and ``model:precision``: tokens/s and its ratio over HF fp32.
+
+    ``batch`` and ``steps`` are per preset (8 sequences and 2 steps for a preset not named);
+    ``threads`` sets torch's thread count (default: every core); ``clock`` is ``wall`` or
+    ``cpu`` (this process's CPU seconds). The headline pair, seisbert's step at
+    ``ours_precision`` and the HF fp32 reference, is always timed.
+    """
+    batch = DEFAULT_BATCH if batch is None else batch
+    steps = DEFAULT_STEPS if steps is None else steps
+    torch.set_num_threads(threads or os.cpu_count())
+    ours = headline_variant(ours_precision)
+    chosen = parse_variants(variants)
+    chosen += [v for v in (ours, tuple(REFERENCE.split(":"))) if v not in chosen]
+    timer = time.perf_counter if clock == "wall" else time.process_time
     rows = []
-    for preset in args.presets:
-        cfg = load_preset(preset, args.vocab_size)
+    for preset in presets:
+        cfg = load_preset(preset, vocab_size)
         b = batch.get(preset, 8)
-        res = bench_preset(
-            cfg, variants, b, args.seq_len, args.warmup, steps.get(preset, 2), args.rounds, clock
-        )
+        res = bench_preset(cfg, chosen, b, seq_len, warmup, steps.get(preset, 2), rounds, timer)
         for key, (tps, n) in res.items():
             rows.append(
                 {
@@ -316,37 +294,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     "headline": key == ":".join(ours),
                 }
             )
-    print_table(rows, args)
     return rows
 
 
-def per_preset(spec: str) -> dict[str, int]:
-    """'small=64,base=8' -> {'small': 64, 'base': 8}."""
-    return {k: int(v) for k, v in (kv.split("=") for kv in spec.split(","))}
-
-
-def print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    print(
-        f"CPU training throughput (forward + backward + AdamW), sequences of {args.seq_len} tokens, "
-        f"K={args.vocab_size}, {args.threads} threads, {args.clock} clock, torch {torch.__version__}, "
-        f"best of {args.rounds} rounds, native bf16: {cpu_has_native_bf16()}"
-    )
-    print(
-        f"{'preset':<7} {'model':<18} {'batch':>5} {'params':>8} {'tokens/s':>10} {'/hf_fp32':>9}"
-    )
+def throughput_table(
+    rows: list[dict], seq_len: int, vocab_size: int, threads: int, clock: str, rounds: int
+) -> str:
+    """The rows of ``compare_throughput`` as text, the headline ratio of each preset last."""
+    lines = [
+        f"CPU training throughput (forward + backward + AdamW), sequences of {seq_len} "
+        f"tokens, K={vocab_size}, {threads} threads, {clock} clock, torch {torch.__version__}, "
+        f"best of {rounds} rounds, native bf16: {cpu_has_native_bf16()}",
+        f"{'preset':<7} {'model':<18} {'batch':>5} {'params':>8} {'tokens/s':>10} {'/hf_fp32':>9}",
+    ]
     for r in rows:
         mark = "  <- seisbert's training step" if r["headline"] else ""
-        print(
+        lines.append(
             f"{r['preset']:<7} {r['model']:<18} {r['batch']:>5} {r['params_M']:>7.2f}M "
             f"{r['tokens_per_s']:>10.0f} {r['over_hf_fp32']:>9.2f}{mark}"
         )
     for r in (r for r in rows if r["headline"]):
         target = "  (target >= 1.5x)" if r["preset"] == "small" else ""
-        print(
+        lines.append(
             f"{r['preset']}: seisbert training step ({r['model']}) / HF BertForMaskedLM fp32 = "
             f"{r['over_hf_fp32']:.2f}x{target}"
         )
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Peak memory of ``seisbert predict`` at two record counts: flat when records stream.
 
-    python scripts/bench_predict.py [--records 2000 20000] [--rows-per-file 250]
+    python scripts/bench/predict.py [--records 2000 20000] [--rows-per-file 250]
 
 Fine-tunes a tiny classifier on a small synthetic set (the test suite's tiny configuration)
 for its bundle, then writes a ``data=file_list`` archive: synthetic records joined into
@@ -30,7 +30,7 @@ from omegaconf import open_dict
 
 from seisbert.logs import setup_logging
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 # The tests' tiny fine-tuning run (tests/conftest.py, bundle_helpers.py): a bundle in seconds.
 TINY_FINETUNE = [
     "experiment=scratch",

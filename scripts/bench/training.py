@@ -9,9 +9,10 @@ training tokens/s, and the dev metrics after the last epoch. It also times one p
 the training DataLoader alone (collation without the model): what DataLoader workers could
 save at most.
 
-    python scripts/bench_training.py                          # about 3-5 CPU-minutes
-    python scripts/bench_training.py --epochs 5 model=small data.n_events=2500
-    python scripts/bench_training.py --experiment scratch model=small data.n_events=1000 task.params.masked_eval=false
+    python scripts/bench/training.py                          # about 3-5 CPU-minutes
+    python scripts/bench/training.py --epochs 5 model=small data.n_events=2500
+    python scripts/bench/training.py --experiment scratch model=small data.n_events=1000 \
+        task.params.masked_eval=false
 
 Seconds are this process's CPU seconds with one torch thread (``--threads``), so the other
 jobs on a shared machine do not count; the numbers are comparable within one run.
@@ -32,7 +33,7 @@ from seisbert.pipeline import TokenSet, prepare
 from seisbert.train.finetune import build_finetuning
 from seisbert.train.pretrain import build_pretraining
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 PRECISIONS = ("32-true", "bf16-mixed")
 # experiment -> (builder, the dev metrics reported after the last epoch)
 TASKS = {
@@ -108,9 +109,9 @@ def run_precision(cfg, tset: TokenSet, precision: str, epochs: int, experiment: 
 def print_report(rows: list[dict], args) -> None:
     r0, keys = rows[0], list(rows[0]["dev"])
     print(
-        f"Real training (experiment={args.experiment} {' '.join(args.overrides)}), {r0['train_rows']} train / "
-        f"{r0['dev_rows']} dev records, {args.epochs} epochs, {args.threads} thread(s), CPU seconds, "
-        f"torch {torch.__version__}"
+        f"Real training (experiment={args.experiment} {' '.join(args.overrides)}), "
+        f"{r0['train_rows']} train / {r0['dev_rows']} dev records, {args.epochs} epochs, "
+        f"{args.threads} thread(s), CPU seconds, torch {torch.__version__}"
     )
     print(
         f"{'precision':<11} {'train s/ep':>10} {'val s/ep':>9} {'val share':>9} {'tokens/s':>9} "

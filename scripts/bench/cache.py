@@ -1,12 +1,13 @@
 """What checking a cached artifact costs, and what each ``paths.verify`` level catches.
 
-    python scripts/bench_cache.py [--records 7734] [--flips 200]
+    python scripts/bench/cache.py [--records 7734] [--flips 200]
 
 Builds a records-like artifact of paper scale (``--records`` waveforms of (1, 9000) float32,
-the default data size, plus its (N, 90, 20) features) with ``seisbert.artifacts.cache.atomic_artifact``,
-then times ``verify_artifact`` at each level and changes one random byte ``--flips`` times to
-count how often each level sees it. Only ``full`` reads every byte; the figures say what the
-others miss. Other load on the machine shifts the timings.
+the default data size, plus its (N, 90, 20) features) with
+``seisbert.artifacts.cache.atomic_artifact``, then times ``verify_artifact`` at each level and
+changes one random byte ``--flips`` times to count how often each level sees it. Only ``full``
+reads every byte; the figures say what the others miss. Other load on the machine shifts the
+timings.
 """
 
 from __future__ import annotations

@@ -1,37 +1,32 @@
-"""Benchmark the FAISS k-means tokenizer on synthetic windows with cluster structure.
+"""The FAISS k-means tokenizer on synthetic windows with cluster structure, timed and scored.
 
-(a) FAISS vs scikit-learn ``KMeans`` on the same 2 M windows x 20, K=150, the same
-    iterations, one init, FAISS with its silent subsample switched off: first from the
-    same initial centroids (a seeded sample of the windows: strictly equal work), then
-    each from its default seeding. Fit + assign time, and the final inertia of both
-    measured by one nearest-centroid pass over all windows.
-(b) Paper scale with the default config: 15.3 M windows x 20, K=150, fit on a seeded
-    subsample of the training split (``tokenizer.max_fit_windows``), assign all; its
+(a) FAISS vs scikit-learn ``KMeans`` on the same windows x 20, the same K and iterations,
+    one init, FAISS with its silent subsample switched off: first from the same initial
+    centroids (a seeded sample of the windows: strictly equal work), then each from its
+    default seeding. Fit + assign time, and the final inertia of both measured by one
+    nearest-centroid pass over all windows.
+(b) Paper scale with the default config: windows as (records, 90, 20) features, fit on a
+    seeded subsample of the training split (``tokenizer.max_fit_windows``), assign all; its
     inertia over all windows against a full-data fit (all windows, same seed and
     iterations), which is timed once too.
-(c) (``--part c``) the seedings (FAISS random, k-means++, AFK-MC2; greedy k-means++)
-    at equal Lloyd work: final inertia on 1 M windows, per seed.
+(c) The seedings (FAISS random, k-means++, AFK-MC2; greedy k-means++) at equal Lloyd work:
+    final inertia per seed.
 
-    python scripts/bench_tokenizer.py                       # both parts (~5 min on 2 cores)
-    python scripts/bench_tokenizer.py --part b --n-b 2000000 --no-full-fit
+``scripts/bench/tokenizer.py`` (``make bench``, stage ``tokenizer``) is its command line.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from seisbert.logs import setup_logging
 from seisbert.tokenizer import Tokenizer, TokenizerConfig, fit_tokenizer
 
-log = logging.getLogger("bench_tokenizer")
+log = logging.getLogger(__name__)
 
 
 def mixture_windows(
@@ -89,7 +84,8 @@ def sklearn_fit(
 def faiss_fit(
     x: np.ndarray, cfg: TokenizerConfig, init: np.ndarray | None, repeat: int
 ) -> tuple[np.ndarray, float]:
-    """The tokenizer's own fit (all windows, no subsample) + assign of all windows. Best of ``repeat``."""
+    """The tokenizer's own fit (all windows, no subsample) + assign of all windows; the best
+    of ``repeat`` timings."""
     times = []
     for _ in range(repeat):
         tok, t_fit = timed(
@@ -233,15 +229,16 @@ def part_c(n: int, cfg: TokenizerConfig, seeds: list[int], data_seed: int) -> li
     return rows
 
 
-def print_summary(results: dict) -> None:
-    """Plain-text tables with the targets (speed >= 8x, inertia within 1%)."""
-    print(f"threads: {results['threads']} (timings depend on other load on the machine)")
+def summary_text(results: dict) -> str:
+    """Plain-text lines with the targets (speed >= 8x, inertia within 1%)."""
+    lines = [f"threads: {results['threads']} (timings depend on other load on the machine)"]
     for row in results.get("a", []):
         if "speedup" in row:
-            print(
-                f"(a) {row['n_windows']:,} x 20, K={row['k']}, {row['n_iter']} it, {row['init']}: "
-                f"FAISS {row['faiss_s']:.1f} s vs scikit-learn {row['sklearn_s']:.1f} s -> {row['speedup']:.2f}x "
-                f"(target >= 8x); inertia ratio {row['inertia_ratio']:.5f} (target within 1%)"
+            lines.append(
+                f"(a) {row['n_windows']:,} x 20, K={row['k']}, {row['n_iter']} it, "
+                f"{row['init']}: FAISS {row['faiss_s']:.1f} s vs scikit-learn "
+                f"{row['sklearn_s']:.1f} s -> {row['speedup']:.2f}x (target >= 8x); "
+                f"inertia ratio {row['inertia_ratio']:.5f} (target within 1%)"
             )
     for row in results.get("b", []):
         ratio = row.get("inertia_ratio_to_full")
@@ -251,90 +248,58 @@ def print_summary(results: dict) -> None:
             else f"max_fit_windows={row['max_fit_windows']:,} seed {row['seed']}"
         )
         seconds = row.get("fit_assign_s", row.get("fit_s"))
-        print(
+        timed_what = " fit + assign (target < 60 s)" if "fit_assign_s" in row else " fit only"
+        lines.append(
             f"(b) {row['n_windows']:,} x 20, K={row['k']}, {what}: {seconds:.1f} s"
-            f"{' fit + assign (target < 60 s)' if 'fit_assign_s' in row else ' fit only'}, inertia "
-            f"{row['inertia_all']:.4f}"
+            f"{timed_what}, inertia {row['inertia_all']:.4f}"
             + (f", ratio to full fit {ratio:.4f}" if ratio is not None else "")
         )
     for row in results.get("c", []):
-        print(
+        lines.append(
             f"(c) {row['n_windows']:,} x 20, init {row['init']}, seed {row['seed']}: "
             f"fit {row['fit_s']:.1f} s, inertia {row['inertia']:.4f}"
         )
+    return "\n".join(lines)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--part",
-        choices=["a", "b", "both", "c"],
-        default="both",
-        help="c: seeding methods compared (not part of both)",
-    )
-    ap.add_argument("--n-c", type=int, default=1_000_000, help="windows in part (c)")
-    ap.add_argument("--n-a", type=int, default=2_000_000, help="windows in part (a)")
-    ap.add_argument("--n-b", type=int, default=15_300_000, help="windows in part (b)")
-    ap.add_argument("--k", type=int, default=150)
-    ap.add_argument("--n-iter", type=int, default=None, help="default: tokenizer.n_iter")
-    ap.add_argument(
-        "--max-fit-windows",
-        type=int,
-        nargs="+",
-        default=None,
-        help="part (b) subsample sizes; default: tokenizer.max_fit_windows",
-    )
-    ap.add_argument(
-        "--seed", type=int, default=0, help="tokenizer seed (part b: the first of --seeds)"
-    )
-    ap.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=None,
-        help="part (b) tokenizer seeds; default: --seed",
-    )
-    ap.add_argument(
-        "--data-seed", type=int, default=0, help="seed of the synthetic mixture windows"
-    )
-    ap.add_argument(
-        "--repeat", type=int, default=1, help="part (a): best of this many timings each"
-    )
-    ap.add_argument("--no-sklearn", action="store_true")
-    ap.add_argument("--no-full-fit", action="store_true")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    return ap.parse_args(argv)
+def benchmark_tokenizer(
+    part: str = "both",
+    n_a: int = 2_000_000,
+    n_b: int = 15_300_000,
+    n_c: int = 1_000_000,
+    k: int = 150,
+    n_iter: int | None = None,
+    max_fit_windows: list[int] | None = None,
+    seed: int = 0,
+    seeds: list[int] | None = None,
+    data_seed: int = 0,
+    repeat: int = 1,
+    sklearn: bool = True,
+    full_fit: bool = True,
+) -> dict:
+    """Parts (a) and (b) (``part="both"``), one of them (``"a"``, ``"b"``) or (c) (``"c"``):
+    {"threads": FAISS's threads, "a"/"b"/"c": one dict per row}.
 
-
-def main(argv=None) -> dict:
-    setup_logging(app_loggers=[log.name])
-    args = parse_args(argv)
-    cfg = TokenizerConfig(vocab_size=args.k, seed=args.seed, device="cpu")
-    cfg = replace(cfg, n_iter=args.n_iter or cfg.n_iter)
+    ``n_iter`` and ``max_fit_windows`` default to the tokenizer's config; part (b) fits each
+    ``max_fit_windows`` at each of ``seeds`` (default ``[seed]``), part (c) at ``seeds``
+    (default ``[0, 1]``); ``repeat``: part (a) keeps the best of this many timings.
+    """
     import faiss
 
+    cfg = TokenizerConfig(vocab_size=k, seed=seed, device="cpu")
+    cfg = replace(cfg, n_iter=n_iter or cfg.n_iter)
     results = {"threads": faiss.omp_get_max_threads()}
-    if args.part in ("a", "both"):
-        results["a"] = part_a(args.n_a, cfg, args.no_sklearn, args.data_seed, args.repeat)
-    if args.part in ("b", "both"):
+    if part in ("a", "both"):
+        results["a"] = part_a(n_a, cfg, not sklearn, data_seed, repeat)
+    if part in ("b", "both"):
         results["b"] = part_b(
-            args.n_b,
+            n_b,
             cfg,
-            args.max_fit_windows or [cfg.max_fit_windows],
-            args.seeds or [args.seed],
-            not args.no_full_fit,
-            args.data_seed,
+            max_fit_windows or [cfg.max_fit_windows],
+            seeds or [seed],
+            full_fit,
+            data_seed,
         )
-    if args.part == "c":
-        results["c"] = part_c(args.n_c, cfg, args.seeds or [0, 1], args.data_seed)
-    print_summary(results)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    if part == "c":
+        results["c"] = part_c(n_c, cfg, seeds or [0, 1], data_seed)
     return results
-
-
-if __name__ == "__main__":
-    main()
