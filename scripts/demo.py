@@ -30,6 +30,7 @@ from seisbert.inference.files import write_records_as_files
 from seisbert.logs import setup_logging
 from seisbert.pipeline import FeatureSet, load_records, prepare
 from seisbert.train.job import train_job, validate
+from seisbert.train.schemas import register
 
 ROOT = Path(__file__).resolve().parents[1]  # configs/, reports/ and outputs/ of this checkout
 
@@ -39,6 +40,7 @@ PRETRAIN = ["experiment=demo"]  # configs/experiment/demo.yaml: the demo's pretr
 
 
 def config(overrides: list[str]) -> DictConfig:
+    register()  # the config dataclasses' defaults, which the YAML presets extend
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     with open_dict(cfg):

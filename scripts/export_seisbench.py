@@ -26,6 +26,7 @@ from seisbert.data.records import RecordSet
 from seisbert.data.seisbench_format import export_seisbench
 from seisbert.data.splits import split_by_event
 from seisbert.logs import setup_logging
+from seisbert.train.schemas import register
 
 ROOT = Path(__file__).resolve().parents[1]  # this checkout's configs/
 
@@ -33,6 +34,7 @@ log = logging.getLogger("export_seisbench")
 
 
 def config(overrides: list[str], config_name: str = "train") -> DictConfig:
+    register()  # the config dataclasses' defaults, which the YAML presets extend
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose(config_name, overrides=overrides)
 

@@ -29,6 +29,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from seisbert.logs import setup_logging
+from seisbert.train.schemas import register
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 # The tests' tiny fine-tuning run (tests/conftest.py, bundle_helpers.py): a bundle in seconds.
@@ -53,6 +54,7 @@ PAD_S = 5.0  # read beyond each cut (data.pad_s's default): it must lie in the f
 def train_bundle(folder: Path) -> Path:
     from seisbert.train.job import train_job, validate
 
+    register()  # the config dataclasses' defaults, which the YAML presets extend
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=TINY_FINETUNE)
     with open_dict(cfg):
@@ -104,6 +106,7 @@ def predict_once(bundle: Path, records_csv: Path, out: Path) -> None:
     """(In a fresh process) the real predict run; prints records, seconds and peak RSS (MB)."""
     from seisbert.inference.cli import apply_bundle
 
+    register()  # the config dataclasses' defaults, which the YAML presets extend
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             "predict",

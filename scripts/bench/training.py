@@ -32,6 +32,7 @@ from hydra import compose, initialize_config_dir
 from seisbert.pipeline import TokenSet, prepare
 from seisbert.train.finetune import build_finetuning
 from seisbert.train.pretrain import build_pretraining
+from seisbert.train.schemas import register
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    register()  # the config dataclasses' defaults, which the YAML presets extend
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(
             "train",
