@@ -40,6 +40,7 @@ from seisbert.metrics import PREDICTIONS_FILE, save_predictions
 from seisbert.pipeline import FeatureSet, TokenSet, prepare
 from seisbert.study.config import StudyConfig
 from seisbert.train.job import train_job, validate, write_run_info
+from seisbert.train.schemas import register
 
 log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -56,6 +57,7 @@ def load_study(scale: str = "quick", overrides: list | None = None) -> StudyConf
 
 def compose_run(study: StudyConfig, overrides: list) -> DictConfig:
     """The run's full config (base overrides first) with ``paths.output_dir`` left to name."""
+    register()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[*study.base_overrides, *overrides])
     with open_dict(cfg):
