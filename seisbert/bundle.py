@@ -34,6 +34,7 @@ import numpy as np
 
 import seisbert
 from seisbert.artifacts.cache import read_artifact_record, versions
+from seisbert.artifacts.pretrained import resolve_bundle
 from seisbert.config import _type_ok, describe
 from seisbert.data.records import CLASS_NAMES
 from seisbert.data.sequences import Specials
@@ -470,7 +471,7 @@ def load_tokenizer_from(path: str | Path):
     """A trained tokenizer to reuse (``tokenizer.from_path``): a bundle file or a tokens
     artifact folder. Returns the Tokenizer and the digest of the tokens it was fitted for,
     so a base model pretrained on those tokens is accepted by fine-tuning."""
-    path = Path(path)
+    path = resolve_bundle(path)  # a path, or pretrained:<name>
     if path.is_file():
         bundle = load_bundle(path)
         return bundle.tokenizer(), bundle.info["tokenizer"]["digest"]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seisbert.artifacts.pretrained import resolve_bundle
 from seisbert.bundle import load_bundle
 from seisbert.config import build, check_choice
 from seisbert.inference import evaluate, predict
@@ -37,7 +38,7 @@ def apply_bundle(cfg: DictConfig) -> dict:
     """One predict or evaluate run; returns the evaluation metrics ({} for predict)."""
     check_choice("mode", cfg.mode, MODES)
     pcfg = build(cfg.predict, "predict")
-    bundle = load_bundle(cfg.bundle)
+    bundle = load_bundle(resolve_bundle(cfg.bundle))  # a path, or pretrained:<name>
     with open_dict(cfg):  # the data group may interpolate ${features.*}: the bundle's features
         cfg.features = bundle.info["features"]
         if (

@@ -27,6 +27,12 @@ except ImportError as err:  # fail where used, naming the install command
 
 from obspy.core.event import Catalog, Event, Pick, ResourceIdentifier, WaveformStreamID
 
+from seisbert.artifacts.pretrained import (
+    list_pretrained,
+    model_card,
+    pretrained_path,
+    resolve_bundle,
+)
 from seisbert.bundle import load_bundle
 from seisbert.data.waveforms import WaveformSource
 from seisbert.inference.predict import PredictConfig, check_source, prediction_table, score
@@ -52,7 +58,7 @@ class SeisBertClassifier(WaveformModel):
     """
 
     def __init__(self, bundle: str | Path, predict: dict | None = None, data: dict | None = None):
-        self.bundle = load_bundle(bundle)
+        self.bundle = load_bundle(resolve_bundle(bundle))  # a path, or pretrained:<name>
         fcfg = self.bundle.feature_config()
         super().__init__(
             citation=CITATION,
@@ -67,6 +73,37 @@ class SeisBertClassifier(WaveformModel):
         self.pcfg = PredictConfig(**{"progress": False, **(predict or {})})
         self.data_args = {"channels": fcfg.channels, **(data or {})}
         self.classifier = self.bundle.module()  # a submodule: .to(device), .eval() reach it
+
+    @classmethod
+    def list_pretrained(cls, details: bool = False, remote: bool = False):
+        """The classifiers shipped with seisbert (``seisbert/pretrained/``); with ``details``,
+        {name: model card}. Local only: ``remote`` is accepted for SeisBench's signature and
+        nothing is ever fetched."""
+        names = list_pretrained()
+        return {name: model_card(name) for name in names} if details else names
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str,
+        version_str: str = "latest",
+        update: bool = False,
+        force: bool = False,
+        wait_for_file: bool = False,
+        **kwargs,
+    ):
+        """A shipped classifier by name, loaded from the package, never from a server.
+        ``version_str``: ``latest`` or the seisbert version that wrote it (one per release)."""
+        card = model_card(name)  # ValueError naming what is shipped when ``name`` is not
+        written = load_bundle(pretrained_path(name)).info["seisbert_version"]
+        if version_str not in ("latest", written):
+            raise ValueError(
+                f"pretrained model {name!r} ships version {written} only; "
+                f"version_str={version_str!r} is not available offline"
+            )
+        model = cls(pretrained_path(name), **kwargs)
+        model.model_card = card
+        return model
 
     def annotate(self, *args, **kwargs):
         raise NotImplementedError(

@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from seisbert.artifacts.paths import newest_published, quarantined
+from seisbert.artifacts.pretrained import PREFIX, pretrained_path
 from seisbert.bundle import encoder_from_bundle, is_bundle, write_run_bundle
 from seisbert.config import build
 from seisbert.data.records import CLASS_NAMES
@@ -48,8 +49,11 @@ def find_base_checkpoint(
 ) -> Path:
     """The explicit checkpoint, else the newest cached ``pretrain_task`` model on these tokens
     (and, given the run's ``model``, with its ``model.input`` and ``model.arch``)."""
-    if params.checkpoint is not None:
-        return Path(params.checkpoint)
+    if params.checkpoint is not None:  # a path, or pretrained:<name> (its shipped base model)
+        text = str(params.checkpoint)
+        if text.startswith(PREFIX):
+            return pretrained_path(text[len(PREFIX) :], "base")
+        return Path(text)
     root = Path(cfg.paths.cache_dir) / params.pretrain_task
     found = newest_published(root, cfg.paths.verify, lambda info: _same_kind(info, tset, model))
     if found is None:
