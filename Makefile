@@ -8,11 +8,12 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export MPLBACKEND ?= Agg
 
-.PHONY: install test test-all demo bench paper clean-cache help
+.PHONY: install test lint test-all demo bench paper pretrained clean-cache help
 
 help:
 	@echo "make test    - fast test suite (creates .venv on first use)"
 	@echo "make demo    - synthetic data -> PSD windows -> tokens -> pretrain -> figures"
+	@echo "make lint    - ruff check (line length 100; configured in pyproject.toml)"
 	@echo "make bench   - benchmarks, each stage against its reference, as ratios"
 	@echo "make paper   - the paper's study at quick scale -> reports/paper/REPORT.md"
 
@@ -27,6 +28,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q -n 2 --durations=10
@@ -45,3 +49,6 @@ paper: $(STAMP)
 
 clean-cache:
 	rm -rf cache outputs multirun
+
+pretrained: $(STAMP)
+	$(BIN)/python scripts/pretrained.py

@@ -230,7 +230,8 @@ def test_export_script_reexports_a_configured_source(tmp_path):
 
 
 def test_rate_whose_nyquist_cannot_carry_fmax_is_rejected(tmp_path):
-    """50 Hz keeps the PSD at 20 Hz; asked for 24 Hz (above 50 Hz's Nyquist) every 50 Hz trace goes."""
+    """50 Hz keeps the PSD at 20 Hz; asked for 24 Hz (above 50 Hz's Nyquist) every 50 Hz trace
+    goes."""
     foreign_dataset(tmp_path)
     kept = SeisBenchSource(path=str(tmp_path), fmax_hz=20.0).load(progress=False)
     assert len(kept.metadata) == 3
