@@ -39,7 +39,7 @@ from seisbert.data.records import (
     rejection,
 )
 from seisbert.data.traces import clip_problem, nyquist_problem, resampled
-from seisbert.data.waveforms import Rejected, place_window
+from seisbert.data.waveforms import UNKNOWN_CLASS, Rejected, place_window
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,11 @@ class SeisBenchSource:
         ]
     )
     splits: list | None = None  # keep only these split values; None keeps every row
+    unknown_type: str = "reject"  # a type event_types does not map: reject | keep (label -1)
 
     def __post_init__(self):
         check_choice("data.channels", self.channels, ("Z", "ZRT"))
+        check_choice("data.unknown_type", self.unknown_type, ("reject", "keep"))
         for key, value in self.event_types.items():
             check_choice(f"data.event_types.{key}", value, CLASS_NAMES)
         for key, lo in (
@@ -288,7 +290,7 @@ class SeisBenchSource:
             event_id=_event_id(row),
             station_id=_station_id(row),
             source_type=source_type,
-            label=CLASS_NAMES.index(source_type),
+            label=CLASS_NAMES.index(source_type) if source_type in CLASS_NAMES else -1,
             trace_p_arrival_sample=p_sample,
             trace_npts=npts,
             trace_sampling_rate_hz=self.sampling_rate_hz,
@@ -321,6 +323,8 @@ class SeisBenchSource:
             (row[c] for c in self.type_columns if c in row and isinstance(row[c], str)), None
         )
         source_type = map_event_type(raw, self.event_types)
+        if source_type is None and self.unknown_type == "keep":
+            return UNKNOWN_CLASS
         if source_type is None:
             raise Rejected(
                 Reason.UNKNOWN_TYPE,

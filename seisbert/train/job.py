@@ -119,7 +119,9 @@ def check_data_window(cfg: DictConfig) -> None:
     if cfg.data.get("unknown_type") == "keep":
         raise ValueError(
             "data.unknown_type=keep keeps records of no class; training needs a class for "
-            "every record (seisbert predict keeps them by itself): leave data.unknown_type=reject"
+            "every record (seisbert predict keeps them by itself): leave data.unknown_type=reject, "
+            "and pretrain on records of unknown type as an unlabeled pool "
+            "(unlabeled=waveforms|file_list|seisbench)"
         )
     if cfg.data.get("channels", "Z") != cfg.features.channels:
         raise ValueError(
