@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from seisbert.data.records import CLASS_NAMES
 from seisbert.metrics import classification_metrics, collapse_warnings
 from seisbert.train.job import train_job
@@ -91,3 +93,25 @@ def test_the_synthetic_source_says_how_many_events_it_kept_and_why(caplog):
         )
         for m in caplog.messages
     ), caplog.messages
+
+
+def test_a_vocabulary_sweep_shows_chance_beside_each_k_and_ranks_on_dev():
+    import pandas as pd
+
+    from seisbert.analysis.sweeps import summary_table
+
+    jobs = pd.DataFrame(
+        {
+            "job": ["0", "1", "2"],
+            "status": ["done"] * 3,
+            "cfg:tokenizer.vocab_size": [16, 64, 150],
+            "cfg:task.monitor": ["val/mlm_acc"] * 3,
+            "cfg:task.monitor_mode": ["max"] * 3,
+            "val/mlm_acc": [0.30, 0.25, 0.20],
+            "test/mlm_acc": [0.1, 0.9, 0.5],
+        }
+    )
+    table = summary_table(jobs, "val/mlm_acc")
+    assert list(table["tokenizer.vocab_size"]) == [16, 64, 150]  # by dev, not by test
+    assert list(table.columns[:4]) == ["job", "status", "tokenizer.vocab_size", "1/K"]
+    assert table["1/K"].tolist() == pytest.approx([1 / 16, 1 / 64, 1 / 150])

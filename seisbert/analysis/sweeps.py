@@ -141,6 +141,8 @@ def summary_table(jobs: pd.DataFrame, metric: str) -> pd.DataFrame:
     table = jobs[["job", "status"]].copy()
     for k in keys:
         table[k] = jobs[f"cfg:{k}"]
+        if k == "tokenizer.vocab_size":  # chance level of a masked-token accuracy, beside its K
+            table["1/K"] = 1.0 / table[k].astype(float)
     others = [
         c
         for c in jobs.columns
