@@ -1,5 +1,6 @@
 """The study protocol: lr edge extension, config-hash run folders, explicit base checkpoints,
-numbers recomputed from saved predictions, dev-only ranking, README numbers from results.csv."""
+numbers recomputed from saved predictions, dev-only ranking, the numbers of README and docs/
+from results.csv."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ from seisbert.study.protocol import (
     run_once,
     tune,
     tune_many,
+)
+from seisbert.study.report import (
+    FRONT_ROWS,
+    block_home,
+    front_block,
+    front_marker,
+    markers,
+    read_cells,
+    relative,
+    write_blocks,
 )
 from seisbert.study.reproduce import reproduce
 
@@ -311,25 +322,54 @@ def check_block_against_results(readme_text: str, base: Path, marker: str = "res
     return len(numbers)
 
 
+def block_page(marker: str) -> Path:
+    """The page of the documentation that holds ``marker``'s block (README.md or a page it
+    links to): where the study writes it, so where the check reads it."""
+    return block_home(ROOT / "README.md", marker)
+
+
 def test_readme_results_block_numbers_are_in_its_results_csv():
-    text = (ROOT / "README.md").read_text()
+    page = block_page("results")
+    text = page.read_text()
     if "<!-- results:start -->" not in text:
-        pytest.skip("README.md has no generated results block yet (make paper writes it)")
-    assert check_block_against_results(text, ROOT) > 20
+        pytest.skip("no generated results block yet (make paper writes it)")
+    assert check_block_against_results(text, page.parent) > 20
 
 
 def test_readme_headline_block_numbers_are_in_its_results_csv():
-    text = (ROOT / "README.md").read_text()
     if not (ROOT / "reports" / "paper_full" / "results.csv").is_file():
         pytest.skip("no headline run yet (scripts/reproduce_paper.py scale=full writes it)")
-    assert check_block_against_results(text, ROOT, "headline") > 20
+    page = block_page("headline")
+    assert check_block_against_results(page.read_text(), page.parent, "headline") > 20
 
 
 def test_readme_input_target_block_numbers_are_in_its_csv():
-    text = (ROOT / "README.md").read_text()
     if not (ROOT / "reports" / "continuous_study" / "input_target.csv").is_file():
         pytest.skip("no input x target table yet (scripts/input_target_table.py writes it)")
-    assert check_block_against_results(text, ROOT, "input-target") > 20
+    page = block_page("input-target")
+    assert check_block_against_results(page.read_text(), page.parent, "input-target") > 20
+
+
+def test_readme_front_table_is_the_one_its_results_csv_gives():
+    results = ROOT / "reports" / "paper_full" / "results.csv"
+    if not results.is_file():
+        pytest.skip("no headline run yet (scripts/reproduce_paper.py scale=full writes it)")
+    text = (ROOT / "README.md").read_text()
+    marker = front_marker("headline")
+    start, end = markers(marker)
+    block = text[text.index(start) : text.index(end) + len(end)]
+    assert check_block_against_results(text, ROOT, marker) > 20
+    rows = [ln for ln in block.splitlines() if ln.startswith("| ") and not ln.startswith("| model")]
+    assert 0 < len(rows) <= FRONT_ROWS
+    # regenerated from the committed results alone, the block comes out the same: nothing in it
+    # was typed by hand (python scripts/reproduce_paper.py scale=full --blocks rewrites it)
+    again = front_block(
+        read_cells(results),
+        "reports/paper_full/results.csv",
+        relative(block_page("headline"), ROOT),
+        marker,
+    )
+    assert block == again
 
 
 # ---------------------------------------------------------------- end to end
@@ -735,7 +775,7 @@ def test_targets_are_judged_on_their_intervals_and_thresholds():
 
 
 def test_a_named_readme_block_is_rewritten_alone_and_a_missing_one_is_refused(tmp_path):
-    from seisbert.study.report import markers, update_readme
+    from seisbert.study.report import update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(
@@ -749,6 +789,60 @@ def test_a_named_readme_block_is_rewritten_alone_and_a_missing_one_is_refused(tm
     assert "new 3.0" in text and "old 1.0" not in text and "quick 2.0" in text
     with pytest.raises(ValueError, match="no <!-- gaps:start --> ... <!-- gaps:end --> block"):
         update_readme(readme, "x", *markers("gaps"))
+
+
+def test_a_block_is_written_into_the_page_the_readme_links_to_and_the_front_table_beside(
+    tmp_path,
+):
+    results = ROOT / "reports" / "paper_full" / "results.csv"
+    if not results.is_file():
+        pytest.skip("no headline run yet (scripts/reproduce_paper.py scale=full writes it)")
+    cells = read_cells(results)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "other.md").write_text("# other\n")
+    (docs / "results.md").write_text(
+        "# Results\n<!-- headline:start -->\nold 1.0\n<!-- headline:end -->\nkept 7\n"
+    )
+    readme = tmp_path / "README.md"
+    front = "<!-- headline-front:start -->\nold 2.0\n<!-- headline-front:end -->"
+    readme.write_text(
+        f"# x\n[other](docs/other.md) [web](https://example.org/a.md)\n{front}\n"
+        "[every table](docs/results.md#results)\n"
+    )
+    pages = write_blocks(readme, cells, results, results.parent / "REPORT.md", "headline")
+    assert pages == [docs / "results.md", readme]
+    page = (docs / "results.md").read_text()
+    assert "old 1.0" not in page and page.endswith("kept 7\n") and "](../" in page
+    assert check_block_against_results(page, docs, "headline") > 20  # its links work from docs/
+    text = readme.read_text()
+    assert "old 2.0" not in text and "](docs/results.md)" in text
+    assert check_block_against_results(text, tmp_path, "headline-front") > 20
+    start, end = markers("headline-front")
+    block = text[text.index(start) : text.index(end)]
+    assert sum(ln.startswith("| ") for ln in block.splitlines()) - 1 <= FRONT_ROWS
+    # a study whose block neither the README nor its pages hold is refused, naming the markers
+    (docs / "results.md").write_text("# Results\n")
+    readme.write_text("# x\n[every table](docs/results.md)\n")
+    with pytest.raises(ValueError, match="no <!-- headline:start -->"):
+        write_blocks(readme, cells, results, results.parent / "REPORT.md", "headline")
+
+
+def test_the_front_table_keeps_the_arms_measured_at_the_most_label_counts():
+    from seisbert.study.report import front_arms, front_table
+
+    rows = [("setup", "", "", k, v) for k, v in (("seeds", 2), ("records", 9), ("events", 3))]
+    arms = {f"a{i}": ("50", "120", "all") for i in range(9)}
+    arms |= {"short": ("120",), "mid": ("50", "all"), "late": ("120",)}
+    rows += [
+        ("finetune", a, n, "balanced_accuracy", 60.0) for a, sizes in arms.items() for n in sizes
+    ]
+    cells = pd.DataFrame(rows, columns=["table", "arm", "labels", "metric", "value"])
+    cells["lo"], cells["hi"] = cells.value - 1, cells.value + 1
+    shown, left = front_arms(cells, max_rows=10)
+    assert shown == [*[f"a{i}" for i in range(9)], "mid"] and left == ["short", "late"]
+    lines = front_table(cells, max_rows=10)
+    assert lines[0] == "| model | 50 labels | 120 labels | all labels |" and len(lines) == 12
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 Both studies follow one protocol (configs/study/quick.yaml: data, seeds, grid, budget), so an
 arm's cells are taken from the first results file that holds them. ``input_target_table``
 writes input_target.csv (every number shown, with the file it came from), input_target.md,
-and the README block between <!-- input-target:start/end -->; ``scripts/input_target_table.py``
-is its command line.
+and the block between <!-- input-target:start/end --> in the page that holds it (the README or
+a page it links to: docs/results.md); ``scripts/input_target_table.py`` is its command line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seisbert.study.report import fmt, markers, table, update_readme
+from seisbert.study.report import block_home, fmt, markers, relative, table, update_readme
 from seisbert.study.results import collapsed_runs
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: relative paths are read from it
@@ -160,7 +160,7 @@ def lines(cells: pd.DataFrame) -> list[str]:
 
 
 # the input x target table's targets: (what, table, label counts, threshold in points)
-# (code spans: the README number check reads them as words, not results)
+# (code spans: the block's number check reads them as words, not results)
 TARGETS = [
     ("`− best baseline ≥ −1 with all labels`", ("arm_vs_baseline", "vs_baseline"), ["all"], -1.0),
     (
@@ -238,7 +238,8 @@ def input_target_table(
 ) -> Path:
     """Gather ``sources`` (results.csv files, the first holding an arm wins; relative paths
     are the checkout's), write input_target.csv and input_target.md into ``out`` and the
-    README block into ``readme`` (None: no README); returns the .md path."""
+    block into the page that holds it: ``readme`` or a page it links to (None: no block);
+    returns the .md path."""
     cells = gather([ROOT / s for s in sources])
     if cells.empty:
         raise ValueError(
@@ -256,9 +257,10 @@ def input_target_table(
         "# SeisBert input x masked-prediction target\n\n" + "\n".join(body) + "\n"
     )
     if readme is not None:
-        rel = (out / "input_target.csv").relative_to((ROOT / readme).parent)
+        home = block_home(ROOT / readme, "input-target")
+        rel = relative(out / "input_target.csv", home.parent)
         block = "\n".join(
             [START, f"Written by `scripts/input_target_table.py` ([{rel}]({rel})).", "", *body, END]
         )
-        update_readme(ROOT / readme, block, START, END)
+        update_readme(home, block, START, END)
     return out / "input_target.md"

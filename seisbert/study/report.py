@@ -1,14 +1,17 @@
-"""The paper report and the README's results block, written from ``results.csv`` alone.
+"""The paper report and the documentation's generated blocks, written from ``results.csv`` alone.
 
 ``seisbert.study.results.result_cells`` holds every number (percent, one
-decimal, with its interval); the functions here only lay those rows out. The README
-block sits between ``<!-- results:start -->`` and ``<!-- results:end -->`` and names the
-results file it was written from, so ``tests/test_study.py`` can check every number in
-it against that file.
+decimal, with its interval); the functions here only lay those rows out. A block sits between
+``<!-- {marker}:start -->`` and ``<!-- {marker}:end -->`` in the page that holds it: the
+README itself or a page it links to (docs/results.md), so a block can move between pages without
+a config change. Each block names the results file it was written from, so
+``tests/test_study.py`` can check every number in it against that file. The README's front
+table (``<!-- {marker}-front:start/end -->``) is the compact view of the same file.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -621,6 +624,142 @@ def update_readme(readme: Path, block: str, start: str = START, end: str = END) 
         text = text[: m.end()] + "\n" + block + "\n\n" + text[stop:]
     readme.write_text(text)
     return readme
+
+
+FRONT_ROWS = 10  # the README's table stays readable at a glance; every arm is in docs/results.md
+RESULT_COLUMNS = ("value", "lo", "hi", "n_seeds", "n_events")
+
+
+def read_cells(path: Path) -> pd.DataFrame:
+    """A results.csv as ``result_cells`` returned it: empty labels and arms stay ``""`` (how
+    ``lookup`` finds the label-free tables), the number columns are floats."""
+    cells = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in RESULT_COLUMNS:
+        cells[column] = pd.to_numeric(cells[column].replace("", None), errors="coerce")
+    return cells
+
+
+def relative(path: Path, to: Path) -> str:
+    """``path`` as a link from a page in folder ``to`` (``../`` where needed); absolute where no
+    relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(to).resolve())).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def linked_pages(page: Path) -> list[Path]:
+    """The markdown pages ``page`` links to by relative path, in the order it links them."""
+    found = []
+    for target in re.findall(r"\]\(([^)\s#]+\.md)(?:#[^)]*)?\)", page.read_text()):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # a URL, not a page of this checkout
+            continue
+        linked = (page.parent / target).resolve()
+        if linked.is_file() and linked not in found:
+            found.append(linked)
+    return found
+
+
+def block_home(readme: Path, marker: str) -> Path:
+    """The page that holds ``marker``'s block: ``readme`` itself, else the first page it links
+    to that does; ``readme`` when none does (``update_readme`` then says what is missing)."""
+    start, end = markers(marker)
+    for page in [Path(readme), *linked_pages(Path(readme))]:
+        text = page.read_text()
+        if start in text and end in text:
+            return page
+    return Path(readme)
+
+
+def front_marker(marker: str) -> str:
+    """The README's compact block of the same results file (a valid marker: letters, '-')."""
+    return f"{marker}-front"
+
+
+def front_arms(cells: pd.DataFrame, max_rows: int = FRONT_ROWS) -> tuple[list[str], list[str]]:
+    """(shown, left out): the fine-tuning arms measured at the most label counts, at most
+    ``max_rows``, in the study's order; ties keep that order, so the arms dropped first are
+    the late ablations measured at fewer label counts."""
+    arms, sizes = arms_of(cells, "finetune"), label_counts(cells)
+    measured = {
+        a: sum(lookup(cells, "finetune", a, n, "balanced_accuracy") is not None for n in sizes)
+        for a in arms
+    }
+    keep = set(sorted(arms, key=lambda a: -measured[a])[:max_rows])
+    return [a for a in arms if a in keep], [a for a in arms if a not in keep]
+
+
+def front_table(cells: pd.DataFrame, max_rows: int = FRONT_ROWS) -> list[str]:
+    """The label-limited curve, compact: test balanced accuracy with its interval, one row per
+    arm (at most ``max_rows``), one column per label count."""
+    shown, _ = front_arms(cells, max_rows)
+    sizes = label_counts(cells)
+    rows = [
+        [name(a), *[fmt(lookup(cells, "finetune", a, n, "balanced_accuracy")) for n in sizes]]
+        for a in shown
+    ]
+    return table(["model", *[f"{n} labels" for n in sizes]], rows)
+
+
+def front_block(
+    cells: pd.DataFrame,
+    results_path: str,
+    full_path: str,
+    marker: str = front_marker("headline"),
+    max_rows: int = FRONT_ROWS,
+) -> str:
+    """The README's headline table: ``front_table`` with the data it was measured on, the runs
+    that weigh on a shown cell, and the page holding every table."""
+    s, (shown, left) = setup(cells), front_arms(cells, max_rows)
+    collapsed = [
+        f"- {name(r.arm)} at {r['labels']} labels: one seed's classifier (seed {int(r.value)}) "
+        "collapsed to one class; the cell carries it."
+        for _, r in cells[cells.table == "collapsed"].iterrows()
+        if r.arm in shown
+    ]
+    start, end = markers(marker)
+    lines = [
+        start,
+        "Test balanced accuracy (percent) by the labelled records each model was fine-tuned on, "
+        f"with {s['ci_level']}% bootstrap intervals over test events and seeds: "
+        f"{s['records']} records of {s['events']} synthetic events, "
+        f"{count(s['seeds'], 'fine-tuning seed')}. Written by `scripts/reproduce_paper.py` from "
+        f"[{results_path}]({results_path}); every table (targets, paired gains, pretraining): "
+        f"[{full_path}]({full_path}).",
+        "",
+        *front_table(cells, max_rows),
+        *(["", *collapsed] if collapsed else []),
+        *(
+            ["", f"Not shown (measured at fewer label counts): {', '.join(map(name, left))}."]
+            if left
+            else []
+        ),
+        end,
+    ]
+    return "\n".join(lines)
+
+
+def write_blocks(
+    readme: Path, cells: pd.DataFrame, results: Path, report: Path, marker: str = "results"
+) -> list[Path]:
+    """Write ``marker``'s block into the page that holds it (``block_home``: the README or a
+    page it links to), its links relative to that page, and the README's front table
+    (``front_marker``) where the README has one; returns the pages written."""
+    readme = Path(readme)
+    home = block_home(readme, marker)
+    block = readme_block(
+        cells, relative(results, home.parent), relative(report, home.parent), marker
+    )
+    written = [update_readme(home, block, *markers(marker))]
+    front = front_marker(marker)
+    start, end = markers(front)
+    text = readme.read_text()
+    if start in text and end in text:  # only the front page's chosen study has one
+        block = front_block(
+            cells, relative(results, readme.parent), relative(home, readme.parent), front
+        )
+        written.append(update_readme(readme, block, start, end))
+    return written
 
 
 def plot_label_curve(cells: pd.DataFrame, path: Path, metric: str = "balanced_accuracy") -> Path:

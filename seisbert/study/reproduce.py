@@ -3,8 +3,11 @@
 ``reproduce`` loads the study (``configs/study/<scale>.yaml`` with Hydra overrides), runs it
 (every run folder is named by the hash of its full resolved config, so an interrupted study
 continues where it stopped), and writes REPORT.md, results.csv (every reported number, with
-its interval), runs.csv (one row per run), the figures beside them and the README's results
-block (``readme=null`` to skip it). ``scripts/reproduce_paper.py`` is its command line.
+its interval), runs.csv (one row per run), the figures beside them and the study's block
+(``readme_marker``) in the page of the documentation that holds it: ``readme`` (README.md)
+or a page it links to (docs/results.md), plus the README's front table where it has one
+(``readme=null`` skips both). ``--blocks`` rewrites those blocks from the study's committed
+results.csv without running anything. ``scripts/reproduce_paper.py`` is its command line.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from pathlib import Path
 from seisbert.analysis import attention_cli, token_figures
 from seisbert.study.protocol import load_study, run_study
 from seisbert.study.report import (
-    markers,
     plot_label_curve,
     plot_pool_curve,
     plot_pretraining_curves,
-    readme_block,
-    update_readme,
+    read_cells,
+    write_blocks,
     write_report,
 )
 from seisbert.study.results import result_cells
@@ -100,31 +102,34 @@ def figures(
 
 def reproduce(argv: list[str]) -> Path:
     """Run the study that ``argv`` names (``scale=<name>``, default quick, and any key of
-    configs/study/ as ``key=value``) and write its report; returns the REPORT.md path."""
+    configs/study/ as ``key=value``) and write its report; returns the REPORT.md path. With
+    ``--blocks`` nothing runs: the documentation's blocks are rewritten from the results.csv
+    already in ``out_dir``."""
     scale = next((a.split("=", 1)[1] for a in argv if a.startswith("scale=")), "quick")
-    study = load_study(scale, [a for a in argv if not a.startswith("scale=")])
-    summary = run_study(study)
+    blocks_only = "--blocks" in argv
+    study = load_study(scale, [a for a in argv if not a.startswith("scale=") and a != "--blocks"])
     out = Path(study.out_dir)
+    if blocks_only:
+        report = out / "REPORT.md"
+        write_study_blocks(study, read_cells(out / "results.csv"), out, report)
+        return report
+    summary = run_study(study)
     cells = result_cells(summary)
     cells.to_csv(out / "results.csv", index=False)
     report = write_report(
         summary, cells, out, figures(summary, cells, out, study.umap, study.attention), NOTES
     )
-    if study.readme is not None:
-        readme = Path(study.readme)
-        block = readme_block(
-            cells,
-            relative(out / "results.csv", readme.parent),
-            relative(report, readme.parent),
-            study.readme_marker,
-        )
-        update_readme(readme, block, *markers(study.readme_marker))
+    write_study_blocks(study, cells, out, report)
     log.info("wrote %s and %s", report, out / "results.csv")
     return report
 
 
-def relative(path: Path, to: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(to.resolve()))
-    except ValueError:
-        return str(path.resolve())
+def write_study_blocks(study, cells, out: Path, report: Path) -> list[Path]:
+    """The study's block where the documentation holds it, and the README's front table."""
+    if study.readme is None:
+        return []
+    pages = write_blocks(
+        Path(study.readme), cells, out / "results.csv", report, study.readme_marker
+    )
+    log.info("wrote the %s block into %s", study.readme_marker, ", ".join(map(str, pages)))
+    return pages
