@@ -115,3 +115,25 @@ def test_a_vocabulary_sweep_shows_chance_beside_each_k_and_ranks_on_dev():
     assert list(table["tokenizer.vocab_size"]) == [16, 64, 150]  # by dev, not by test
     assert list(table.columns[:4]) == ["job", "status", "tokenizer.vocab_size", "1/K"]
     assert table["1/K"].tolist() == pytest.approx([1 / 16, 1 / 64, 1 / 150])
+
+
+def test_rejections_are_counted_by_what_they_count():
+    from seisbert.data.records import Reason, rejection_summary
+
+    rows = [
+        {"reason": r}
+        for r in (
+            Reason.GAP,
+            Reason.GAP,
+            Reason.CLIPPED,
+            Reason.UNKNOWN_TYPE,
+            Reason.UNREADABLE,
+            Reason.UNUSED_FILE,
+            Reason.UNUSED_FILE,
+        )
+    ]
+    assert rejection_summary(rows) == (
+        "3 records (2 gap or overlap, 1 clipped); 3 files (2 file near no event, 1 unreadable "
+        "file); 1 events (1 unknown event type)"
+    )
+    assert rejection_summary([]) == "nothing rejected"

@@ -104,6 +104,39 @@ class Reason:
     UNUSED_FILE = "file near no event"
 
 
+# What one rejected row is, so counts of different things are never added up: a file (or
+# folder), a catalogue event or row, a pick, or (every other reason) one station-event record.
+UNITS = {
+    Reason.UNREADABLE: "files",
+    Reason.CORRUPT: "files",
+    Reason.UNUSED_FILE: "files",
+    Reason.UNREADABLE_FOLDER: "folders",
+    Reason.BAD_VALUE: "catalogue rows",
+    Reason.DUPLICATE_ROW: "catalogue rows",
+    Reason.CONFLICTING_TYPE: "events",
+    Reason.DUPLICATE_EVENT: "events",
+    Reason.UNKNOWN_TYPE: "events",
+    Reason.NO_ORIGIN: "events",
+    Reason.NO_DATA: "events",
+    Reason.NO_WAVEFORM: "picks",
+    Reason.STRAY_PICK: "picks",
+}
+
+
+def rejection_summary(rejected) -> str:
+    """``3 records (2 gap or overlap, 1 clipped); 1 event (...)``: counts by what they count."""
+    counts = reason_counts(rejected)
+    if not counts:
+        return "nothing rejected"
+    by_unit: dict[str, dict] = {}
+    for reason, n in counts.items():
+        by_unit.setdefault(UNITS.get(reason, "records"), {})[reason] = n
+    return "; ".join(
+        f"{sum(c.values())} {unit} ({', '.join(f'{n} {r}' for r, n in c.items())})"
+        for unit, c in by_unit.items()
+    )
+
+
 def reason_counts(rejected) -> dict:
     """``{reason: count}`` of a rejected table or list of rows, most frequent first."""
     reasons = pd.Series(

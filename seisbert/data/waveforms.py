@@ -46,6 +46,7 @@ from seisbert.data.records import (
     empty_rejected,
     reason_counts,
     rejection,
+    rejection_summary,
 )
 from seisbert.data.stores import FileStore, SdsStore, chunked, read_inventory, station_coordinates
 from seisbert.data.traces import (
@@ -388,14 +389,13 @@ class WaveformSource:
         rejected = pd.DataFrame(rejected) if rejected else empty_rejected()
         log.info(
             "waveforms: %d records from %d events in %.1f s (%.0f records/s, %d workers); "
-            "rejected %d %s",
+            "rejected: %s",
             len(metadata),
             n_events,
             seconds,
             len(metadata) / seconds,
             self.num_workers,
-            len(rejected),
-            reason_counts(rejected),
+            rejection_summary(rejected),
         )
         return RecordSet(waveforms, metadata, self.sampling_rate_hz, self.channels, rejected)
 
