@@ -186,7 +186,7 @@ def test_a_run_off_a_terminal_logs_each_line_once_and_one_line_per_epoch(tmp_pat
     log_file = (run_dir / "train.log").read_text()
     assert "\r" not in log_file and log_file.count("seisbert.train: epoch ") == 2
     assert "faiss.loader" not in log_file
-    print(f"{len(out.splitlines())} lines of output")  # measured: see the README's console note
+    print(f"{len(out.splitlines())} lines of output")  # measured: docs/usage.md's console note
 
 
 @pytest.fixture

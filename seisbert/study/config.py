@@ -167,8 +167,8 @@ class StudyConfig:
     scale: str = "quick"
     out_dir: str = "reports/paper"
     run_dir: str = "outputs/paper"
-    readme: str | None = "README.md"  # the results block is written here; null: not written
-    readme_marker: str = "results"  # the README block between <!-- {marker}:start/end -->
+    readme: str | None = "README.md"  # blocks go to the page it links that holds them; null: none
+    readme_marker: str = "results"  # the block between <!-- {marker}:start/end -->
     umap: bool = True
     attention: bool = True
     base_overrides: list[str] = field(default_factory=list)
