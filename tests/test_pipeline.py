@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.signal
 from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 
 from seisbert.artifacts.cache import is_complete
 from seisbert.artifacts.paths import stage_path
-from seisbert.pipeline import FeatureSet, TokenSet, prepare
+from seisbert.pipeline import FeatureSet, TokenSet, load_records, prepare
 from seisbert.train.job import validate
 
 
@@ -23,7 +24,24 @@ def test_prepare_builds_features_and_tokens_with_splits_and_manifest(tiny_cfg):
     assert fset.features.shape == (n, 90, 20) and fset.features.dtype == np.float32
     assert tset.tokens.shape == (n, 90) and tset.tokens.dtype == np.int16
     assert tset.tokens.max() < 16 and tset.vocab_size == 16
-    assert np.isfinite(fset.features).all()
+    assert np.isfinite(fset.features).all()  # bad records were rejected, not kept as NaN
+    # a few records recomputed from the records stage with SciPy: the P - 10 s .. P + 80 s cut,
+    # 1-s Hann periodograms, 1-20 Hz, each bin over its median across windows, log10
+    records = load_records(paths["records"])
+    centroids = np.load(paths["tokens"] / "centroids.npy").astype(np.float64)
+    for i in (0, n // 2, n - 1):
+        meta = fset.metadata.iloc[i]
+        p = int(meta.trace_p_arrival_sample)
+        cut = np.asarray(records.waveforms[int(meta.record_index), 0, p - 1000 : p + 8000])
+        _, pxx = scipy.signal.periodogram(
+            cut.astype(np.float64).reshape(90, 100), fs=100.0, window="hann", axis=-1
+        )
+        pxx = pxx[:, 1:21]
+        np.testing.assert_allclose(
+            fset.features[i], np.log10(pxx / np.median(pxx, axis=0)), atol=1e-3
+        )
+        d2 = ((fset.features[i][:, None, :] - centroids[None]) ** 2).sum(-1)  # (90, K)
+        assert (d2[np.arange(90), tset.tokens[i]] <= d2.min(1) + 1e-4).all()  # nearest centroid
     per_event = fset.metadata.groupby("event_id")["split"].nunique()
     assert (per_event == 1).all() and set(fset.metadata.split) == {"train", "dev", "test"}
     summary = json.loads((paths["features"] / "summary.json").read_text())
