@@ -35,7 +35,7 @@ FINETUNE = [
     "experiment=finetune_psd",
     "task.params.pretrain_task=mlm_psd_rp",
     "task.params.lr=3.0e-4",
-    "trainer.max_epochs=10",
+    "trainer.max_epochs=3",  # ~600 steps over every label: minutes on 2 cores
 ]
 EVALUATE = [
     "mode=evaluate",
@@ -96,7 +96,12 @@ def main(argv=None) -> None:
         base_run,
         fine_run,
         evaluated,
-        commands={"pretrain": PRETRAIN, "finetune": FINETUNE, "evaluate": EVALUATE},
+        commands={
+            "all": "python scripts/pretrained.py",
+            "pretrain": " ".join(["python train.py", *PRETRAIN, *COMMON]),
+            "finetune": " ".join(["python train.py", *FINETUNE, *COMMON]),
+            "evaluate": " ".join(["seisbert evaluate bundle=<the bundle>", *EVALUATE]),
+        },
     )
     print(f"wrote {args.out}/{NAME}.*")
 

@@ -195,23 +195,18 @@ def test_fine_tuning_seeds_cycle_over_their_own_base_models_seeds():
     assert load_study("full", []).base_seeds("mlm_psd_rp_pool50k_3k") == [0, 1, 2]
 
 
-def test_full_yaml_header_gpu_command_composes_the_full_size_on_a_gpu():
-    """The header's command for the protocol's full size: the default data (not quick's cut), a GPU
-    trainer, every base model at the study's pretraining seeds."""
-    import shlex
+# The protocol's full size on a GPU, as configs/study/full.yaml's header gives it.
+GPU_FULL_SIZE = [
+    "jobs=1",
+    "base_overrides=['model=small','trainer=gpu','logger=csv',"
+    "'~callbacks.progress_bar','trainer.enable_progress_bar=false']",
+]
 
-    header = [
-        ln[1:].strip()
-        for ln in (ROOT / "configs" / "study" / "full.yaml").read_text().splitlines()
-        if ln.startswith("#")
-    ]
-    first = next(
-        i for i, ln in enumerate(header) if ln.startswith("python scripts/reproduce_paper.py")
-    )
-    command = " ".join(ln.rstrip("\\").strip() for ln in header[first : first + 2])
-    args = shlex.split(command)[2:]
-    assert args[0] == "scale=full"
-    study = load_study("full", args[1:])
+
+def test_the_gpu_command_composes_the_full_size_on_a_gpu():
+    """The default data (not quick's cut), a GPU trainer, every base model at the study's
+    pretraining seeds."""
+    study = load_study("full", GPU_FULL_SIZE)
     cfg = compose_run(study, ["task=prepare"])
     default = compose_run(load_study("full", ["base_overrides=[]"]), ["task=prepare"])
     quick = compose_run(load_study("full", []), ["task=prepare"])
@@ -397,12 +392,13 @@ def tiny_study(tmp_path_factory):
     readme = tmp / "README.md"
     readme.write_text("# x\n\n## Results\n\nold words 12.3\n\n### Benchmarks\n\nkept 7\n")
     argv = [
-        "base_overrides=" + hlist(*TINY, f"paths.cache_dir={cache}"),
+        # one torch thread per run: two threads per tiny run on 2 shared cores spin 20-40x slower
+        "base_overrides=" + hlist(*TINY, "torch_threads=1", f"paths.cache_dir={cache}"),
         *TINY_STUDY,
         f"out_dir={tmp}/report",
         f"run_dir={tmp}/runs",
         f"readme={readme}",
-        "jobs=2",
+        "jobs=1",  # worker processes cost ~7 s of start-up each; one test below uses them
     ]
     plant_decoy_base_model(load_study("quick", argv), cache)
     report = reproduce(argv)
@@ -502,19 +498,23 @@ def test_the_scratch_grid_run_beside_pretraining_is_the_one_fine_tuning_reads(ti
 def test_runs_made_two_at_a_time_equal_the_same_run_made_alone(tiny_study, tmp_path):
     from omegaconf import OmegaConf, open_dict
 
-    from seisbert.train.job import train_job
+    from seisbert.study.protocol import run_ahead
 
     tmp, *_ = tiny_study
     runs = pd.read_csv(tmp / "report" / "runs.csv")
-    row = runs[(runs.arm == "scratch") & (runs.seed == 1)].iloc[
-        0
-    ]  # made by a worker process (jobs=2)
-    cfg = OmegaConf.load(Path(row.output_dir) / "config.yaml")
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "alone")
-    alone = train_job(cfg)
-    assert alone["test/balanced_accuracy"] == pytest.approx(row.balanced_accuracy, abs=1e-6)
-    assert alone["val/balanced_accuracy_best"] == pytest.approx(row.dev_balanced_accuracy, abs=1e-6)
+    rows = runs[runs.arm.isin(["mlm", "scratch"]) & (runs.seed == 1)]  # made in-process (jobs=1)
+    cfgs = []
+    for i, (_, row) in enumerate(rows.iterrows()):
+        cfg = OmegaConf.load(Path(row.output_dir) / "config.yaml")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"worker{i}")
+        cfgs.append(cfg)
+    run_ahead(cfgs, 2)  # the same runs again, two at a time in spawned worker processes
+    assert len(cfgs) == 2
+    for cfg, (_, row) in zip(cfgs, rows.iterrows()):
+        m = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+        assert m["test/balanced_accuracy"] == pytest.approx(row.balanced_accuracy, abs=1e-6)
+        assert m["val/balanced_accuracy_best"] == pytest.approx(row.dev_balanced_accuracy, abs=1e-6)
 
 
 def test_tiny_study_scores_gap_filling_as_the_fill_gaps_script_does(tiny_study, tmp_path):

@@ -55,6 +55,21 @@ def write_base(checkpoint: Path, path: Path) -> Path:
     return path
 
 
+def _wall_s(folder: Path) -> float:
+    """A run's wall time: from its resolved config (written first) to its metrics (last)."""
+    return (folder / "metrics.json").stat().st_mtime - (folder / "config.yaml").stat().st_mtime
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [
+        ln.split(":", 1)[1].strip()
+        for ln in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else ())
+        if ln.startswith("model name")
+    ]
+    return f"{names[0] if names else 'unknown CPU'}, {len(names)} cores"
+
+
 def write_card(
     path: Path, name: str, base_run: Path, fine_run: Path, evaluated: Path, commands: dict
 ) -> Path:
@@ -77,7 +92,12 @@ def write_card(
             "features": fine_cfg["features"],
             "train_records": fine.get("train_records"),
         },
-        "commands": {k: "python train.py " + " ".join(v) for k, v in commands.items()},
+        "commands": commands,
+        "wall_minutes": {
+            name: round(_wall_s(folder) / 60, 1)
+            for name, folder in (("pretrain", base_run), ("finetune", fine_run))
+        },
+        "machine": _cpu_model(),
         "scores": {
             "test split (same draw)": {
                 k: fine[f"test/{k}"]
