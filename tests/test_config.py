@@ -343,6 +343,7 @@ SCHEMA_FILES = {  # YAML preset -> [(schema, key path inside the file)]
     "baseline/cnn.yaml": [("cnn", ())],
     "task/mlm.yaml": [("pretrain", ("params",))],
     "task/finetune.yaml": [("finetune", ("params",))],
+    "data/synthetic.yaml": [("synthetic", ())],
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -286,11 +288,15 @@ def test_bad_values_name_the_key(override, match):
         SyntheticSource(**override)
 
 
-def test_yaml_mirrors_the_dataclass():
-    node = OmegaConf.load(YAML)
-    assert build(node, "data") == SyntheticSource()
+def test_the_composed_config_builds_the_dataclass_defaults():
+    from hydra import compose, initialize_config_dir
+
+    configs = Path(YAML).resolve().parents[1]
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        node = compose("train").data
+    assert build(node, "data") == SyntheticSource()  # the YAML extends the defaults
     with pytest.raises(ValueError, match=r"data\.jitter is not a known key.*jitter_ms"):
-        build(OmegaConf.merge(node, {"jitter": 5.0}), "data")
+        build({**OmegaConf.to_container(node), "jitter": 5.0}, "data")
 
 
 # ---------------------------------------------------------------- default size (slow)

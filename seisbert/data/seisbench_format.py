@@ -156,12 +156,13 @@ def _safe(text: str) -> str:
 class SeisBenchSource:
     path: str | None = None  # folder with metadata.csv + waveforms.hdf5 (or chunks)
     channels: str = "Z"  # Z | ZRT
-    pre_s: float = 20.0
+    pre_s: float = 20.0  # record = [P - pre_s, P + post_s)
     post_s: float = 100.0
-    sampling_rate_hz: float = 100.0
+    sampling_rate_hz: float = 100.0  # traces at other rates are resampled (polyphase, anti-aliased)
     min_sampling_rate_hz: float = 40.0
     fmax_hz: float | None = None  # the YAML sets ${features.fmax_hz}; None: no Nyquist check
     min_power_at_fmax: float = 0.9  # resampling must keep this fraction of the PSD at fmax_hz
+    # first column with a value names the event type
     type_columns: list = field(default_factory=lambda: ["trace_category", "source_type"])
     event_types: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
     p_columns: list = field(

@@ -111,27 +111,32 @@ class WaveformSource:
     picks_csv: str | None = None  # extra picks: event id, "NET.STA", time[, phase]
     inventory: str | None = None  # StationXML (glob ok): coordinates, orientation, response
     event_types: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
+    # pick phases (or associated arrival phases) that count as P
     p_phases: list = field(default_factory=lambda: ["P", "Pg", "Pn", "Pb", "p"])
-    p_from_taup: bool = True
+    p_from_taup: bool = True  # no pick: first P from TauP with event + station coordinates
     taup_model: str = "ak135"
+    # TauP at the nodes of a 1 km distance x depth grid, bilinear between (< 10 ms off); null: per
+    # pair
     taup_grid_km: float | None = (
         1.0  # TauP at the nodes of a distance x depth grid, interpolated; None: per pair
     )
     search_s: float = 300.0  # candidates: stations with data in [origin - pre_s, origin + search_s]
-    max_distance_km: float | None = None
-    pre_s: float = 20.0
+    max_distance_km: float | None = None  # skip event-station pairs farther than this
+    pre_s: float = 20.0  # record = [P - pre_s, P + post_s)
     post_s: float = 100.0
     pad_s: float = 5.0  # read beyond both ends of the cut; the taper lives there
-    sampling_rate_hz: float = 100.0
-    min_sampling_rate_hz: float = 40.0
+    sampling_rate_hz: float = 100.0  # records are resampled (polyphase, anti-aliased) to this rate
+    min_sampling_rate_hz: float = 40.0  # lower input rates are rejected
     fmax_hz: float | None = None  # the YAML sets ${features.fmax_hz}; None: no Nyquist check
     min_power_at_fmax: float = 0.9  # resampling must keep this fraction of the PSD at fmax_hz
     channels: str = "Z"  # Z | ZRT
     channel_codes: dict = field(default_factory=lambda: {"Z": "??Z", "N": "??[N1]", "E": "??[E2]"})
-    remove_response: bool = False
+    remove_response: bool = False  # true: velocity (m/s) via data.inventory
     pre_filt_hz: list | None = None  # remove_response corners, e.g. [0.3, 0.5, 40, 45]
     water_level_db: float = 60.0
     num_workers: int = 0  # worker processes reading events (0: this process); same records
+    # an event type data.event_types does not map: reject (counted) | keep (seisbert predict sets
+    # keep)
     unknown_type: str = (
         "reject"  # reject | keep: an event whose type maps to no class (predict keeps it)
     )

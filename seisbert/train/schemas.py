@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from seisbert.baselines.cnn import CNNConfig
 from seisbert.baselines.forest import BoostingConfig, ForestConfig
 from seisbert.data.splits import SplitConfig
+from seisbert.data.synthetic import SyntheticSource
 from seisbert.features import FeatureConfig
 from seisbert.model.encoder import EncoderConfig
 from seisbert.tasks.finetune import FinetuneConfig
@@ -35,6 +36,7 @@ SCHEMAS = {
     "forest": ForestConfig,
     "boosting": BoostingConfig,
     "cnn": CNNConfig,
+    "synthetic": SyntheticSource,
 }
 
 

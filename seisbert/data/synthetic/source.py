@@ -41,8 +41,8 @@ def _default_mines() -> list:
         [40.47, -111.92, 0.20, 1.2, 0.30],  # Wasatch-Front quarry
         [40.62, -112.55, 0.15, 1.3, 0.30],  # Tooele
         [40.58, -109.50, 0.15, 1.7, 0.40],  # Vernal phosphate
-        [39.45, -111.10, 0.15, 1.5, 0.35],
-    ]  # coal region
+        [39.45, -111.10, 0.15, 1.5, 0.35],  # coal region
+    ]
 
 
 @dataclass
@@ -54,8 +54,9 @@ class SyntheticSource:
     """
 
     # size, reproducibility, speed
-    n_events: int = 2500
+    n_events: int = 2500  # generated events; ~55% survive the SNR cut with >= min_sta stations
     seed: int = 0
+    # event ids are <prefix><6 digits>; another draw (unlabeled pool) takes another
     event_id_prefix: str = (
         "syn"  # a second draw (an unlabeled pool) takes another prefix: disjoint ids
     )
@@ -80,20 +81,20 @@ class SyntheticSource:
     eq_depth_range_km: list[float] = _pair(2.0, 20.0)
     p_shallow_eq: float = 0.10
     shallow_depth_range_km: list[float] = _pair(0.3, 2.0)
-    stress_drop_mpa: float = 3.0
+    stress_drop_mpa: float = 3.0  # median Brune stress drop
     stress_drop_sd_log10: float = 0.3
     mie_mine: int = 4  # index into mines: the coal region
     mie_offset_km: float = 15.0
     mie_depth_range_km: list[float] = _pair(0.3, 1.0)
     # blasts
     mines: list[list[float]] = field(default_factory=_default_mines)
-    blast_m_shift: float = 0.0
+    blast_m_shift: float = 0.0  # added to every mine's mean magnitude
     blast_mag_range: list[float] = _pair(0.5, 3.2)
     blast_offset_km: float = 1.0
     blast_depth_max_km: float = 0.05
     # origin times; UTC = local + utc_minus_local_h
     catalog_start: str = "2012-01-01"
-    catalog_days: int = 3652
+    catalog_days: int = 3652  # origin times spread over this many days
     utc_minus_local_h: float = 7.0
     blast_hour_mean: float = 13.0
     blast_hour_sd: float = 2.0
@@ -107,7 +108,7 @@ class SyntheticSource:
     blast_kappa_src_max_s: float = 0.02
     ml_band_hz: list[float] = _pair(2.0, 5.0)
     # ripple-fire comb
-    p_single_shot: float = 0.25
+    p_single_shot: float = 0.25  # blasts without a comb (C = 1): the main ceiling lever
     hole_delays_ms: list[float] = field(default_factory=lambda: [17.0, 25.0, 35.0, 42.0])
     row_delay_range_ms: list[float] = _pair(65.0, 200.0)
     rows_range: list[int] = _pair(1, 4)
@@ -119,17 +120,17 @@ class SyntheticSource:
     shot_max_s: float = 2.0
     p_mine_pattern: float = 0.8
     # path and phases (section 4)
-    q0: float = 235.0
+    q0: float = 235.0  # Q = q0 f^q_eta (Basin and Range Lg)
     q_eta: float = 0.56
     sig_q_log10: float = 0.08
     geo_cross_km: float = 50.0
-    ps_ratio: float = 0.3
-    sig_ps_event: float = 0.15
-    sig_ps_sta_eq: float = 0.20
-    sig_ps_sta_ex: float = 0.12
-    dlog_ps_blast: float = 0.30
+    ps_ratio: float = 0.3  # Pg/Sg spectral level (log10 0.3 + terms below)
+    sig_ps_event: float = 0.15  # log10 scatter of P/S per event
+    sig_ps_sta_eq: float = 0.20  # per earthquake trace (radiation pattern)
+    sig_ps_sta_ex: float = 0.12  # fixed per blast mine-station path
+    dlog_ps_blast: float = 0.30  # blast P/S excess (log10) reached at 2 x ps_blast_f0_hz
     ps_blast_f0_hz: float = 3.0
-    rg_level: float = 3.0
+    rg_level: float = 3.0  # Rg strength (0 switches Rg off): the depth cue
     sig_rg_log10: float = 0.25
     rg_vel_mean_km_s: float = 2.6
     rg_vel_sd_km_s: float = 0.2
@@ -148,7 +149,7 @@ class SyntheticSource:
     dur_s_per_km: float = 0.05
     dur_s_s: float = 0.5
     dur_rg_s: float = 1.0
-    rg_disp_vel_km_s: list[float] = _pair(
+    rg_disp_vel_km_s: list[float] = _pair(  # Rg dispersion: duration grows as r (1/v0 - 1/v1)
         2.0, 3.2
     )  # Rg dispersion: duration grows as r (1/v0 - 1/v1)
     coda_s_level: float = 0.45
@@ -161,33 +162,35 @@ class SyntheticSource:
     # site and path fingerprint
     kappa_range_s: list[float] = _pair(0.01, 0.04)
     sig_site_log10: float = 0.15
-    p_site_res: float = 0.4
+    p_site_res: float = 0.4  # share of stations with a resonance (spurious banding)
     site_res_f0_range_hz: list[float] = _pair(1.5, 10.0)
     site_res_gain_range: list[float] = _pair(2.0, 4.0)
     site_res_width_oct: float = 0.35
-    sig_fingerprint: float = 0.15
+    sig_fingerprint: float = 0.15  # log10 sd of the smooth per-(mine or cell)-station path factor
     fingerprint_nodes: int = 9
     fingerprint_band_hz: list[float] = _pair(0.7, 25.0)
     fingerprint_cell_deg: float = 0.5
     p_pick_sd_s: float = 0.15
     p_pick_max_samples: int = 50
     # noise (section 5)
+    # station noise = NLNM + u (NHNM - NLNM), u ~ Beta(a, b)
     noise_beta: list[float] = _pair(2.0, 4.0)
     day_noise_db: float = 3.0
     day_noise_min_hz: float = 2.0
     day_hours_local: list[float] = _pair(7.0, 19.0)
     noise_highpass_hz: float = 0.2
     # SNR and station selection
-    snr_min_db: float = 3.0
+    snr_min_db: float = 3.0  # keep traces with SNR >= this (1-20 Hz, P to S + snr_post_s_s)
     snr_band_hz: list[float] = _pair(1.0, 20.0)
     snr_post_s_s: float = 10.0
     snr_freqs: int = 24
+    # synthesise only pairs with analytic SNR >= snr_min_db - this
     snr_prefilter_margin_db: float = (
         3.0  # synthesise only pairs with analytic SNR >= snr_min_db - this
     )
-    max_sta: int = 6
-    min_sta: int = 3
-    extra_candidates: int = 2
+    max_sta: int = 6  # at most this many stations per event ...
+    min_sta: int = 3  # ... and events with fewer kept stations are dropped
+    extra_candidates: int = 2  # synthesise the best max_sta + this per event (by analytic SNR)
     # glitches (share of kept records; at most one glitch per record)
     p_gap: float = 0.01
     gap_range_s: list[float] = _pair(0.5, 10.0)
