@@ -514,3 +514,23 @@ def test_a_folder_where_a_file_is_expected_is_said_to_be_a_folder(tmp_path, uh4)
     assert rs.rejected.detail.item() == (
         f"{tmp_path / 'wf'} is a folder; column 'file' names one waveform file per row"
     )
+
+
+def test_a_cut_last_miniseed_record_is_said_not_dropped_silently(tmp_path, caplog):
+    import logging
+
+    import obspy
+
+    from seisbert.data.stores import KeptWarnings, read_checked
+
+    path = tmp_path / "cut.mseed"
+    obspy.read().write(str(path), format="MSEED", reclen=512)
+    whole = read_checked(path, KeptWarnings(), fmt="MSEED")
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size - 100)  # 412 bytes of the last record: ObsPy is silent
+    kept = KeptWarnings()
+    cut = read_checked(path, kept, fmt="MSEED")
+    assert sum(tr.stats.npts for tr in cut) < sum(tr.stats.npts for tr in whole)
+    with caplog.at_level(logging.WARNING, logger="seisbert.data.stores"):
+        kept.log()
+    assert "cut.mseed: the file ends inside a miniSEED record: its last 412 bytes" in caplog.text

@@ -333,7 +333,21 @@ def read_checked(path: Path, kept: KeptWarnings | None = None, fmt: str | None =
         raise Rejected(Reason.CORRUPT, f"{path.name}: obspy warned: {warning_text(damage)}")
     if kept is not None:
         kept.add(caught, path.name)
+        partial = partial_record_bytes(path, stream)
+        if partial:  # ObsPy drops a cut last record without a word: say so, once per file
+            kept.files.setdefault(
+                f"the file ends inside a miniSEED record: its last {partial} bytes (a partial "
+                "record) were not read",
+                set(),
+            ).add(path.name)
     return stream
+
+
+def partial_record_bytes(path: Path, stream) -> int:
+    """Bytes after the last whole record of a miniSEED file (0 when whole, or not miniSEED)."""
+    stats = stream[0].stats if len(stream) else None
+    length = getattr(getattr(stats, "mseed", None), "record_length", None)
+    return int(path.stat().st_size % length) if length else 0
 
 
 @functools.lru_cache(maxsize=None)
