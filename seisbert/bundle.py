@@ -322,8 +322,8 @@ def load_bundle(path: str | Path) -> Bundle:
         tensors = load_file(str(path))
     except Exception as e:  # a damaged offset table or data buffer
         raise ValueError(f"bundle {path} is damaged: its tensors cannot be read ({e})") from None
-    expected = read_metadata(path).get(CHECKSUM_KEY)
-    if expected != checksum(read_metadata(path)[HEADER_KEY], tensors):
+    meta = read_metadata(path)
+    if meta.get(CHECKSUM_KEY) != checksum(meta[HEADER_KEY], tensors):
         raise ValueError(
             f"bundle {path} is refused: its SHA-256 checksum does not match its "
             "contents (the file was changed or damaged after it was written)"
@@ -381,9 +381,9 @@ def check_compatible(info: dict, path: Path) -> None:
     if info.get("input") not in INPUTS:
         problems.append(f"input {info.get('input')!r} (this seisbert reads {list(INPUTS)})")
     problems += _module_problems(info.get("module"), info.get("hyper_parameters"))
-    problems += _config_problems("features", info.get("features", {}), _feature_config())
+    problems += _config_problems("features", info.get("features", {}), FeatureConfig)
     problems += _config_problems(
-        "tokenizer", info.get("tokenizer", {}).get("config", {}), _tokenizer_config()
+        "tokenizer", info.get("tokenizer", {}).get("config", {}), TokenizerConfig
     )
     if problems:
         raise ValueError(
@@ -446,14 +446,6 @@ def _config_problems(group: str, values, cls: type) -> list[str]:
     except (ValueError, TypeError) as e:
         return [f"its {group} config is refused here: {e}"]
     return []
-
-
-def _feature_config() -> type:
-    return FeatureConfig
-
-
-def _tokenizer_config() -> type:
-    return TokenizerConfig
 
 
 def feature_differences(bundle_features: dict, other: dict) -> list[str]:

@@ -208,8 +208,9 @@ def verified(
         log.warning("%s: cached %s fails verification (%s); rebuilding it", what, path, reason)
         discard(path)
         return False
-    content = content_ok(path) if manifest_problem(path) is not None else None
-    if manifest_problem(path) is not None and content is None:
+    manifest_failed = manifest_problem(path) is not None
+    content = content_ok(path) if manifest_failed else None
+    if manifest_failed and content is None:
         upgrade_manifest(path)
         log.warning(
             "%s: %s had a manifest that failed (%s); its files pass their content check, "

@@ -42,7 +42,8 @@ SCHEMAS = {
 
 def defaults_node(cls) -> dict:
     """``_target_`` and the default of every init field of the dataclass ``cls``."""
-    values = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.init}
+    default = cls()
+    values = {f.name: getattr(default, f.name) for f in dataclasses.fields(cls) if f.init}
     return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **values}
 
 
